@@ -1,0 +1,1 @@
+"""The engine app: the signal core, the feeds and the worker process."""

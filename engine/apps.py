@@ -1,0 +1,8 @@
+"""App config for the engine."""
+
+from django.apps import AppConfig
+
+
+class EngineConfig(AppConfig):
+    name = "engine"
+    verbose_name = "Engine"

@@ -1,0 +1,1 @@
+"""Pure-Python signal core: rules, text form, indicators, bars and the per-symbol state machine."""

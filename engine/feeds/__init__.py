@@ -1,0 +1,1 @@
+"""Bar feeds: ib (TWS / IB Gateway), demo (synthetic market) and csv (file replay)."""

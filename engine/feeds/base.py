@@ -1,0 +1,72 @@
+"""The interface every bar feed (ib, demo, csv) implements for the engine worker."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+from engine.core.bars import Bar
+
+
+@dataclass(frozen=True, slots=True)
+class BarEvent:
+    """A closed bar of the run's bar size.
+
+    ``warmup`` bars come from history: they fill indicators and cross memory but never emit.
+    Bars may be re-delivered after a reconnect; the core skips bars it has already seen.
+    """
+
+    bar: Bar
+    warmup: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StatusEvent:
+    """A change the user should see, as a sentence.
+
+    ``state`` is one of the engine states a feed can cause: ``connecting``, ``warming_up``,
+    ``running``, ``reconnecting``, ``error``; ``notice`` for information that changes no
+    state (market closed, a farm message, one symbol refused while others run).
+    ``symbol`` is set when the event concerns one symbol only. ``permanent`` says retrying
+    cannot help (unknown symbol, no permission, client id in use after retries).
+    """
+
+    state: str
+    message: str
+    symbol: str | None = None
+    permanent: bool = False
+
+
+FeedEvent = BarEvent | StatusEvent
+
+
+class FeedError(Exception):
+    """A feed failure with a sentence a user can act on."""
+
+    def __init__(self, message: str, *, code: int | None = None, permanent: bool = False):
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.permanent = permanent
+
+
+class Feed(ABC):
+    """A source of closed bars for a set of symbols.
+
+    The engine calls :meth:`events` once per run and consumes it until it ends (csv feed at
+    end of file) or until the engine calls :meth:`close` (Stop, shutdown).
+    """
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    def events(
+        self, symbols: Sequence[str], *, bar_seconds: int, warmup_bars: int
+    ) -> AsyncIterator[FeedEvent]:
+        """Yield warm-up bars (at least ``warmup_bars`` per symbol when available), then live
+        bars of ``bar_seconds`` (5 or 60), interleaved with status events."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections and subscriptions; ``events`` must then finish promptly."""

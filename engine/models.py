@@ -1,0 +1,109 @@
+"""Settings (one row) and the engine's state (one row) shared by the web and the worker."""
+
+import secrets
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+class AppSettings(models.Model):
+    """The single settings row. Environment variables override it (see ``engine.config``)."""
+
+    class Feed(models.TextChoices):
+        IB = "ib", "Interactive Brokers (TWS / IB Gateway)"
+        DEMO = "demo", "Demo (synthetic market)"
+        CSV = "csv", "CSV file replay"
+
+    class BarSize(models.IntegerChoices):
+        FIVE_SECONDS = 5, "5 seconds"
+        ONE_MINUTE = 60, "1 minute"
+
+    ib_host = models.CharField("IB host", max_length=255, default="127.0.0.1")
+    ib_port = models.PositiveIntegerField("IB port", default=7497)
+    ib_client_id = models.PositiveIntegerField("IB client id", default=17)
+    feed = models.CharField(max_length=10, choices=Feed.choices, default=Feed.DEMO)
+    csv_path = models.CharField("CSV file", max_length=500, blank=True)
+    bar_seconds = models.PositiveSmallIntegerField(
+        "bar size", choices=BarSize.choices, default=BarSize.FIVE_SECONDS
+    )
+    active_rule = models.ForeignKey(
+        "rules.Rule", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    feed_token = models.CharField(max_length=64, default=new_token)
+    engine_token = models.CharField(max_length=64, default=new_token)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "settings"
+        verbose_name_plural = "settings"
+
+    def __str__(self) -> str:
+        return "Settings"
+
+
+class EngineState(models.Model):
+    """The single engine-state row: what the user asked for and what the worker reports."""
+
+    class Desired(models.TextChoices):
+        RUNNING = "running", "Running"
+        STOPPED = "stopped", "Stopped"
+
+    class State(models.TextChoices):
+        OFFLINE = "offline", "Offline"
+        IDLE = "idle", "Idle"
+        CONNECTING = "connecting", "Connecting"
+        WARMING_UP = "warming_up", "Warming up"
+        RUNNING = "running", "Running"
+        RECONNECTING = "reconnecting", "Reconnecting"
+        STOPPING = "stopping", "Stopping"
+        ERROR = "error", "Error"
+
+    desired = models.CharField(max_length=10, choices=Desired.choices, default=Desired.STOPPED)
+    state = models.CharField(max_length=20, choices=State.choices, default=State.IDLE)
+    message = models.TextField(blank=True, default="")
+    heartbeat = models.DateTimeField(null=True, blank=True)
+    pid = models.IntegerField(null=True, blank=True)
+    # What the current run locked (DESIGN §4): set at start, cleared at stop.
+    run_rule = models.ForeignKey(
+        "rules.Rule", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    run_watchlist = models.ForeignKey(
+        "watchlists.Watchlist", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    run_started = models.DateTimeField(null=True, blank=True)
+    last_bar_time = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "engine state"
+        verbose_name_plural = "engine state"
+
+    def __str__(self) -> str:
+        return f"Engine: {self.effective_state}"
+
+    @property
+    def is_alive(self) -> bool:
+        if self.heartbeat is None:
+            return False
+        stale = timedelta(seconds=settings.SCALP_HEARTBEAT_STALE_SECONDS)
+        return timezone.now() - self.heartbeat <= stale
+
+    @property
+    def effective_state(self) -> str:
+        """The state to show: ``offline`` when the worker's heartbeat is stale."""
+        return self.state if self.is_alive else self.State.OFFLINE
+
+    @property
+    def effective_state_label(self) -> str:
+        return self.State(self.effective_state).label
+
+    @property
+    def is_locked(self) -> bool:
+        """A live run holds the active rule and watchlist."""
+        return self.is_alive and (self.run_rule_id is not None or self.run_watchlist_id is not None)

@@ -1,0 +1,115 @@
+"""State changes of the settings row and the engine-state row (the only writers of both)."""
+
+import hmac
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from engine.models import AppSettings, EngineState, new_token
+
+
+def settings_get() -> AppSettings:
+    """The settings row, created on first use with fresh tokens and the system rule active."""
+    app_settings, _ = AppSettings.objects.get_or_create(pk=1)
+    if app_settings.active_rule_id is None:
+        from rules.models import Rule
+
+        system_rule = Rule.objects.filter(is_system=True).order_by("pk").first()
+        if system_rule is not None:
+            app_settings.active_rule = system_rule
+            app_settings.save(update_fields=["active_rule", "updated_at"])
+    return app_settings
+
+
+def engine_state_get() -> EngineState:
+    state, _ = EngineState.objects.get_or_create(pk=1)
+    return state
+
+
+def engine_assert_unlocked(*, rule=None, watchlist=None, action: str) -> None:
+    """Refuse ``action`` on a rule or watchlist that a live engine run holds (DESIGN §4)."""
+    state = engine_state_get()
+    if not state.is_locked:
+        return
+    if rule is not None and rule.pk is not None and state.run_rule_id == rule.pk:
+        raise ValidationError(
+            f"The engine is running with the rule “{rule.name}”: stop the engine before {action}."
+        )
+    if (
+        watchlist is not None
+        and watchlist.pk is not None
+        and state.run_watchlist_id == watchlist.pk
+    ):
+        raise ValidationError(
+            f"The engine is running with the watchlist “{watchlist.name}”: "
+            f"stop the engine before {action}."
+        )
+
+
+def engine_assert_stopped(*, action: str) -> None:
+    """Refuse ``action`` (switching the active rule or watchlist) while a run is live."""
+    if engine_state_get().is_locked:
+        raise ValidationError(f"The engine is running: stop it before {action}.")
+
+
+SETTINGS_FIELDS = {"ib_host", "ib_port", "ib_client_id", "feed", "csv_path", "bar_seconds"}
+
+
+def settings_update(**fields) -> AppSettings:
+    """Change connection, feed or bar-size settings; they apply to the next engine start."""
+    unknown = set(fields) - SETTINGS_FIELDS
+    if unknown:
+        raise ValueError(f"not settings fields: {sorted(unknown)}")
+    app_settings = settings_get()
+    for name, value in fields.items():
+        setattr(app_settings, name, value)
+    app_settings.full_clean()
+    app_settings.save()
+    return app_settings
+
+
+def settings_set_active_rule(*, rule) -> AppSettings:
+    engine_assert_stopped(action="switching the active rule")
+    app_settings = settings_get()
+    app_settings.active_rule = rule
+    app_settings.save(update_fields=["active_rule", "updated_at"])
+    return app_settings
+
+
+def feed_token_rotate() -> str:
+    app_settings = settings_get()
+    app_settings.feed_token = new_token()
+    app_settings.save(update_fields=["feed_token", "updated_at"])
+    return app_settings.feed_token
+
+
+def token_matches(given: str | None, expected: str) -> bool:
+    """Constant-time comparison of a presented token with the stored one."""
+    if not given or not expected:
+        return False
+    return hmac.compare_digest(given.encode(), expected.encode())
+
+
+def engine_request(*, desired: str) -> EngineState:
+    """Record what the user wants (running / stopped); the worker acts on it."""
+    if desired not in EngineState.Desired.values:
+        raise ValueError(f"desired must be one of {EngineState.Desired.values}")
+    with transaction.atomic():
+        state = engine_state_get()
+        state.desired = desired
+        state.save(update_fields=["desired", "updated_at"])
+    return state
+
+
+def engine_heartbeat(*, state: str | None = None, message: str | None = None, pid=None) -> None:
+    """The worker's periodic write: heartbeat, and state/message when they changed."""
+    fields = {"heartbeat": timezone.now()}
+    if state is not None:
+        fields["state"] = state
+    if message is not None:
+        fields["message"] = message
+    if pid is not None:
+        fields["pid"] = pid
+    engine_state_get()
+    EngineState.objects.filter(pk=1).update(**fields, updated_at=timezone.now())

@@ -1,0 +1,1 @@
+"""Rules: trading rule definitions (JSON), their validation and their lifecycle."""

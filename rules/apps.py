@@ -1,0 +1,8 @@
+"""App config for rules."""
+
+from django.apps import AppConfig
+
+
+class RulesConfig(AppConfig):
+    name = "rules"
+    verbose_name = "Rules"

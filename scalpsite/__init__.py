@@ -1,0 +1,1 @@
+"""ScalpSignal's Django project package: settings, ASGI application and URLs."""

@@ -1,0 +1,1 @@
+"""Signals: every signal the engine fired, stored and delivered."""

@@ -1,0 +1,50 @@
+"""The Signal model: one row per (rule, symbol, bar close time), written by the engine."""
+
+from datetime import UTC
+
+from django.db import models
+from django.utils import timezone
+
+
+class Signal(models.Model):
+    id = models.BigAutoField(primary_key=True)
+    time = models.DateTimeField(help_text="Bar close time (UTC).")
+    symbol = models.CharField(max_length=12)
+    price = models.FloatField()
+    # A plain id, not a foreign key: history keeps the rule id it was fired by even after the
+    # rule is deleted, and it matches the `rule_id` of the event JSON.
+    rule_id = models.IntegerField()
+    rule_name = models.CharField(max_length=80)
+    bar_seconds = models.PositiveIntegerField(default=5)
+    values = models.JSONField(default=dict, blank=True)
+    recorded_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["rule_id", "symbol", "time"], name="one_signal_per_rule_symbol_bar"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["symbol", "id"], name="signal_symbol_id"),
+            models.Index(fields=["time"], name="signal_time"),
+            models.Index(fields=["rule_id", "id"], name="signal_rule_id"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.symbol} {self.price} @ {self.time:%Y-%m-%d %H:%M:%S}Z"
+
+    def to_event(self) -> dict:
+        """The DESIGN §3 event JSON for this signal."""
+        return {
+            "event": "signal",
+            "symbol": self.symbol,
+            "price": self.price,
+            "rule_id": self.rule_id,
+            "timestamp": self.time.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "id": self.id,
+            "rule_name": self.rule_name,
+            "bar_seconds": self.bar_seconds,
+            "values": self.values,
+        }

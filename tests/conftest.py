@@ -1,0 +1,84 @@
+"""Shared fixtures. Kept free of module-level Django imports: the IB feed tests also run in a
+second virtualenv (ib_insync) without Django."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, *, timeout: float = 30.0, proc: subprocess.Popen | None = None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before listening")
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout} s")
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    """Environment for a child process that must share this test run's SQLite file."""
+    from django.conf import settings
+
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "scalpsite.settings", "PYTHONUNBUFFERED": "1"}
+    env["SCALP_DB_PATH"] = str(settings.DATABASES["default"]["NAME"])
+    env.update(extra)
+    return env
+
+
+@pytest.fixture
+def artifacts_dir(tmp_path_factory) -> Path:
+    """Screenshots and logs worth looking at after a run (under pytest's temp dir)."""
+    path = Path(os.environ.get("SCALP_ARTIFACTS_DIR") or tmp_path_factory.getbasetemp())
+    path = path / "artifacts"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture
+def live_daphne(django_db_serialized_rollback, transactional_db, tmp_path):
+    """A real Daphne on a random port serving this test run's database."""
+    port = free_port()
+    log = (tmp_path / "daphne.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
+         "--websocket_timeout", "-1", "scalpsite.asgi:application"],
+        cwd=ROOT, env=subprocess_env(), stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        wait_for_port(port, proc=proc)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def http_get(url: str, opener=None) -> tuple[int, str]:
+    opener = opener or urllib.request.build_opener()
+    try:
+        with opener.open(url, timeout=10) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode()

@@ -1,0 +1,111 @@
+"""The headless CLI: ensureadmin, feedtoken, rules import/export, watchlist."""
+
+import json
+import os
+import stat
+import subprocess
+import sys
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+
+from engine.services import settings_get
+from rules.models import Rule
+from tests.conftest import ROOT, subprocess_env
+from tests.factories import DEFAULT_DEFINITION
+from watchlists.models import Watchlist
+
+
+def manage(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT, env=subprocess_env(), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+
+
+@pytest.mark.django_db
+def test_ensureadmin_creates_admin_once_with_a_private_password_file(settings, tmp_path, capsys):
+    settings.VAR_DIR = tmp_path
+    os.environ.pop("SCALP_ADMIN_PASSWORD", None)
+    call_command("ensureadmin")
+    out = capsys.readouterr().out
+    path = tmp_path / "admin-password.txt"
+    password = path.read_text().split("password: ")[1].strip()
+    assert password in out
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    user = get_user_model().objects.get()
+    assert user.username == "admin" and user.is_superuser and user.check_password(password)
+    call_command("ensureadmin")
+    assert capsys.readouterr().out == ""
+    assert get_user_model().objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_ensureadmin_takes_the_password_from_the_environment(settings, tmp_path, monkeypatch):
+    settings.VAR_DIR = tmp_path
+    monkeypatch.setenv("SCALP_ADMIN_PASSWORD", "correct horse battery")
+    call_command("ensureadmin")
+    assert get_user_model().objects.get().check_password("correct horse battery")
+    assert not (tmp_path / "admin-password.txt").exists()
+
+
+@pytest.mark.django_db
+def test_feedtoken_prints_and_rotates(capsys):
+    call_command("feedtoken")
+    first = capsys.readouterr().out.strip()
+    assert first == settings_get().feed_token and len(first) >= 32
+    call_command("feedtoken", "--rotate")
+    second = capsys.readouterr().out.strip()
+    assert second != first and second == settings_get().feed_token
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_rules_import_and_export_round_trip(tmp_path):
+    path = tmp_path / "rule.json"
+    path.write_text(json.dumps({"name": "Cross", **DEFAULT_DEFINITION, "cooldown_sec": 30}))
+    result = manage("rules", "import", str(path))
+    assert result.returncode == 0, result.stderr
+    rule = Rule.objects.get(name="Cross")
+    exported = json.loads(manage("rules", "export", str(rule.pk)).stdout)
+    assert exported == {"id": rule.pk, "name": "Cross", "type": "custom",
+                        **DEFAULT_DEFINITION, "cooldown_sec": 30}  # fmt: skip
+    everything = json.loads(manage("rules", "export").stdout)
+    assert [r["name"] for r in everything] == ["MA Momentum", "Cross"]
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        ('{"name": "x", "logic": "AND",', "not valid JSON"),
+        (json.dumps({"name": "x", **DEFAULT_DEFINITION, "logic": "NAND"}), "logic"),
+        (json.dumps({**DEFAULT_DEFINITION}), "name"),
+    ],
+)
+def test_rules_import_bad_input_exits_2_with_one_line(tmp_path, content, fragment):
+    path = tmp_path / "bad.json"
+    path.write_text(content)
+    result = manage("rules", "import", str(path))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and fragment in lines[0] and "Traceback" not in result.stderr
+    assert Rule.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_watchlist_cli_create_activate_and_errors():
+    ok = manage("watchlist", "create", "Semis", "nvda", "amd", "--activate")
+    assert ok.returncode == 0, ok.stderr
+    assert Watchlist.objects.get(is_active=True).symbols == ["NVDA", "AMD"]
+    assert manage("watchlist", "activate", "Default").returncode == 0
+    assert Watchlist.objects.get(is_active=True).name == "Default"
+    too_many = manage("watchlist", "create", "Big", "A", "B", "C", "D", "E", "F")
+    assert too_many.returncode == 2
+    assert "at most 5 symbols" in too_many.stderr
+    assert len(too_many.stderr.strip().splitlines()) == 1
+    bad = manage("watchlist", "create", "Bad", "AA$")
+    assert bad.returncode == 2 and "not a valid symbol" in bad.stderr
+    missing = manage("watchlist", "activate", "Nope")
+    assert missing.returncode == 2 and "No watchlist named 'Nope'" in missing.stderr
+    assert not Watchlist.objects.filter(name__in=["Big", "Bad"]).exists()

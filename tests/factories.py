@@ -1,0 +1,41 @@
+"""Small ``make_*`` helpers for tests (real objects, created through the services)."""
+
+from __future__ import annotations
+
+from django.utils import timezone
+
+DEFAULT_DEFINITION = {
+    "logic": "AND",
+    "conditions": [
+        {"left": "PRICE", "op": ">", "right": "MA5"},
+        {"left": "MA5", "op": ">", "right": "MA10"},
+    ],
+    "cooldown_sec": 60,
+    "trigger": "level",
+}
+
+
+def make_rule(name: str = "My rule", definition: dict | None = None):
+    from rules.services import rule_create
+
+    return rule_create(name=name, definition=definition or dict(DEFAULT_DEFINITION))
+
+
+def make_watchlist(name: str = "Tech", symbols=("AAPL", "MSFT"), activate: bool = False):
+    from watchlists.services import watchlist_create
+
+    return watchlist_create(name=name, symbols=symbols, activate=activate)
+
+
+def make_running_engine(*, rule=None, watchlist=None):
+    """Mark the engine as live and holding ``rule`` / ``watchlist``, as the worker does."""
+    from engine.services import engine_state_get
+
+    state = engine_state_get()
+    state.state = "running"
+    state.heartbeat = timezone.now()
+    state.run_rule = rule
+    state.run_watchlist = watchlist
+    state.run_started = timezone.now()
+    state.save()
+    return state

@@ -1,0 +1,79 @@
+"""The admin goes through the same validation and locks as the services."""
+
+import json
+
+import pytest
+
+from rules.models import Rule
+from tests.factories import DEFAULT_DEFINITION, make_rule, make_running_engine
+
+pytestmark = pytest.mark.django_db
+
+
+def post_rule(client, url, name, definition):
+    text = definition if isinstance(definition, str) else json.dumps(definition)
+    return client.post(url, {"name": name, "definition": text})
+
+
+def test_admin_adds_a_valid_rule(admin_client):
+    resp = post_rule(admin_client, "/admin/rules/rule/add/", "Via admin", DEFAULT_DEFINITION)
+    assert resp.status_code == 302
+    assert Rule.objects.get(name="Via admin").text == "PRICE > MA5 AND MA5 > MA10"
+
+
+def test_admin_shows_an_unknown_operand_as_a_form_error(admin_client):
+    bad = {**DEFAULT_DEFINITION, "conditions": [{"left": "PRICE", "op": ">", "right": "MA999"}]}
+    resp = post_rule(admin_client, "/admin/rules/rule/add/", "Bad", bad)
+    assert resp.status_code == 200
+    assert "conditions[0].right" in resp.content.decode()
+    assert not Rule.objects.filter(name="Bad").exists()
+
+
+def test_admin_shows_invalid_json_as_a_form_error(admin_client):
+    resp = post_rule(admin_client, "/admin/rules/rule/add/", "Bad", '{"logic": "AND",')
+    assert resp.status_code == 200
+    assert "Enter a valid JSON" in resp.content.decode()
+
+
+def test_admin_system_rule_is_read_only_with_no_delete(admin_client):
+    system = Rule.objects.get(is_system=True)
+    page = admin_client.get(f"/admin/rules/rule/{system.pk}/change/").content.decode()
+    assert 'name="_save"' not in page
+    assert "/delete/" not in page
+    resp = post_rule(admin_client, f"/admin/rules/rule/{system.pk}/change/", "X",
+                     DEFAULT_DEFINITION)  # fmt: skip
+    assert resp.status_code == 403
+    assert admin_client.post(f"/admin/rules/rule/{system.pk}/delete/",
+                             {"post": "yes"}).status_code == 403  # fmt: skip
+    assert Rule.objects.get(pk=system.pk).name == "MA Momentum"
+
+
+def test_admin_bulk_delete_skips_the_system_rule(admin_client):
+    custom = make_rule()
+    system = Rule.objects.get(is_system=True)
+    resp = admin_client.post(
+        "/admin/rules/rule/",
+        {"action": "delete_custom_rules", "_selected_action": [system.pk, custom.pk]},
+        follow=True,
+    )
+    assert "can&#x27;t be deleted" in resp.content.decode()
+    assert list(Rule.objects.values_list("pk", flat=True)) == [system.pk]
+
+
+def test_admin_refuses_editing_the_running_rule(admin_client):
+    rule = make_rule(name="Running")
+    make_running_engine(rule=rule)
+    resp = post_rule(admin_client, f"/admin/rules/rule/{rule.pk}/change/", "Renamed",
+                     DEFAULT_DEFINITION)  # fmt: skip
+    assert resp.status_code == 200
+    assert "stop the engine before editing it" in resp.content.decode()
+    resp = admin_client.post(f"/admin/rules/rule/{rule.pk}/delete/", {"post": "yes"}, follow=True)
+    assert "stop the engine before deleting it" in resp.content.decode()
+    assert Rule.objects.filter(name="Running").exists()
+
+
+def test_admin_clone_action(admin_client):
+    system = Rule.objects.get(is_system=True)
+    admin_client.post("/admin/rules/rule/",
+                      {"action": "clone_rules", "_selected_action": [system.pk]})  # fmt: skip
+    assert Rule.objects.filter(name="MA Momentum copy", is_system=False).exists()

@@ -1,0 +1,51 @@
+"""Storage and security defaults from settings."""
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+
+def test_sqlite_runs_in_wal_with_immediate_transactions_and_a_busy_timeout(db):
+    with connection.cursor() as cursor:
+        assert cursor.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert cursor.execute("PRAGMA busy_timeout").fetchone()[0] == 20_000
+    assert connection.transaction_mode == "IMMEDIATE"
+    assert str(settings.DATABASES["default"]["NAME"]).endswith(".sqlite3")
+    assert not connection.is_in_memory_db()
+
+
+def test_local_only_defaults():
+    assert settings.ALLOWED_HOSTS[:3] == ["127.0.0.1", "localhost", "[::1]"]
+    assert settings.USE_TZ and settings.TIME_ZONE == "UTC"
+    assert settings.INSTALLED_APPS[0] == "daphne"
+    assert "django.contrib.auth.middleware.LoginRequiredMiddleware" in settings.MIDDLEWARE
+    assert settings.CHANNEL_LAYERS["default"]["BACKEND"].endswith("InMemoryChannelLayer")
+
+
+@pytest.mark.django_db
+def test_pages_and_admin_require_login(client):
+    for url in ["/", "/admin/"]:
+        resp = client.get(url)
+        assert resp.status_code == 302
+        assert "login" in resp["Location"]
+
+
+@pytest.mark.django_db
+def test_dashboard_shows_the_active_rule_and_watchlist(admin_client):
+    page = admin_client.get("/").content.decode()
+    assert "PRICE &gt; MA5 AND MA5 &gt; MA10" in page
+    assert "AAPL MSFT NVDA SPY TSLA" in page
+
+
+@pytest.mark.django_db
+def test_unknown_page_is_a_plain_404(admin_client):
+    resp = admin_client.get("/no/such/page/")
+    assert resp.status_code == 404
+    assert "Traceback" not in resp.content.decode()
+
+
+def test_check_deploy_has_no_unexplained_warnings():
+    from django.core.management import call_command
+
+    # Raises SystemCheckError on any warning not reviewed in docs/security.md.
+    call_command("check", "--deploy", "--fail-level", "WARNING")

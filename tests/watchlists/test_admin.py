@@ -1,0 +1,58 @@
+"""Watchlist admin: inline symbols validated like the services."""
+
+import pytest
+
+from tests.factories import make_running_engine, make_watchlist
+from watchlists.models import Watchlist
+
+pytestmark = pytest.mark.django_db
+
+
+def inline_data(symbols, *, initial=0, total=None):
+    data = {
+        "items-TOTAL_FORMS": str(total if total is not None else len(symbols)),
+        "items-INITIAL_FORMS": str(initial),
+        "items-MIN_NUM_FORMS": "0",
+        "items-MAX_NUM_FORMS": "5",
+    }
+    for i, symbol in enumerate(symbols):
+        data[f"items-{i}-symbol"] = symbol
+        data[f"items-{i}-position"] = str(i)
+    return data
+
+
+def test_admin_creates_a_watchlist_with_normalised_symbols(admin_client):
+    resp = admin_client.post("/admin/watchlists/watchlist/add/",
+                             {"name": "Admin list", **inline_data(["aapl", " msft"])})  # fmt: skip
+    assert resp.status_code == 302
+    assert Watchlist.objects.get(name="Admin list").symbols == ["AAPL", "MSFT"]
+
+
+def test_admin_refuses_a_sixth_symbol(admin_client):
+    resp = admin_client.post("/admin/watchlists/watchlist/add/",
+                             {"name": "Too many", **inline_data(list("ABCDEF"))})  # fmt: skip
+    assert resp.status_code == 200
+    page = resp.content.decode()
+    assert "at most 5" in page
+    assert not Watchlist.objects.filter(name="Too many").exists()
+
+
+def test_admin_refuses_a_bad_symbol(admin_client):
+    resp = admin_client.post("/admin/watchlists/watchlist/add/",
+                             {"name": "Bad", **inline_data(["AAPL", "A$PL"])})  # fmt: skip
+    assert resp.status_code == 200
+    assert "not a valid symbol" in resp.content.decode()
+    assert not Watchlist.objects.filter(name="Bad").exists()
+
+
+def test_admin_refuses_changing_the_running_watchlist(admin_client):
+    wl = make_watchlist(name="Live", symbols=["AAPL"], activate=True)
+    make_running_engine(watchlist=wl)
+    item = wl.items.get()
+    data = {"name": "Live", **inline_data(["AAPL", "TSLA"], initial=1)}
+    data["items-0-id"] = str(item.pk)
+    data["items-0-watchlist"] = str(wl.pk)
+    resp = admin_client.post(f"/admin/watchlists/watchlist/{wl.pk}/change/", data)
+    assert resp.status_code == 200
+    assert "stop the engine before changing it" in resp.content.decode()
+    assert wl.symbols == ["AAPL"]

@@ -1,0 +1,1 @@
+"""Watchlists: the up-to-5 symbols the engine scans."""

@@ -1,0 +1,123 @@
+"""Admin for watchlists: symbols inline, validated and locked like everywhere else."""
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.shortcuts import redirect
+
+from watchlists import services
+from watchlists.models import MAX_SYMBOLS, Watchlist, WatchlistItem
+
+
+class WatchlistItemForm(forms.ModelForm):
+    class Meta:
+        model = WatchlistItem
+        fields = ["symbol", "position"]
+
+    def clean_symbol(self):
+        try:
+            return services.symbol_normalize(self.cleaned_data.get("symbol"))
+        except ValidationError as err:
+            raise ValidationError(err.message_dict["symbols"]) from err
+
+
+class WatchlistItemFormSet(forms.BaseInlineFormSet):
+    def clean(self):
+        super().clean()
+        kept = [
+            form.cleaned_data["symbol"]
+            for form in self.forms
+            if form.cleaned_data.get("symbol") and not form.cleaned_data.get("DELETE")
+        ]
+        if len(kept) > MAX_SYMBOLS:
+            raise ValidationError(
+                f"A watchlist holds at most {MAX_SYMBOLS} symbols; remove one first."
+            )
+        duplicates = sorted({s for s in kept if kept.count(s) > 1})
+        if duplicates:
+            raise ValidationError(f"{', '.join(duplicates)} is listed twice.")
+
+
+class WatchlistItemInline(admin.TabularInline):
+    model = WatchlistItem
+    form = WatchlistItemForm
+    formset = WatchlistItemFormSet
+    extra = 1
+    max_num = MAX_SYMBOLS
+
+
+class WatchlistAdminForm(forms.ModelForm):
+    class Meta:
+        model = Watchlist
+        fields = ["name"]
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.instance.pk is not None:
+            try:
+                services.watchlist_check_editable(watchlist=self.instance)
+            except ValidationError as err:
+                raise ValidationError(err.messages) from err
+        return cleaned
+
+
+@admin.register(Watchlist)
+class WatchlistAdmin(admin.ModelAdmin):
+    form = WatchlistAdminForm
+    inlines = [WatchlistItemInline]
+    list_display = ["name", "is_active", "symbol_list", "updated_at"]
+    readonly_fields = ["is_active"]
+    actions = ["activate"]
+
+    @admin.display(description="symbols")
+    def symbol_list(self, obj: Watchlist) -> str:
+        return " ".join(obj.symbols)
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            services.watchlist_rename(watchlist=obj, name=obj.name)
+        else:
+            created = services.watchlist_create(name=obj.name)
+            obj.pk = created.pk
+            obj.is_active = created.is_active
+
+    def save_formset(self, request, form, formset, change):
+        symbols = [
+            (f.cleaned_data.get("position") or 0, i, f.cleaned_data["symbol"])
+            for i, f in enumerate(formset.forms)
+            if f.cleaned_data.get("symbol") and not f.cleaned_data.get("DELETE")
+        ]
+        services.watchlist_set_symbols(
+            watchlist=form.instance, symbols=[s for _, _, s in sorted(symbols)]
+        )
+        # The admin's change message reads what formset.save() would have recorded.
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+
+    def delete_model(self, request, obj):
+        services.watchlist_delete(watchlist=obj)
+
+    def delete_queryset(self, request, queryset):
+        for watchlist in queryset:
+            services.watchlist_delete(watchlist=watchlist)
+
+    def delete_view(self, request, object_id, extra_context=None):
+        obj = self.get_object(request, object_id)
+        if obj is not None and request.method == "POST":
+            try:
+                services.watchlist_check_editable(watchlist=obj, action="deleting it")
+            except ValidationError as err:
+                self.message_user(request, " ".join(err.messages), messages.ERROR)
+                return redirect("admin:watchlists_watchlist_change", obj.pk)
+        return super().delete_view(request, object_id, extra_context)
+
+    @admin.action(description="Make the selected watchlist the active one")
+    def activate(self, request, queryset):
+        if queryset.count() != 1:
+            self.message_user(request, "Select exactly one watchlist to activate.", messages.ERROR)
+            return
+        try:
+            services.watchlist_activate(watchlist=queryset.get())
+        except ValidationError as err:
+            self.message_user(request, " ".join(err.messages), messages.ERROR)
+        else:
+            self.message_user(request, f"“{queryset.get().name}” is now the active watchlist.")

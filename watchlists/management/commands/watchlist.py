@@ -1,0 +1,51 @@
+"""`watchlist create NAME SYM [SYM...]` / `watchlist activate NAME` / `watchlist list`."""
+
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
+
+from watchlists.models import Watchlist
+from watchlists.services import watchlist_activate, watchlist_create
+
+
+def _error_line(err: ValidationError) -> str:
+    if hasattr(err, "error_dict"):
+        return " ".join(" ".join(msgs) for msgs in err.message_dict.values())
+    return " ".join(err.messages)
+
+
+class Command(BaseCommand):
+    help = "Create, activate or list watchlists (at most 5 symbols each)."
+
+    def add_arguments(self, parser):
+        sub = parser.add_subparsers(dest="action", required=True)
+        create = sub.add_parser("create", help="create a watchlist")
+        create.add_argument("name")
+        create.add_argument("symbols", nargs="+", metavar="SYM")
+        create.add_argument("--activate", action="store_true", help="make it the active list")
+        activate = sub.add_parser("activate", help="make NAME the active watchlist")
+        activate.add_argument("name")
+        sub.add_parser("list", help="show all watchlists")
+
+    def handle(self, *args, action: str, **options):
+        try:
+            if action == "create":
+                wl = watchlist_create(
+                    name=options["name"], symbols=options["symbols"], activate=options["activate"]
+                )
+                state = " (active)" if wl.is_active else ""
+                self.stdout.write(f"Created watchlist {wl.name}{state}: {' '.join(wl.symbols)}")
+            elif action == "activate":
+                wl = Watchlist.objects.filter(name=options["name"]).first()
+                if wl is None:
+                    names = ", ".join(Watchlist.objects.values_list("name", flat=True)) or "none"
+                    raise CommandError(
+                        f"No watchlist named {options['name']!r} (have: {names}).", returncode=2
+                    )
+                watchlist_activate(watchlist=wl)
+                self.stdout.write(f"Active watchlist: {wl.name} ({' '.join(wl.symbols)})")
+            else:
+                for wl in Watchlist.objects.prefetch_related("items"):
+                    mark = "*" if wl.is_active else " "
+                    self.stdout.write(f"{mark} {wl.name}: {' '.join(wl.symbols)}")
+        except ValidationError as err:
+            raise CommandError(_error_line(err), returncode=2) from None
