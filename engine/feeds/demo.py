@@ -1,0 +1,130 @@
+"""The demo feed: a deterministic synthetic market, so a fresh install shows live signals."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import zlib
+from collections.abc import AsyncIterator, Callable, Sequence
+
+from engine.core.bars import Bar
+from engine.feeds.base import BarEvent, Feed, FeedEvent, StatusEvent
+
+TICK = 0.01
+
+
+class DemoMarket:
+    """One symbol's price path: trends, chop and flat stretches, on the 0.01 tick grid.
+
+    Deterministic for a (seed, symbol, first bar time): the same inputs give the same bars.
+    """
+
+    REGIMES = ("up", "down", "chop", "flat")
+
+    def __init__(self, symbol: str, *, seed: int = 0) -> None:
+        key = zlib.crc32(f"{seed}:{symbol}".encode())
+        self.rng = random.Random(key)
+        self.ticks = 5_000 + key % 45_000  # a start price between 50.00 and 500.00
+        self.regime = "chop"
+        self.regime_left = 0
+
+    def _next_regime(self) -> None:
+        self.regime = self.rng.choices(self.REGIMES, weights=(3, 3, 3, 1))[0]
+        self.regime_left = self.rng.randint(12, 60)
+
+    def bar(self, symbol: str, start: int, seconds: int) -> Bar:
+        if self.regime_left <= 0:
+            self._next_regime()
+        self.regime_left -= 1
+        rng = self.rng
+        open_ticks = self.ticks
+        if self.regime == "flat":
+            volume = float(rng.randint(0, 3) * 100)
+            price = open_ticks * TICK
+            return Bar(symbol, start, seconds, price, price, price, price, volume)
+        drift = {"up": 2, "down": -2, "chop": 0}[self.regime]
+        step = drift + rng.randint(-4, 4)
+        close_ticks = max(100, open_ticks + step)
+        high_ticks = max(open_ticks, close_ticks) + rng.randint(0, 3)
+        low_ticks = max(1, min(open_ticks, close_ticks) - rng.randint(0, 3))
+        self.ticks = close_ticks
+        volume = float(rng.randint(5, 80) * 100)
+        return Bar(
+            symbol,
+            start,
+            seconds,
+            round(open_ticks * TICK, 2),
+            round(high_ticks * TICK, 2),
+            round(low_ticks * TICK, 2),
+            round(close_ticks * TICK, 2),
+            volume,
+        )
+
+
+class DemoFeed(Feed):
+    """Bars of a synthetic market in real time (or ``speed`` times faster; 0 = no waiting).
+
+    History for warm-up ends where live bars begin, at the current bar boundary.
+    """
+
+    name = "demo"
+
+    def __init__(
+        self,
+        *,
+        speed: float = 1.0,
+        seed: int = 0,
+        clock: Callable[[], float] = time.time,
+        max_bars: int | None = None,
+    ) -> None:
+        self.speed = speed
+        self.seed = seed
+        self.clock = clock
+        self.max_bars = max_bars
+        self._closed = asyncio.Event()
+
+    async def events(
+        self, symbols: Sequence[str], *, bar_seconds: int, warmup_bars: int
+    ) -> AsyncIterator[FeedEvent]:
+        markets = {symbol: DemoMarket(symbol, seed=self.seed) for symbol in symbols}
+        yield StatusEvent("connecting", "Starting the demo market (synthetic prices, not quotes).")
+        now = int(self.clock())
+        live_start = now - now % bar_seconds
+        t = live_start - warmup_bars * bar_seconds
+        if warmup_bars:
+            yield StatusEvent("warming_up", f"Demo market: {warmup_bars} history bars per symbol.")
+        while t < live_start:
+            for symbol, market in markets.items():
+                yield BarEvent(market.bar(symbol, t, bar_seconds), warmup=True)
+            t += bar_seconds
+        pace = "as fast as possible" if self.speed <= 0 else f"{self.speed:g}× real time"
+        yield StatusEvent(
+            "running",
+            f"Demo market running: {len(markets)} symbols, {bar_seconds} s bars, {pace}.",
+        )
+        real_start, emitted = self.clock(), 0
+        while not self._closed.is_set():
+            if self.max_bars is not None and emitted >= self.max_bars:
+                return
+            if self.speed > 0:
+                # Bar t closes at t + bar_seconds in market time; market time runs `speed`
+                # times faster than the wall clock from the moment live bars began.
+                due = real_start + (t + bar_seconds - live_start) / self.speed
+                delay = due - self.clock()
+                if delay > 0:
+                    try:
+                        await asyncio.wait_for(self._closed.wait(), delay)
+                    except TimeoutError:
+                        pass
+                    else:
+                        return
+            elif emitted % 500 == 0:
+                await asyncio.sleep(0)
+            for symbol, market in markets.items():
+                yield BarEvent(market.bar(symbol, t, bar_seconds))
+            t += bar_seconds
+            emitted += 1
+
+    async def close(self) -> None:
+        self._closed.set()

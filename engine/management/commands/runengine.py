@@ -1,0 +1,74 @@
+"""`runengine`: the worker process (feeds → signal core → SQLite → publisher)."""
+
+import asyncio
+import logging
+import signal
+
+from django.core.management.base import BaseCommand, CommandError
+
+from engine.config import Overrides
+from engine.feeds import FEEDS
+from engine.worker import Engine
+
+
+def speed_arg(text: str) -> float:
+    if text.lower() in {"max", "0"}:
+        return 0.0
+    value = float(text)
+    if value <= 0:
+        raise ValueError(text)
+    return value
+
+
+class Command(BaseCommand):
+    help = "Run the engine worker. It follows Start/Stop from the UI; --start begins at once."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--feed", choices=FEEDS, help="bar source (default: Settings page)")
+        parser.add_argument("--csv", metavar="FILE", help="bar file for the csv feed")
+        parser.add_argument(
+            "--speed", type=speed_arg, metavar="X",
+            help="replay speed for demo/csv: 1 = real time, 10 = ten times faster, max = no wait",
+        )  # fmt: skip
+        parser.add_argument("--rule", type=int, metavar="ID", help="rule id instead of the active")
+        parser.add_argument("--watchlist", metavar="NAME", help="watchlist instead of the active")
+        parser.add_argument("--bar-seconds", type=int, choices=(5, 60), help="bar size")
+        parser.add_argument("--start", action="store_true", help="start scanning right away")
+
+    def handle(self, *args, **options):
+        if options["csv"] and options["feed"] not in (None, "csv"):
+            raise CommandError("--csv goes with --feed csv.", returncode=2)
+        feed = options["feed"] or ("csv" if options["csv"] else None)
+        overrides = Overrides(
+            feed=feed,
+            csv_path=options["csv"],
+            speed=options["speed"],
+            rule_id=options["rule"],
+            watchlist=options["watchlist"],
+            bar_seconds=options["bar_seconds"],
+        )
+        self.check_overrides(overrides)
+        logging.getLogger("engine").setLevel(logging.INFO)
+        asyncio.run(self.serve(Engine(overrides=overrides, start=options["start"])))
+
+    def check_overrides(self, overrides: Overrides) -> None:
+        """Refuse arguments that name things that don't exist before starting anything."""
+        from pathlib import Path
+
+        from rules.models import Rule
+        from watchlists.models import Watchlist
+
+        if overrides.rule_id is not None and not Rule.objects.filter(pk=overrides.rule_id).exists():
+            raise CommandError(f"There is no rule with id {overrides.rule_id}.", returncode=2)
+        if overrides.watchlist and not Watchlist.objects.filter(name=overrides.watchlist).exists():
+            raise CommandError(
+                f"There is no watchlist named {overrides.watchlist!r}.", returncode=2
+            )
+        if overrides.csv_path and not Path(overrides.csv_path).is_file():
+            raise CommandError(f"{overrides.csv_path}: no such file.", returncode=2)
+
+    async def serve(self, engine: Engine) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, engine.request_shutdown)
+        await engine.main()

@@ -1,0 +1,303 @@
+"""The engine worker: follows the desired state, runs feeds through the signal core, stores
+signals first and publishes them second. Small step methods so tests can drive it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from asgiref.sync import sync_to_async
+from django.db import close_old_connections
+from django.utils import timezone
+
+from engine.config import ConfigError, Overrides, RunConfig, load_run_config
+from engine.core.bars import Bar, format_time
+from engine.core.machine import Signal, SymbolMachine
+from engine.feeds import make_feed
+from engine.feeds.base import BarEvent, Feed, FeedError, StatusEvent
+from engine.models import EngineState
+from engine.publish import LogPublisher, Publisher
+
+logger = logging.getLogger(__name__)
+
+TICK_SECONDS = 0.5  # how often the worker writes its heartbeat and reads the desired state
+
+
+def utc(epoch: int) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)
+
+
+@dataclass
+class Run:
+    """One Start → Stop of the engine."""
+
+    config: RunConfig
+    feed: Feed
+    machines: dict[str, SymbolMachine] = field(default_factory=dict)
+    task: asyncio.Task | None = None
+    bars: int = 0
+    signals: int = 0
+    last_bar_time: int | None = None
+
+    def machine(self, symbol: str) -> SymbolMachine:
+        machine = self.machines.get(symbol)
+        if machine is None:
+            machine = self.machines[symbol] = SymbolMachine(
+                self.config.rule, symbol, rule_id=self.config.rule_id
+            )
+        return machine
+
+
+# --- database steps (run in Django's sync thread) --------------------------------------------
+
+
+def db_read_desired() -> str:
+    from engine.services import engine_state_get
+
+    close_old_connections()
+    return engine_state_get().desired
+
+
+def db_write_state(**fields) -> None:
+    from engine.services import engine_state_get
+
+    engine_state_get()
+    EngineState.objects.filter(pk=1).update(**fields, updated_at=timezone.now())
+
+
+def db_recover(pid: int) -> str:
+    """At worker start: forget a run a dead worker left locked (kill -9, power loss)."""
+    from engine.services import engine_state_get
+
+    state = engine_state_get()
+    note = ""
+    if state.run_rule_id or state.run_watchlist_id:
+        note = "Recovered from a worker that stopped without cleaning up; its locks are released."
+    EngineState.objects.filter(pk=1).update(
+        state=EngineState.State.IDLE,
+        message=note or "Engine ready. Press Start to scan.",
+        heartbeat=timezone.now(),
+        pid=pid,
+        run_rule=None,
+        run_watchlist=None,
+        run_started=None,
+        updated_at=timezone.now(),
+    )
+    return note
+
+
+def db_record_signal(signal: Signal, config: RunConfig):
+    from signals.services import signal_record
+
+    return signal_record(
+        time=utc(signal.close_time),
+        symbol=signal.symbol,
+        price=signal.price,
+        rule_id=config.rule_id,
+        rule_name=config.rule_name,
+        bar_seconds=config.bar_seconds,
+        values=signal.values,
+    )
+
+
+class Engine:
+    def __init__(
+        self,
+        *,
+        overrides: Overrides | None = None,
+        publisher: Publisher | None = None,
+        start: bool = False,
+    ) -> None:
+        self.overrides = overrides or Overrides()
+        self.publisher = publisher or LogPublisher()
+        self.start_requested = start
+        self.shutdown = asyncio.Event()
+        self.run: Run | None = None
+        self.state = EngineState.State.IDLE
+        self.message = ""
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    async def main(self) -> None:
+        """Run until :meth:`request_shutdown`; never raises for feed or data problems."""
+        note = await sync_to_async(db_recover)(os.getpid())
+        if note:
+            logger.warning(note)
+        if self.start_requested:
+            from engine.services import engine_request
+
+            await sync_to_async(engine_request)(desired="running")
+        try:
+            while not self.shutdown.is_set():
+                await self.tick()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.shutdown.wait(), TICK_SECONDS)
+        finally:
+            if self.run is not None:
+                await self.stop_run("The engine worker stopped.")
+            else:
+                await self.set_state(EngineState.State.IDLE, "The engine worker stopped.")
+            await self.publisher.close()
+
+    def request_shutdown(self) -> None:
+        self.shutdown.set()
+
+    async def tick(self) -> None:
+        """Heartbeat, then act on the desired state (start or stop a run)."""
+        fields = {"heartbeat": timezone.now()}
+        if self.run is not None and self.run.last_bar_time is not None:
+            fields["last_bar_time"] = utc(self.run.last_bar_time)
+        await sync_to_async(db_write_state)(**fields)
+        desired = await sync_to_async(db_read_desired)()
+        running = self.run is not None and self.run.task is not None and not self.run.task.done()
+        if desired == EngineState.Desired.RUNNING and not running:
+            if self.run is None:
+                await self.start_run()
+        elif desired == EngineState.Desired.STOPPED and self.run is not None:
+            await self.stop_run("Stopped.")
+
+    async def start_run(self) -> None:
+        try:
+            config = await sync_to_async(load_run_config)(self.overrides)
+        except ConfigError as err:
+            await self.fail(str(err))
+            return
+        feed = make_feed(config)
+        run = Run(config=config, feed=feed)
+        self.run = run
+        await sync_to_async(db_write_state)(
+            run_rule_id=config.rule_id,
+            run_watchlist_id=config.watchlist_id,
+            run_started=timezone.now(),
+            last_bar_time=None,
+        )
+        await self.set_state(
+            EngineState.State.CONNECTING,
+            f"Starting: rule “{config.rule_name}” on {self.describe_symbols(config)} "
+            f"({config.bar_seconds} s bars, {config.feed} feed).",
+        )
+        run.task = asyncio.create_task(self.consume(run), name="engine-run")
+
+    @staticmethod
+    def describe_symbols(config: RunConfig) -> str:
+        if config.feed == "csv":
+            return f"the symbols in {os.path.basename(config.csv_path)}"
+        return " ".join(config.symbols)
+
+    async def stop_run(self, message: str) -> None:
+        run, self.run = self.run, None
+        if run is None:
+            return
+        await self.set_state(EngineState.State.STOPPING, "Stopping…")
+        await run.feed.close()
+        if run.task is not None and not run.task.done():
+            run.task.cancel()
+            # The run reports its own failures; here we only wait for it to end.
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await run.task
+        await self.release(run)
+        await self.set_state(EngineState.State.IDLE, message)
+
+    async def release(self, run: Run) -> None:
+        await sync_to_async(db_write_state)(run_rule=None, run_watchlist=None, run_started=None)
+
+    async def fail(self, message: str) -> None:
+        """A run can't go on: show why, and stop wanting to run until the user says Start."""
+        from engine.services import engine_request
+
+        await sync_to_async(engine_request)(desired="stopped")
+        await self.set_state(EngineState.State.ERROR, message)
+
+    # --- the run -----------------------------------------------------------------------------
+
+    async def consume(self, run: Run) -> None:
+        config = run.config
+        try:
+            async for event in run.feed.events(
+                config.symbols,
+                bar_seconds=config.bar_seconds,
+                warmup_bars=config.rule.warmup_bars(),
+            ):
+                if isinstance(event, BarEvent):
+                    await self.on_bar(run, event.bar, warmup=event.warmup)
+                else:
+                    await self.on_status(event)
+        except asyncio.CancelledError:
+            raise
+        except FeedError as err:
+            await self.end_run(run, EngineState.State.ERROR, err.message)
+            return
+        except Exception:
+            logger.exception("engine run failed")
+            await self.end_run(
+                run, EngineState.State.ERROR, "The engine hit an internal error; see the log."
+            )
+            return
+        if self.run is run:
+            await self.end_run(
+                run,
+                EngineState.State.IDLE,
+                f"Feed finished: {run.bars} bars, {run.signals} signals.",
+            )
+
+    async def end_run(self, run: Run, state: str, message: str) -> None:
+        if self.run is not run:
+            return
+        from engine.services import engine_request
+
+        self.run = None
+        await self.release(run)
+        await sync_to_async(engine_request)(desired="stopped")
+        await self.set_state(state, message)
+
+    async def on_bar(self, run: Run, bar: Bar, *, warmup: bool) -> None:
+        machine = run.machine(bar.symbol)
+        if warmup:
+            machine.warm(bar)
+            return
+        run.bars += 1
+        run.last_bar_time = bar.close_time
+        signal = machine.on_bar(bar)
+        if signal is not None:
+            row = await sync_to_async(db_record_signal)(signal, run.config)
+            if row is not None:
+                run.signals += 1
+                await self.publisher.publish(row.to_event())
+        await self.publisher.publish(self.bar_event(run, bar, machine))
+
+    @staticmethod
+    def bar_event(run: Run, bar: Bar, machine: SymbolMachine) -> dict:
+        return {
+            "event": "bar",
+            "symbol": bar.symbol,
+            "time": format_time(bar.time),
+            "open": bar.open,
+            "high": bar.high,
+            "low": bar.low,
+            "close": bar.close,
+            "volume": bar.volume,
+            "values": machine.last_values(),
+            "state": machine.state,
+            "cooldown_until": (
+                format_time(machine.cooldown_until) if machine.cooldown_until else None
+            ),
+        }
+
+    async def on_status(self, event: StatusEvent) -> None:
+        if event.state == "notice" or event.symbol is not None:
+            # Information about one symbol or the market: keep the state, show the sentence.
+            await self.set_state(self.state, event.message)
+            return
+        await self.set_state(event.state, event.message)
+
+    async def set_state(self, state: str, message: str) -> None:
+        self.state, self.message = state, message
+        await sync_to_async(db_write_state)(state=state, message=message, heartbeat=timezone.now())
+        await self.publisher.publish(
+            {"event": "status", "state": state, "message": message,
+             "time": format_time(int(timezone.now().timestamp()))}
+        )  # fmt: skip
