@@ -71,3 +71,34 @@ def test_runapp_refuses_a_busy_port(tmp_path):
         )  # fmt: skip
     assert result.returncode == 2
     assert "already in use" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_runapp_restarts_a_dead_worker_and_ctrl_c_stops_both(tmp_path):
+    import os
+
+    from tests.engine.helpers import engine_state, wait_until
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "manage.py", "runapp", "--port", str(port)],
+        cwd=ROOT, env=subprocess_env(SCALP_VAR_DIR=str(tmp_path), SCALP_ADMIN_PASSWORD="pw-123456"),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        wait_for_port(port, proc=proc)
+        first = wait_until(lambda: (s := engine_state()) and s.is_alive and s.pid, what="worker")
+        os.kill(first, signal.SIGKILL)
+        second = wait_until(
+            lambda: (s := engine_state()) and s.is_alive and s.pid != first and s.pid,
+            what="a restarted worker",
+        )
+        assert second != first
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out
+    assert "The engine process exited (code -9); restarting it in 1 s." in out
+    assert engine_state().state == "idle"
+    with pytest.raises(ProcessLookupError):
+        os.kill(second, 0)
