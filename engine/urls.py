@@ -8,4 +8,5 @@ app_name = "engine"
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
+    path("api/engine/", views.api_engine, name="api_engine"),
 ]

@@ -116,6 +116,8 @@ class Engine:
         self.publisher = publisher or LogPublisher()
         self.start_requested = start
         self.shutdown = asyncio.Event()
+        self.wake = asyncio.Event()
+        self.reload_requested = False
         self.run: Run | None = None
         self.state = EngineState.State.IDLE
         self.message = ""
@@ -135,7 +137,8 @@ class Engine:
             while not self.shutdown.is_set():
                 await self.tick()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.shutdown.wait(), TICK_SECONDS)
+                    await asyncio.wait_for(self.wake.wait(), TICK_SECONDS)
+                self.wake.clear()
         finally:
             if self.run is not None:
                 await self.stop_run("The engine worker stopped.")
@@ -145,6 +148,13 @@ class Engine:
 
     def request_shutdown(self) -> None:
         self.shutdown.set()
+        self.wake.set()
+
+    def on_command(self, command: str) -> None:
+        """A UI command arrived over the bridge: act now instead of at the next tick."""
+        if command == "reload":
+            self.reload_requested = True
+        self.wake.set()
 
     async def tick(self) -> None:
         """Heartbeat, then act on the desired state (start or stop a run)."""
@@ -153,6 +163,10 @@ class Engine:
             fields["last_bar_time"] = utc(self.run.last_bar_time)
         await sync_to_async(db_write_state)(**fields)
         desired = await sync_to_async(db_read_desired)()
+        if self.reload_requested:
+            self.reload_requested = False
+            if self.run is not None:
+                await self.stop_run("Reloading the rule and watchlist…")
         running = self.run is not None and self.run.task is not None and not self.run.task.done()
         if desired == EngineState.Desired.RUNNING and not running:
             if self.run is None:

@@ -2,6 +2,7 @@
 
 from channels.routing import URLRouter
 
-websocket_urlpatterns: list = []
+from engine.routing import websocket_urlpatterns as engine_routes
+from signals.routing import websocket_urlpatterns as signals_routes
 
-websocket_application = URLRouter(websocket_urlpatterns)
+websocket_application = URLRouter([*engine_routes, *signals_routes])

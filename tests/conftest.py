@@ -54,7 +54,7 @@ def artifacts_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def live_daphne(django_db_serialized_rollback, transactional_db, tmp_path):
+def live_daphne(transactional_db, tmp_path):
     """A real Daphne on a random port serving this test run's database."""
     port = free_port()
     log = (tmp_path / "daphne.log").open("w")
@@ -82,3 +82,22 @@ def http_get(url: str, opener=None) -> tuple[int, str]:
             return resp.status, resp.read().decode()
     except urllib.error.HTTPError as err:
         return err.code, err.read().decode()
+
+
+def seed_defaults() -> None:
+    """Re-create what the data migrations seed (a transactional test's flush removes it)."""
+    from importlib import import_module
+
+    from django.apps import apps
+
+    for module in ("rules.migrations.0002_seed_system_rule",
+                   "watchlists.migrations.0002_seed_demo_watchlist"):  # fmt: skip
+        import_module(module).seed(apps, None)
+
+
+@pytest.fixture(autouse=True)
+def _seeded_transactional_db(request):
+    marker = request.node.get_closest_marker("django_db")
+    if "transactional_db" in request.fixturenames or (marker and marker.kwargs.get("transaction")):
+        request.getfixturevalue("transactional_db")
+        seed_defaults()

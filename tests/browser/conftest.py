@@ -15,29 +15,23 @@ def chromium_path() -> str | None:
     return os.environ.get("SCALP_CHROMIUM") or shutil.which("chromium")
 
 
-@pytest.fixture(scope="session")
-def browser():
+@pytest.fixture
+def page(monkeypatch):
+    """A fresh Chromium page at 1280×800, for one test.
+
+    Playwright's sync API keeps an event loop running in this thread while it is alive, so
+    Django's async-context guard is lifted for exactly that window (the tests' ORM calls are
+    plain synchronous setup); the browser is gone before the database is flushed.
+    """
     from playwright.sync_api import sync_playwright
 
     path = chromium_path()
     if path is None:
         pytest.fail("Debian chromium is not installed: run `make test` (it installs it).")
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=path, headless=True, args=CHROMIUM_ARGS)
-        yield browser
+        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        yield context.new_page()
+        context.close()
         browser.close()
-
-
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    page = context.new_page()
-    yield page
-    context.close()
-
-
-@pytest.fixture(autouse=True)
-def _allow_sync_orm_next_to_playwright(monkeypatch):
-    # Playwright's sync API runs an event loop in this thread; the tests' own ORM calls are
-    # plain synchronous setup, so Django's async-context guard does not apply to them.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")

@@ -60,7 +60,7 @@ def test_feedtoken_prints_and_rotates(capsys):
     assert second != first and second == settings_get().feed_token
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_rules_import_and_export_round_trip(tmp_path):
     path = tmp_path / "rule.json"
     path.write_text(json.dumps({"name": "Cross", **DEFAULT_DEFINITION, "cooldown_sec": 30}))
@@ -74,7 +74,7 @@ def test_rules_import_and_export_round_trip(tmp_path):
     assert [r["name"] for r in everything] == ["MA Momentum", "Cross"]
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize(
     ("content", "fragment"),
     [
@@ -93,7 +93,7 @@ def test_rules_import_bad_input_exits_2_with_one_line(tmp_path, content, fragmen
     assert Rule.objects.count() == 1
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_watchlist_cli_create_activate_and_errors():
     ok = manage("watchlist", "create", "Semis", "nvda", "amd", "--activate")
     assert ok.returncode == 0, ok.stderr

@@ -28,7 +28,7 @@ def login(base: str, username: str, password: str):
         return opener, resp.url, resp.read().decode()
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_runapp_serves_the_app_and_the_first_run_password_logs_in(tmp_path):
     port = free_port()
     env = subprocess_env(SCALP_VAR_DIR=str(tmp_path))
@@ -73,7 +73,7 @@ def test_runapp_refuses_a_busy_port(tmp_path):
     assert "already in use" in result.stderr and "Traceback" not in result.stderr
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_runapp_restarts_a_dead_worker_and_ctrl_c_stops_both(tmp_path):
     import os
 

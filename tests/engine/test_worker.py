@@ -21,7 +21,7 @@ from tests.engine.helpers import (
 )
 from tests.factories import make_rule, make_watchlist
 
-pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+pytestmark = pytest.mark.django_db(transaction=True)
 
 T0 = 1_765_895_400  # 2025-12-16 14:30:00 UTC, a Tuesday at the NYSE open
 

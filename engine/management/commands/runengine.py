@@ -6,6 +6,7 @@ import signal
 
 from django.core.management.base import BaseCommand, CommandError
 
+from engine.bridge import BridgePublisher
 from engine.config import Overrides
 from engine.feeds import FEEDS
 from engine.worker import Engine
@@ -49,7 +50,7 @@ class Command(BaseCommand):
         )
         self.check_overrides(overrides)
         logging.getLogger("engine").setLevel(logging.INFO)
-        asyncio.run(self.serve(Engine(overrides=overrides, start=options["start"])))
+        asyncio.run(self.serve(overrides, start=options["start"]))
 
     def check_overrides(self, overrides: Overrides) -> None:
         """Refuse arguments that name things that don't exist before starting anything."""
@@ -67,7 +68,17 @@ class Command(BaseCommand):
         if overrides.csv_path and not Path(overrides.csv_path).is_file():
             raise CommandError(f"{overrides.csv_path}: no such file.", returncode=2)
 
-    async def serve(self, engine: Engine) -> None:
+    async def serve(self, overrides: Overrides, *, start: bool) -> None:
+        from asgiref.sync import sync_to_async
+        from django.conf import settings
+
+        from engine.services import settings_get
+
+        token = (await sync_to_async(settings_get)()).engine_token
+        publisher = BridgePublisher(settings.SCALP_WEB_URL, token)
+        engine = Engine(overrides=overrides, publisher=publisher, start=start)
+        publisher.on_command = engine.on_command
+        publisher.start()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, engine.request_shutdown)

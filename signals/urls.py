@@ -1,0 +1,11 @@
+"""URLs of the signals app."""
+
+from django.urls import path
+
+from signals import views
+
+app_name = "signals"
+
+urlpatterns = [
+    path("api/signals/", views.api_signals, name="api_signals"),
+]

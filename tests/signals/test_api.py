@@ -1,0 +1,48 @@
+"""The REST mirror: GET /api/signals/ and /api/engine/ with the token or a session."""
+
+import pytest
+
+from tests.signals.helpers import feed_token, make_signal
+
+pytestmark = pytest.mark.django_db
+
+
+def test_api_signals_needs_the_token_or_a_session(client, admin_client):
+    make_signal(1)
+    assert client.get("/api/signals/").status_code == 403
+    assert client.get("/api/signals/?token=wrong").status_code == 403
+    resp = client.get("/api/signals/", headers={"Authorization": f"Bearer {feed_token()}"})
+    assert resp.status_code == 200 and len(resp.json()["signals"]) == 1
+    assert admin_client.get("/api/signals/").status_code == 200
+
+
+def test_api_signals_since_symbol_limit():
+    from django.test import Client
+
+    client = Client(headers={"Authorization": f"Bearer {feed_token()}"})
+    rows = [make_signal(n, symbol="AAPL" if n % 2 else "MSFT") for n in range(1, 8)]
+    body = client.get(f"/api/signals/?since={rows[1].id}&limit=3").json()
+    assert [s["id"] for s in body["signals"]] == [r.id for r in rows[2:5]]
+    assert body["last_id"] == rows[4].id
+    assert body["signals"][0] == rows[2].to_event()
+    msft = client.get("/api/signals/?symbol=msft").json()["signals"]
+    assert {s["symbol"] for s in msft} == {"MSFT"} and len(msft) == 3
+    assert client.get(f"/api/signals/?since={rows[-1].id}").json() == {
+        "signals": [], "last_id": rows[-1].id}  # fmt: skip
+
+
+@pytest.mark.parametrize("query", ["since=-1", "since=x", "limit=0", "limit=5000", "limit=a"])
+def test_api_signals_bad_parameters_are_400_with_a_sentence(query):
+    from django.test import Client
+
+    client = Client(headers={"Authorization": f"Bearer {feed_token()}"})
+    resp = client.get(f"/api/signals/?{query}")
+    assert resp.status_code == 400
+    assert resp.json()["event"] == "error" and resp.json()["message"]
+
+
+def test_api_engine(client):
+    resp = client.get("/api/engine/", headers={"Authorization": f"Bearer {feed_token()}"})
+    assert resp.status_code == 200
+    assert resp.json()["state"] == "offline" and resp.json()["desired"] == "stopped"
+    assert client.get("/api/engine/").status_code == 403
