@@ -1,0 +1,247 @@
+"""The fake TWS itself, driven by the real IB client library (ib_async or ib_insync)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.faketws import ControlClient, FakeTWS, parse_end_time
+
+try:
+    import ib_async as ibapi
+except ImportError:
+    import ib_insync as ibapi
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.insync]
+ROOT = Path(__file__).resolve().parent.parent
+WAIT = 5.0
+
+
+def bars_from(start: int, count: int, seconds: int = 5):
+    return [(start + i * seconds, 10 + i, 11 + i, 9 + i, 10.5 + i, 100 + i) for i in range(count)]
+
+
+async def connect(port: int, client_id: int = 1, **options) -> ibapi.IB:
+    ib = ibapi.IB()
+    options.setdefault("readonly", True)
+    await ib.connectAsync("127.0.0.1", port, clientId=client_id, timeout=3, **options)
+    return ib
+
+
+@pytest.fixture
+async def gw():
+    t0 = int(time.time()) // 60 * 60 - 600
+    gateway = FakeTWS()
+    gateway.add_symbol(
+        "AAPL",
+        con_id=265598,
+        primary_exchange="NASDAQ",
+        time_zone_id="US/Eastern",
+        trading_hours="20261123:0400-20261123:2000",
+        liquid_hours="20261123:0930-20261123:1600",
+        history={5: bars_from(t0 - 600, 120)},
+    )
+    gateway.t0 = t0
+    await gateway.start()
+    try:
+        yield gateway
+    finally:
+        await gateway.stop()
+
+
+async def test_handshake_and_contract_details(gw):
+    ib = await connect(gw.port)
+    assert ib.isConnected()
+    assert ib.managedAccounts() == ["DU1234567"]
+    assert ib.client.serverVersion() >= 176
+    (details,) = await ib.reqContractDetailsAsync(ibapi.Stock("AAPL", "SMART", "USD"))
+    c = details.contract
+    assert (c.conId, c.symbol, c.secType, c.primaryExchange, c.currency) == (
+        265598, "AAPL", "STK", "NASDAQ", "USD"
+    )  # fmt: skip
+    assert details.timeZoneId == "US/Eastern"
+    assert details.tradingHours == "20261123:0400-20261123:2000"
+    assert details.liquidHours == "20261123:0930-20261123:1600"
+    assert (await ib.reqCurrentTimeAsync()).timestamp() == pytest.approx(time.time(), abs=5)
+    ib.disconnect()
+
+
+async def test_unknown_symbol_is_error_200(gw):
+    ib = await connect(gw.port)
+    errors = []
+    ib.errorEvent += lambda req_id, code, msg, contract=None: errors.append(code)
+    assert await ib.reqContractDetailsAsync(ibapi.Stock("NOPE", "SMART", "USD")) == []
+    assert errors == [200]
+    ib.disconnect()
+
+
+async def test_full_startup_sync_answers_every_request(gw, caplog):
+    caplog.set_level(logging.WARNING)
+    ib = await connect(gw.port, readonly=False)
+    assert ib.isConnected()
+    assert not [r for r in caplog.records if "timed out" in r.getMessage()]
+    sent = {r.msg_id for r in gw.requests}
+    assert {71, 61, 5, 99, 6, 7} <= sent
+    ib.disconnect()
+
+
+async def test_history_five_seconds_and_minutes(gw):
+    ib = await connect(gw.port)
+    contract = (await ib.reqContractDetailsAsync(ibapi.Stock("AAPL", "SMART", "USD")))[0].contract
+    end = time.strftime("%Y%m%d %H:%M:%S UTC", time.gmtime(gw.t0))
+    bars = await ib.reqHistoricalDataAsync(
+        contract, end, "300 S", "5 secs", "TRADES", False, formatDate=2
+    )
+    assert [int(b.date.timestamp()) for b in bars] == list(range(gw.t0 - 300, gw.t0, 5))
+    assert bars[0].barCount == 1
+    end = time.strftime("%Y%m%d %H:%M:%S UTC", time.gmtime(gw.t0 - 300))
+    minutes = await ib.reqHistoricalDataAsync(
+        contract, end, "120 S", "1 min", "TRADES", True, formatDate=2
+    )
+    assert [int(b.date.timestamp()) for b in minutes] == [gw.t0 - 420, gw.t0 - 360]
+    assert minutes[0].volume == sum(100 + i for i in range(36, 48))
+    assert gw.history_log[-1]["use_rth"] is True
+    ib.disconnect()
+
+
+async def test_realtime_bars_pushed_on_demand_and_cancelled(gw):
+    ib = await connect(gw.port)
+    contract = (await ib.reqContractDetailsAsync(ibapi.Stock("AAPL", "SMART", "USD")))[0].contract
+    bars = ib.reqRealTimeBars(contract, 5, "TRADES", False)
+    arrived = asyncio.Event()
+    bars.updateEvent += lambda *_: arrived.set()
+    await gw.wait_subscribed("AAPL")
+    assert await gw.push_bar("AAPL", gw.t0, 1.0, 2.0, 0.5, 1.5, 700) == 1
+    await asyncio.wait_for(arrived.wait(), WAIT)
+    bar = bars[-1]
+    assert (int(bar.time.timestamp()), bar.open_, bar.high, bar.low, bar.close, bar.volume) == (
+        gw.t0, 1.0, 2.0, 0.5, 1.5, 700
+    )  # fmt: skip
+    ib.cancelRealTimeBars(bars)
+    await gw.wait_cancelled("AAPL")
+    assert gw.active_subscriptions() == []
+    assert await gw.push_bar("AAPL", gw.t0 + 5, 1, 1, 1, 1, 1) == 0
+    ib.disconnect()
+
+
+async def test_permission_errors_and_injected_errors(gw):
+    gw.deny_realtime("AAPL", 10089)
+    gw.deny_history("AAPL", 162, "Historical data request pacing violation")
+    ib = await connect(gw.port)
+    errors = []
+    ib.errorEvent += lambda req_id, code, msg, contract=None: errors.append((req_id, code, msg))
+    contract = (await ib.reqContractDetailsAsync(ibapi.Stock("AAPL", "SMART", "USD")))[0].contract
+    bars = ib.reqRealTimeBars(contract, 5, "TRADES", False)
+    assert (
+        len(await ib.reqHistoricalDataAsync(contract, "", "60 S", "5 secs", "TRADES", False, 2))
+        == 0
+    )
+    gw.inject_error(-1, 1100)
+    await asyncio.sleep(0.05)
+    codes = [code for _, code, _ in errors]
+    assert codes == [10089, 162, 1100]
+    assert errors[0][0] == bars.reqId
+    assert "pacing violation" in errors[1][2]
+    ib.disconnect()
+
+
+async def test_client_id_in_use_is_refused(gw):
+    first = await connect(gw.port, client_id=7)
+    second = ibapi.IB()
+    errors = []
+    second.errorEvent += lambda req_id, code, msg, contract=None: errors.append(code)
+    with pytest.raises((TimeoutError, ConnectionError)):
+        await second.connectAsync("127.0.0.1", gw.port, clientId=7, timeout=1, readonly=True)
+    assert errors == [326]
+    assert first.isConnected()
+    first.disconnect()
+
+
+async def test_drop_stop_and_restart_on_the_same_port(gw):
+    ib = await connect(gw.port)
+    lost = asyncio.Event()
+    ib.disconnectedEvent += lost.set
+    port = gw.port
+    await gw.drop_connections()
+    await asyncio.wait_for(lost.wait(), WAIT)
+    ib = await connect(gw.port)  # still listening
+    await gw.stop()
+    assert not ib.isConnected()
+    with pytest.raises(OSError):
+        await ibapi.IB().connectAsync("127.0.0.1", port, clientId=2, timeout=1)
+    await gw.start()
+    assert gw.port == port
+    ib = await connect(gw.port, client_id=3)
+    assert ib.isConnected()
+    await gw.wait_connections(3)
+    ib.disconnect()
+
+
+async def test_parse_end_time():
+    assert parse_end_time("", 123.0) == 123.0
+    assert parse_end_time("20251216 14:30:00 UTC", 0) == 1765895400
+    assert parse_end_time("20251216-14:30:00", 0) == 1765895400
+    assert parse_end_time("20251216 09:30:00 US/Eastern", 0) == 1765895400
+
+
+async def test_separate_process_with_control_socket(tmp_path):
+    t0 = int(time.time()) // 60 * 60 - 600
+    script = tmp_path / "script.json"
+    script.write_text(
+        json.dumps(
+            {
+                "symbols": [{"symbol": "MSFT", "con_id": 272093,
+                             "history": {"5": bars_from(t0, 10)}}],
+                "actions": [{"after": 0, "cmd": "push_bar", "symbol": "MSFT", "time": t0 + 50,
+                             "open": 1, "high": 2, "low": 0.5, "close": 1.5, "volume": 5}],
+            }
+        )
+    )  # fmt: skip
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.faketws", "--script", str(script),
+        cwd=ROOT, stdout=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        ports = json.loads(await asyncio.wait_for(proc.stdout.readline(), 20))
+        ctl = ControlClient("127.0.0.1", ports["control_port"])
+        ib = await connect(ports["port"])
+        contract = (await ib.reqContractDetailsAsync(ibapi.Stock("MSFT", "SMART", "USD")))[
+            0
+        ].contract
+        history = await ib.reqHistoricalDataAsync(
+            contract, "", "900 S", "5 secs", "TRADES", False, 2
+        )
+        assert len(history) == 11  # the scripted push is stored as history too
+        bars = ib.reqRealTimeBars(contract, 5, "TRADES", False)
+        arrived = asyncio.Event()
+        bars.updateEvent += lambda *_: arrived.set()
+        await ctl.call("wait_subscribed", symbol="MSFT")
+        reply = await ctl.call("push_bar", symbol="MSFT", time=t0 + 55, open=1, high=2, low=0.5,
+                               close=1.75, volume=9)  # fmt: skip
+        assert reply["delivered"] == 1
+        await asyncio.wait_for(arrived.wait(), WAIT)
+        assert bars[-1].close == 1.75
+        lost = asyncio.Event()
+        ib.disconnectedEvent += lost.set
+        await ctl.call("stop")
+        await asyncio.wait_for(lost.wait(), WAIT)
+        state = await ctl.call("start")
+        assert state["port"] == ports["port"] and state["listening"]
+        ib = await connect(ports["port"])
+        with pytest.raises(RuntimeError, match="unknown command"):
+            await ctl.call("explode")
+        ib.disconnect()
+        await ctl.call("shutdown")
+        await ctl.close()
+        assert await asyncio.wait_for(proc.wait(), WAIT) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
