@@ -1,0 +1,44 @@
+"""Minimal external consumer of ScalpSignal's signal feed: a starting point for an execution
+system. Connects with the feed token, resumes after the last signal id it saw (kept in a small
+state file), prints each signal as one JSON line, and reconnects when the connection drops.
+
+    pip install websockets
+    python examples/signal_consumer.py --token "$(python manage.py feedtoken)"
+"""
+
+import argparse
+import asyncio
+import contextlib
+import json
+from pathlib import Path
+
+import websockets
+
+
+async def consume(url: str, token: str, state: Path) -> None:
+    # A few bytes per signal: blocking file I/O is fine here; use your own store in production.
+    last_id = int(state.read_text()) if state.exists() else 0  # noqa: ASYNC240
+    while True:
+        try:
+            async with websockets.connect(
+                f"{url}?since={last_id}", additional_headers={"Authorization": f"Bearer {token}"}
+            ) as ws:
+                async for frame in ws:
+                    event = json.loads(frame)
+                    if event["event"] == "signal" and event["id"] > last_id:
+                        print(json.dumps(event), flush=True)  # act on the signal here
+                        last_id = event["id"]
+                        state.write_text(str(last_id))  # noqa: ASYNC240
+        except (OSError, websockets.ConnectionClosed) as err:
+            print(f"# disconnected ({err}); reconnecting in 1 s", flush=True)
+            await asyncio.sleep(1)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", default="ws://127.0.0.1:8000/ws/signals/")
+    parser.add_argument("--token", required=True, help="python manage.py feedtoken")
+    parser.add_argument("--state", type=Path, default=Path("last_signal_id.txt"))
+    args = parser.parse_args()
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(consume(args.url, args.token, args.state))

@@ -1,0 +1,116 @@
+"""Scale-out is configuration: with SCALP_REDIS_URL two Daphnes share one channel layer
+(a real redis-server on loopback), so a client on one gets what the worker sends the other."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+import websockets
+
+from engine.services import settings_get
+from signals.models import Signal
+from tests.conftest import ROOT, free_port, subprocess_env, wait_for_port
+from tests.engine.helpers import engine_state, start_worker, stop_worker, wait_until, write_bars
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def redis_url(tmp_path):
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail("redis-server is not installed: run `make test` (it installs it).")
+    port = free_port()
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        wait_for_port(port, proc=proc)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def start_daphne(port: int, env: dict, log) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
+         "scalpsite.asgi:application"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    wait_for_port(port, proc=proc)
+    return proc
+
+
+def test_two_daphnes_on_redis_deliver_to_clients_on_either(tmp_path, redis_url):
+    rows = []
+    for i in range(200):
+        price = round(100 + (0.05 * i if i % 40 < 25 else 0.05 * i - 3), 2)
+        rows.append((1_765_895_400 + 5 * i, price, price, price, price, 100, "AAPL"))
+    bars = write_bars(tmp_path / "bars.csv", rows)
+    env = subprocess_env(SCALP_REDIS_URL=redis_url)
+    port_a, port_b = free_port(), free_port()
+    log = (tmp_path / "daphne.log").open("w")
+    daphnes = [start_daphne(port_a, env, log), start_daphne(port_b, env, log)]
+    token = settings_get().feed_token
+    received: dict[str, list[int]] = {"a": [], "b": []}
+    stop = asyncio.Event()
+
+    async def client(name: str, port: int, ready: asyncio.Event):
+        async with websockets.connect(
+            f"ws://127.0.0.1:{port}/ws/signals/",
+            additional_headers={"Authorization": f"Bearer {token}"},
+        ) as ws:
+            ready.set()
+            while not stop.is_set():
+                try:
+                    event = json.loads(await asyncio.wait_for(ws.recv(), 0.2))
+                except TimeoutError:
+                    continue
+                if event["event"] == "signal":
+                    received[name].append(event["id"])
+
+    async def scenario():
+        ready_a, ready_b = asyncio.Event(), asyncio.Event()
+        tasks = [asyncio.create_task(client("a", port_a, ready_a)),
+                 asyncio.create_task(client("b", port_b, ready_b))]  # fmt: skip
+        await asyncio.wait_for(asyncio.gather(ready_a.wait(), ready_b.wait()), 10)
+        worker = start_worker("--csv", str(bars), "--speed", "100", "--start",
+                              log_path=tmp_path / "worker.log",
+                              SCALP_WEB_URL=f"http://127.0.0.1:{port_a}",
+                              SCALP_REDIS_URL=redis_url)  # fmt: skip
+        try:
+            await asyncio.to_thread(
+                wait_until,
+                lambda: (s := engine_state()) and s.message.startswith("Feed finished"),
+                timeout=60,
+            )
+            expected = await asyncio.to_thread(
+                lambda: list(Signal.objects.order_by("id").values_list("id", flat=True))
+            )
+            for _ in range(100):
+                if len(received["b"]) >= len(expected) <= len(received["a"]):
+                    break
+                await asyncio.sleep(0.05)
+        finally:
+            stop.set()
+            await asyncio.gather(*tasks)
+            stop_worker(worker)
+        return expected
+
+    try:
+        expected = asyncio.run(scenario())
+    finally:
+        for proc in daphnes:
+            proc.terminate()
+            proc.wait(timeout=10)
+    assert len(expected) >= 3
+    assert received["a"] == expected  # the bridge's own Daphne
+    assert received["b"] == expected  # the other Daphne, through Redis
