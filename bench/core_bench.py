@@ -1,0 +1,420 @@
+"""Benchmark of the signal core against a naive pandas loop and a talipp loop.
+
+    python bench/core_bench.py [--bars 1000000] [--pandas-sample 5000] [--keep DIR]
+
+Generates its own file of 5-second bars in a temporary directory and reports, in one run:
+
+* per-bar cost of ``SymbolMachine.on_bar`` (median over batches of 1,000 bars) for the
+  default rule and for a rule using EMA/RSI, next to the same rules computed per bar by
+  (a) a naive pandas loop that recomputes the indicators over the trailing bars on every bar
+  (run on a sample and extrapolated when the full run would take too long; the output says
+  so) and (b) an incremental loop built on talipp;
+* ``manage.py replay`` end to end on the whole file (CSV parse and JSON out included), and
+  the pure replay function without Django start-up;
+* peak memory (max RSS) of the replay on the full file and on a tenth of it, to show it is
+  flat in the number of bars.
+
+Times are wall-clock and CPU (user+system of the process) where it matters; CPU time is the
+fairer number when other programs share the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from engine.core.bars import Bar  # noqa: E402
+from engine.core.machine import SymbolMachine  # noqa: E402
+from engine.core.rules import DEFAULT_RULE_DEFINITION, validate_definition  # noqa: E402
+from engine.core.text import format_text, parse_text  # noqa: E402
+
+START = int(datetime(2025, 12, 16, 9, 30, tzinfo=UTC).timestamp())
+BATCH = 1_000
+CHUNK = 100_000
+TARGET_CORE_NS = 2_000
+TARGET_REPLAY_BARS_PER_S = 200_000
+TARGET_PEAK_MB = 200
+
+RULES = {
+    "default": dict(DEFAULT_RULE_DEFINITION),
+    "ema_rsi": {
+        **parse_text("EMA9 crosses_above EMA21 AND RSI14 < 70"),
+        "cooldown_sec": 60,
+        "trigger": "level",
+    },
+}
+
+
+# --------------------------------------------------------------------------------- data
+
+
+def make_prices(n: int, *, seed: int = 42) -> tuple[list[int], list[int], list[int]]:
+    """Tick-size random walk in cents with flat stretches and trends: closes, highs, lows."""
+    rng = random.Random(seed)
+    price, drift = 18_920, 0
+    closes, highs, lows = [], [], []
+    for i in range(n):
+        if i % 500 == 0:
+            drift = rng.choice((-1, 0, 0, 1))
+        step = 0 if rng.random() < 0.3 else rng.choice((-2, -1, 1, 2)) + drift
+        opened = price
+        price = max(100, price + step)
+        closes.append(price)
+        highs.append(max(opened, price) + rng.choice((0, 1)))
+        lows.append(min(opened, price) - rng.choice((0, 1)))
+    return closes, highs, lows
+
+
+def write_csv(path: Path, n: int) -> None:
+    closes, highs, lows = make_prices(n)
+    rng = random.Random(7)
+    with path.open("w") as out:
+        out.write("time,open,high,low,close,volume\n")
+        opened = closes[0]
+        day_cache: dict[int, str] = {}
+        for i in range(n):
+            t = START + 5 * i
+            day = t - t % 86_400
+            prefix = day_cache.get(day)
+            if prefix is None:
+                prefix = day_cache[day] = datetime.fromtimestamp(day, UTC).strftime("%Y-%m-%dT")
+            sod = t - day
+            stamp = f"{prefix}{sod // 3600:02d}:{sod % 3600 // 60:02d}:{sod % 60:02d}"
+            close = closes[i]
+            out.write(
+                f"{stamp},{opened / 100:.2f},{highs[i] / 100:.2f},{lows[i] / 100:.2f},"
+                f"{close / 100:.2f},{rng.randint(1, 60) * 100}\n"
+            )
+            opened = close
+
+
+def bar_chunks(n: int):
+    """The benchmark bars as Bar objects, CHUNK at a time (bounded memory)."""
+    closes, highs, lows = make_prices(n)
+    opened = closes[0] / 100
+    for start in range(0, n, CHUNK):
+        chunk = []
+        for i in range(start, min(n, start + CHUNK)):
+            close = closes[i] / 100
+            chunk.append(
+                Bar("AAPL", START + 5 * i, 5, opened, highs[i] / 100, lows[i] / 100, close, 100.0)
+            )
+            opened = close
+        yield chunk
+
+
+# --------------------------------------------------------------------------- core loops
+
+
+def time_batches(n: int, make_step):
+    """Run ``step(bar)`` over all bars; per-bar ns of every batch of BATCH bars."""
+    step, signals = make_step()
+    samples: list[float] = []
+    clock = time.perf_counter_ns
+    fired = 0
+    gc.disable()
+    try:
+        for chunk in bar_chunks(n):
+            for k in range(0, len(chunk), BATCH):
+                batch = chunk[k : k + BATCH]
+                t0 = clock()
+                for bar in batch:
+                    if step(bar) is not None:
+                        fired += 1
+                samples.append((clock() - t0) / len(batch))
+    finally:
+        gc.enable()
+    return samples, fired + signals()
+
+
+def core_step(rule_key: str):
+    def make():
+        machine = SymbolMachine(validate_definition(RULES[rule_key]), "AAPL")
+        return machine.on_bar, lambda: 0
+
+    return make
+
+
+def talipp_step(rule_key: str):
+    """The same rule as an incremental loop on talipp indicators (float compares)."""
+    from talipp.indicators import EMA, RSI, SMA
+
+    def make():
+        cooldown = RULES[rule_key]["cooldown_sec"]
+        state = {"until": None}
+        if rule_key == "default":
+            ma5, ma10 = SMA(5), SMA(10)
+
+            def truth(close):
+                ma5.add(close)
+                ma10.add(close)
+                a, b = ma5[-1], ma10[-1]
+                return a is not None and b is not None and close > a and a > b
+
+        else:
+            ema9, ema21, rsi14 = EMA(9), EMA(21), RSI(14)
+            prev = {"above": None}
+
+            def truth(close):
+                ema9.add(close)
+                ema21.add(close)
+                rsi14.add(close)
+                a, b, r = ema9[-1], ema21[-1], rsi14[-1]
+                if a is None or b is None:
+                    prev["above"] = None
+                    return False
+                was, prev["above"] = prev["above"], a > b
+                return was is False and a > b and r is not None and r < 70
+
+        def step(bar):
+            fire = truth(bar.close)
+            close_time = bar.time + bar.seconds
+            until = state["until"]
+            if until is not None and close_time < until:
+                return None
+            state["until"] = None
+            if fire:
+                state["until"] = close_time + cooldown
+                return True
+            return None
+
+        return step, lambda: 0
+
+    return make
+
+
+def pandas_step(rule_key: str, lookback: int = 500):
+    """Naive loop: keep the bars, recompute indicators over the trailing window each bar."""
+    import pandas as pd
+
+    def make():
+        closes: list[float] = []
+        cooldown = RULES[rule_key]["cooldown_sec"]
+        state = {"until": None, "above": None}
+
+        def truth() -> bool:
+            series = pd.Series(closes[-lookback:])
+            if rule_key == "default":
+                ma5 = series.rolling(5).mean().iloc[-1]
+                ma10 = series.rolling(10).mean().iloc[-1]
+                return bool(series.iloc[-1] > ma5 and ma5 > ma10)
+            ema9 = series.ewm(span=9, adjust=False).mean().iloc[-1]
+            ema21 = series.ewm(span=21, adjust=False).mean().iloc[-1]
+            delta = series.diff()
+            gain = delta.clip(lower=0).ewm(alpha=1 / 14, adjust=False).mean().iloc[-1]
+            loss = (-delta.clip(upper=0)).ewm(alpha=1 / 14, adjust=False).mean().iloc[-1]
+            rsi = 100 * gain / (gain + loss) if gain + loss else 0.0
+            above = bool(ema9 > ema21)  # numpy bools are not the False singleton
+            was, state["above"] = state["above"], above
+            return was is False and above and bool(rsi < 70)
+
+        def step(bar):
+            closes.append(bar.close)
+            if len(closes) > 4 * lookback:
+                del closes[:-lookback]
+            fire = truth()
+            close_time = bar.time + bar.seconds
+            until = state["until"]
+            if until is not None and close_time < until:
+                return None
+            state["until"] = None
+            if fire:
+                state["until"] = close_time + cooldown
+                return True
+            return None
+
+        return step, lambda: 0
+
+    return make
+
+
+def summarize(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+    return {
+        "median_ns": statistics.median(ordered),
+        "p90_ns": ordered[int(len(ordered) * 0.9)],
+        "mean_ns": statistics.fmean(ordered),
+    }
+
+
+# ------------------------------------------------------------------------------ replay
+
+
+# Runs a script (argv[1]) with its arguments and reports its own peak RSS (VmHWM) on stderr.
+# Measured inside the child because a forked child's ru_maxrss can include the parent's pages.
+LAUNCHER = """
+import atexit, runpy, sys
+def report():
+    with open('/proc/self/status') as status:
+        for line in status:
+            if line.startswith('VmHWM'):
+                sys.stderr.write('PEAK_KB ' + line.split()[1] + '\\n')
+atexit.register(report)
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name='__main__')
+"""
+
+
+def run_measured(script: list[str], **kwargs) -> dict[str, float]:
+    """Run a Python script in a child; wall time, CPU time (wait4) and peak RSS."""
+    cmd = [sys.executable, "-c", LAUNCHER, *script]
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
+    lines = 0
+    assert proc.stdout is not None and proc.stderr is not None
+    for _ in proc.stdout:
+        lines += 1
+    err = proc.stderr.read().decode()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(script)} failed ({proc.returncode}): {err.strip()}")
+    peak = [int(x.split()[1]) for x in err.splitlines() if x.startswith("PEAK_KB ")]
+    return {
+        "wall_s": wall,
+        "cpu_s": usage.ru_utime + usage.ru_stime,
+        "peak_rss_mb": peak[-1] / 1024 if peak else float("nan"),
+        "events": lines,
+    }
+
+
+PURE_REPLAY = (
+    "import sys\n"
+    "from engine.core.replay import load_rule_file, replay_lines\n"
+    "w = sys.stdout.write\n"
+    "for line in replay_lines(sys.argv[1], load_rule_file(sys.argv[2])): w(line + '\\n')\n"
+)
+
+
+# -------------------------------------------------------------------------------- main
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--bars", type=int, default=1_000_000)
+    parser.add_argument(
+        "--pandas-sample", type=int, default=5_000,
+        help="bars to run the pandas baseline on before extrapolating (0 = all)",
+    )  # fmt: skip
+    parser.add_argument("--keep", type=Path, help="write the CSV here and keep it")
+    args = parser.parse_args()
+    n = args.bars
+
+    print(f"ScalpSignal core benchmark — {n:,} 5-second bars, Python {sys.version.split()[0]}, "
+          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}")  # fmt: skip
+    results: dict[str, object] = {"bars": n}
+
+    # 1. per-bar cost
+    print("\nPer-bar cost (median of batches of 1,000 bars; lower is better)")
+    print(f"{'rule':<10} {'implementation':<34} {'median':>10} {'p90':>10} {'signals':>9}")
+    for key in RULES:
+        text = format_text(validate_definition(RULES[key]))
+        core, fired = time_batches(n, core_step(key))
+        core_stats = summarize(core)
+        talipp, talipp_fired = time_batches(n, talipp_step(key))
+        talipp_stats = summarize(talipp)
+        sample = n if args.pandas_sample <= 0 else min(n, args.pandas_sample)
+        pandas_samples, pandas_fired = time_batches(sample, pandas_step(key))
+        pandas_stats = summarize(pandas_samples)
+        note = "" if sample == n else f" (sample of {sample:,}, extrapolated)"
+        rows = [
+            ("scalpsignal core (incremental)", core_stats, fired),
+            ("talipp incremental loop", talipp_stats, talipp_fired),
+            ("pandas recompute per bar" + ("*" if note else ""), pandas_stats, pandas_fired),
+        ]
+        print(f"{key:<10} = {text}")
+        for name, st, sig in rows:
+            print(f"{'':<10} {name:<34} {st['median_ns'] / 1000:>8.2f}µs "
+                  f"{st['p90_ns'] / 1000:>8.2f}µs {sig:>9,}")  # fmt: skip
+        pandas_total = pandas_stats["mean_ns"] * n / 1e9
+        vs_talipp = talipp_stats["median_ns"] / core_stats["median_ns"]
+        vs_pandas = pandas_stats["median_ns"] / core_stats["median_ns"]
+        print(f"{'':<10} core vs talipp: {vs_talipp:.1f}× "
+              f"faster; vs pandas: {vs_pandas:.0f}× "
+              f"faster; pandas over {n:,} bars ≈ {pandas_total:,.0f} s{note}")  # fmt: skip
+        results[key] = {
+            "rule": text,
+            "core": core_stats,
+            "talipp": talipp_stats,
+            "pandas": {**pandas_stats, "sample_bars": sample, "extrapolated_total_s": pandas_total},
+            "signals": {"core": fired, "talipp": talipp_fired},
+        }
+
+    # 2. replay end to end
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = args.keep or Path(tmp)
+        directory.mkdir(parents=True, exist_ok=True)
+        csv_path = directory / "aapl_5s.csv"
+        small_path = directory / "aapl_5s_small.csv"
+        rule_path = directory / "rule.json"
+        t0 = time.perf_counter()
+        write_csv(csv_path, n)
+        write_csv(small_path, max(1, n // 10))
+        rule_path.write_text(json.dumps({"id": 1, "name": "MA Momentum", **RULES["default"]}))
+        size_mb = csv_path.stat().st_size / 1e6
+        took = time.perf_counter() - t0
+        print(f"\nReplay end to end ({size_mb:.0f} MB CSV written in {took:.1f} s; "
+              "default rule; output read and counted)")  # fmt: skip
+        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "scalpsite.settings",
+               "PYTHONPATH": str(ROOT)}  # fmt: skip
+        pure_script = directory / "pure_replay.py"
+        pure_script.write_text(PURE_REPLAY)
+        command = ["manage.py", "replay", "--bars", str(csv_path), "--rule", str(rule_path)]
+        small = max(1, n // 10)
+        runs = {
+            "manage.py replay": run_measured(command, cwd=ROOT, env=env),
+            "pure replay_lines()": run_measured(
+                [str(pure_script), str(csv_path), str(rule_path)], cwd=ROOT, env=env
+            ),
+            f"pure, {small:,} bars": run_measured(
+                [str(pure_script), str(small_path), str(rule_path)], cwd=ROOT, env=env
+            ),
+        }
+        print(f"{'run':<26} {'wall':>8} {'bars/s wall':>13} {'cpu':>8} {'bars/s cpu':>12} "
+              f"{'peak RSS':>10} {'events':>8}")  # fmt: skip
+        for name, r in runs.items():
+            bars = small if name.startswith("pure, ") else n
+            print(f"{name:<26} {r['wall_s']:>7.2f}s {bars / r['wall_s']:>13,.0f} "
+                  f"{r['cpu_s']:>7.2f}s {bars / r['cpu_s']:>12,.0f} {r['peak_rss_mb']:>8.0f}MB "
+                  f"{r['events']:>8,}")  # fmt: skip
+        results["replay"] = runs
+
+    # 3. verdict
+    manage_run = runs["manage.py replay"]
+    default = results["default"]
+    checks = [
+        ("core default rule ≤ 2 µs median", default["core"]["median_ns"] <= TARGET_CORE_NS),
+        ("core faster than talipp loop",
+         default["core"]["median_ns"] < default["talipp"]["median_ns"]),
+        ("core ≥ 100× faster than pandas",
+         default["pandas"]["median_ns"] >= 100 * default["core"]["median_ns"]),
+        ("replay ≥ 200,000 bars/s (wall)", n / manage_run["wall_s"] >= TARGET_REPLAY_BARS_PER_S),
+        ("replay peak memory ≤ 200 MB", manage_run["peak_rss_mb"] <= TARGET_PEAK_MB),
+    ]  # fmt: skip
+    print("\nTargets")
+    for name, ok in checks:
+        print(f"  [{'x' if ok else ' '}] {name}")
+    if args.pandas_sample and args.pandas_sample < n:
+        print("* pandas baseline measured on a sample and extrapolated to the full file.")
+    if (args.keep or Path(".")).exists() and args.keep:
+        (args.keep / "results.json").write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    main()
