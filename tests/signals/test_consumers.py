@@ -65,7 +65,7 @@ async def test_since_resumes_from_the_database_then_goes_live_without_duplicates
     assert await comm.receive_nothing(timeout=0.2)
     row7 = await sync_to_async(make_signal)(7)
     await realtime.publish(row7.to_event())
-    assert (await receive(comm))["id"] == 7
+    assert (await receive(comm))["id"] == row7.id
     await comm.disconnect()
 
 
