@@ -132,18 +132,26 @@ DATABASES = {"default": _database()}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ.get("SCALP_REDIS_URL", "")
+# Group membership must outlive the longest connection: an execution program or a trader's
+# page stays connected for days (Channels' default of one day would silently drop them).
+GROUP_EXPIRY = 10 * 365 * 86400
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "capacity": 1000, "expiry": 30},
+            "CONFIG": {
+                "hosts": [REDIS_URL],
+                "capacity": 1000,
+                "expiry": 30,
+                "group_expiry": GROUP_EXPIRY,
+            },
         }
     }
 else:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels.layers.InMemoryChannelLayer",
-            "CONFIG": {"capacity": 1000, "expiry": 30},
+            "BACKEND": "scalpsite.layers.LocalChannelLayer",
+            "CONFIG": {"capacity": 1000, "expiry": 30, "group_expiry": GROUP_EXPIRY},
         }
     }
 

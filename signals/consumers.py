@@ -10,7 +10,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.core.exceptions import ValidationError
 
 from signals.auth import feed_token_valid, token_from_scope
-from signals.realtime import GROUP_FEED, GROUP_UI
+from signals.realtime import GROUP_BARS, GROUP_FEED, GROUP_UI
 from watchlists.services import symbol_normalize
 
 BACKLOG_BATCH = 1000
@@ -70,6 +70,7 @@ class SignalFeedConsumer(AsyncWebsocketConsumer):
 
     async def disconnect(self, code) -> None:
         await self.channel_layer.group_discard(GROUP_FEED, self.channel_name)
+        await self.channel_layer.group_discard(GROUP_BARS, self.channel_name)
 
     async def send_backlog(self, since: int) -> None:
         self.last_sent = since
@@ -86,20 +87,29 @@ class SignalFeedConsumer(AsyncWebsocketConsumer):
     async def send_event(self, event: dict) -> None:
         await self.send(text_data=json.dumps(event, separators=(",", ":")))
 
+    async def dispatch(self, message: dict) -> None:
+        # Channels closes stale DB connections (a thread hop) before every handler; the
+        # fan-out handler never touches the database, and it runs once per client per event.
+        if message["type"] == "feed.event":
+            await self.feed_event(message)
+        else:
+            await super().dispatch(message)
+
     async def feed_event(self, message: dict) -> None:
-        event = message["event"]
-        kind = event["event"]
+        kind = message["kind"]
         if kind == "signal":
-            if event["id"] <= self.last_sent:
+            if message["id"] <= self.last_sent:
                 return  # already sent from the backlog
-            self.last_sent = event["id"]
+            self.last_sent = message["id"]
         elif kind == "bar" and not self.bars:
             return
-        if self.symbols is not None and kind in ("signal", "bar") and (
-            event["symbol"] not in self.symbols
+        if (
+            self.symbols is not None
+            and kind in ("signal", "bar")
+            and (message["symbol"] not in self.symbols)
         ):
             return
-        await self.send_event(event)
+        await self.send(text_data=message["text"])
 
     async def receive(self, text_data=None, bytes_data=None) -> None:
         try:
@@ -127,6 +137,10 @@ class SignalFeedConsumer(AsyncWebsocketConsumer):
                 await self.error(f"Unknown stream {frame['stream']!r}; the only stream is bars.")
                 return
             self.bars = action == "subscribe"
+            if self.bars:
+                await self.channel_layer.group_add(GROUP_BARS, self.channel_name)
+            else:
+                await self.channel_layer.group_discard(GROUP_BARS, self.channel_name)
         if "symbols" in frame:
             try:
                 symbols = parse_symbols(frame["symbols"])
@@ -165,6 +179,12 @@ class UiConsumer(AsyncWebsocketConsumer):
 
     async def disconnect(self, code) -> None:
         await self.channel_layer.group_discard(GROUP_UI, self.channel_name)
+
+    async def dispatch(self, message: dict) -> None:
+        if message["type"] == "ui.html":  # no database here: skip Channels' per-message hop
+            await self.ui_html(message)
+        else:
+            await super().dispatch(message)
 
     async def ui_html(self, message: dict) -> None:
         await self.send(text_data=message["html"])

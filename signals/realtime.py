@@ -9,6 +9,7 @@ the source of truth, before the newer signal goes out.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 
 from channels.db import database_sync_to_async
@@ -17,7 +18,8 @@ from django.template.loader import render_to_string
 
 logger = logging.getLogger(__name__)
 
-GROUP_FEED = "feed"  # /ws/signals/ consumers: JSON events
+GROUP_FEED = "feed"  # /ws/signals/ consumers: signal and status events (JSON)
+GROUP_BARS = "bars"  # /ws/signals/ consumers that subscribed to the bar stream
 GROUP_UI = "ui"  # /ws/ui/ consumers: HTML fragments for htmx
 GROUP_ENGINE = "engine"  # the bridge consumer: commands down to the worker
 
@@ -67,10 +69,10 @@ async def publish(event: dict) -> None:
         async with _state.lock:
             await _publish_signal(event)
     elif kind == "status":
-        await _group_send(GROUP_FEED, event)
+        await _feed_send(GROUP_FEED, event)
         await _group_html(render_to_string("engine/partials/status.html", {"status": event}))
     elif kind == "bar":
-        await _group_send(GROUP_FEED, event)
+        await _feed_send(GROUP_BARS, event)
         await _group_html(render_to_string("engine/partials/tile.html", {"bar": event}))
     else:
         logger.warning("ignoring engine event of unknown kind %r", kind)
@@ -90,12 +92,21 @@ async def _publish_signal(event: dict) -> None:
 
 async def _send_signal(event: dict) -> None:
     _state.last_id = event["id"]
-    await _group_send(GROUP_FEED, event)
+    await _feed_send(GROUP_FEED, event)
     await _group_html(render_to_string("signals/partials/signal_live.html", {"signal": event}))
 
 
-async def _group_send(group: str, event: dict) -> None:
-    await get_channel_layer().group_send(group, {"type": "feed.event", "event": event})
+async def _feed_send(group: str, event: dict) -> None:
+    # Serialised once here, not once per client; the layer copies the message per channel,
+    # so it carries only flat fields: what the consumers filter on, and the text to send.
+    message = {
+        "type": "feed.event",
+        "kind": event["event"],
+        "id": event.get("id"),
+        "symbol": event.get("symbol"),
+        "text": json.dumps(event, separators=(",", ":")),
+    }
+    await get_channel_layer().group_send(group, message)
 
 
 async def _group_html(html: str) -> None:

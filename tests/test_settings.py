@@ -19,7 +19,8 @@ def test_local_only_defaults():
     assert settings.USE_TZ and settings.TIME_ZONE == "UTC"
     assert settings.INSTALLED_APPS[0] == "daphne"
     assert "django.contrib.auth.middleware.LoginRequiredMiddleware" in settings.MIDDLEWARE
-    assert settings.CHANNEL_LAYERS["default"]["BACKEND"].endswith("InMemoryChannelLayer")
+    assert settings.CHANNEL_LAYERS["default"]["BACKEND"] == "scalpsite.layers.LocalChannelLayer"
+    assert settings.CHANNEL_LAYERS["default"]["CONFIG"]["group_expiry"] > 365 * 86400
 
 
 @pytest.mark.django_db
