@@ -42,6 +42,8 @@ class Run:
     bars: int = 0
     signals: int = 0
     last_bar_time: int | None = None
+    # symbol -> why it is not scanned (unknown, no permission): repeated in later messages
+    problems: dict[str, str] = field(default_factory=dict)
 
     def machine(self, symbol: str) -> SymbolMachine:
         machine = self.machines.get(symbol)
@@ -239,7 +241,7 @@ class Engine:
                 if isinstance(event, BarEvent):
                     await self.on_bar(run, event.bar, warmup=event.warmup)
                 else:
-                    await self.on_status(event)
+                    await self.on_status(event, run)
         except asyncio.CancelledError:
             raise
         except FeedError as err:
@@ -301,12 +303,20 @@ class Engine:
             ),
         }
 
-    async def on_status(self, event: StatusEvent) -> None:
+    async def on_status(self, event: StatusEvent, run: Run | None = None) -> None:
+        message = event.message
+        if run is not None:
+            if event.symbol is not None and event.permanent:
+                run.problems[event.symbol] = event.message
+            elif event.symbol is None and run.problems:
+                # The state has one message: without this, the next status ("running",
+                # "market closed") would hide why a symbol is not scanned within milliseconds.
+                message = " ".join([message, *run.problems.values()])
         if event.state == "notice" or event.symbol is not None:
             # Information about one symbol or the market: keep the state, show the sentence.
-            await self.set_state(self.state, event.message)
+            await self.set_state(self.state, message)
             return
-        await self.set_state(event.state, event.message)
+        await self.set_state(event.state, message)
 
     async def set_state(self, state: str, message: str) -> None:
         self.state, self.message = state, message

@@ -61,3 +61,80 @@ def trend_bars(symbol: str, start: int, closes: list[float], seconds: int = 5) -
         (start + i * seconds, c, c + 0.02, c - 0.02, c, 100 + i, symbol)
         for i, c in enumerate(closes)
     ]
+
+
+class Gateway:
+    """The fake TWS (``tests/faketws.py``) as a separate process, driven over its control
+    socket. ``start`` again after ``kill`` listens on the same port, as a restarted TWS does."""
+
+    def __init__(self, script: dict, *, workdir: Path, port: int = 0) -> None:
+        self.script = script
+        self.workdir = workdir
+        self.port = port
+        self.control_port = 0
+        self.proc: subprocess.Popen | None = None
+        self.starts = 0
+        self._log = None
+
+    def start(self, script: dict | None = None, *, timeout: float = 20.0) -> Gateway:
+        import json
+        import select
+
+        if script is not None:
+            self.script = script
+        self.starts += 1
+        path = self.workdir / f"gateway-{self.starts}.json"
+        path.write_text(json.dumps(self.script))
+        log = self._log = (self.workdir / f"gateway-{self.starts}.log").open("w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.faketws", "--port", str(self.port),
+             "--control-port", "0", "--script", str(path)],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True,
+        )  # fmt: skip
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        line = self.proc.stdout.readline() if ready else ""
+        if not line:
+            self.kill()
+            raise RuntimeError(f"the fake TWS did not start; see {log.name}")
+        ports = json.loads(line)
+        self.port, self.control_port = ports["port"], ports["control_port"]
+        return self
+
+    def call(self, cmd: str, **args: object) -> dict:
+        """One control command (see ``tests.faketws.run_command``); raises if it failed."""
+        import json
+        import socket
+
+        with socket.create_connection(("127.0.0.1", self.control_port), timeout=30) as sock:
+            stream = sock.makefile("rwb")
+            stream.write(json.dumps({"cmd": cmd, **args}).encode() + b"\n")
+            stream.flush()
+            reply = json.loads(stream.readline())
+        if not reply.get("ok"):
+            raise RuntimeError(f"fake TWS {cmd}: {reply.get('error')}")
+        return reply
+
+    def kill(self) -> None:
+        """SIGKILL, as when TWS crashes or the machine's TWS restarts."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+        if self.proc is not None:
+            self.proc.wait(timeout=10)
+            self.proc.stdout.close()
+        if self._log is not None:
+            self._log.close()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                self.call("shutdown")
+                self.proc.wait(timeout=10)
+            except (OSError, RuntimeError, subprocess.TimeoutExpired):
+                pass
+        self.kill()
+
+
+def gateway_symbol(symbol: str, history: list[tuple], **details: object) -> dict:
+    """A ``symbols`` item of a fake TWS script; ``history`` rows (time, o, h, l, c, v[, sym])
+    become its 5-second history."""
+    return {"symbol": symbol, **details, "history": {"5": [list(r[:6]) for r in history]}}
