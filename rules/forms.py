@@ -1,0 +1,542 @@
+"""Forms of the rule pages: the rule builder (fields + condition rows) and the preview."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import tempfile
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from django import forms
+from django.core.exceptions import ValidationError
+
+from engine.core.bars import Bar, BarFileError, iter_csv_bars
+from engine.core.machine import SymbolMachine
+from engine.core.rules import (
+    DEFAULT_RULE_DEFINITION,
+    MAX_CONDITIONS,
+    OPERATOR_HELP,
+    OPERATORS,
+    RuleDef,
+    RuleError,
+    parse_number,
+    validate_definition,
+)
+from engine.core.text import format_number, format_text, parse_text
+from engine.feeds.demo import DemoMarket
+from rules.models import Rule
+
+OPERAND_SUGGESTIONS = (
+    "PRICE", "MA5", "MA10", "MA20", "EMA9", "EMA20", "RSI14", "VWAP",
+    "BBUPPER20", "BBLOWER20", "VOLUME", "OPEN", "HIGH", "LOW",
+)  # fmt: skip
+OPERATOR_LABELS = {
+    ">": ">",
+    "<": "<",
+    ">=": "≥",
+    "<=": "≤",
+    "crosses_above": "crosses above",
+    "crosses_below": "crosses below",
+}
+# Rows beyond this are dropped before validation: the core refuses more than 10 anyway, and
+# a crafted request must not make the page render thousands of rows.
+MAX_ROWS_ACCEPTED = 2 * MAX_CONDITIONS
+_ROW_KEY = re.compile(r"^[a-z0-9]{1,16}$")
+
+INPUT = (
+    "w-full rounded border border-slate-700 bg-slate-950 px-2 py-1 text-slate-100 "
+    "focus:border-emerald-500 focus:outline-none focus:ring-1 focus:ring-emerald-500 "
+    "aria-[invalid=true]:border-rose-500"
+)
+
+
+def sentence(message: str) -> str:
+    """A core message (``unknown operand 'X'; use ...``) as a sentence: capital, full stop."""
+    message = message.strip()
+    if not message:
+        return message
+    message = message[0].upper() + message[1:]
+    return message if message.endswith((".", "!", "?")) else message + "."
+
+
+def new_row_key() -> str:
+    return secrets.token_hex(4)
+
+
+@dataclass
+class ConditionRow:
+    """One condition row of the builder, as typed; ``key`` names its error slots."""
+
+    key: str
+    left: str = "PRICE"
+    op: str = ">"
+    right: str = ""
+    errors: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"left": self.left, "op": self.op, "right": self.right}
+
+
+def rows_from_definition(definition: dict[str, Any]) -> list[ConditionRow]:
+    rows = []
+    for i, cond in enumerate(definition.get("conditions") or []):
+        right = cond.get("right", "")
+        if not isinstance(right, str):
+            right = format_number(right)
+        rows.append(ConditionRow(str(i), str(cond.get("left", "")), str(cond.get("op", "")), right))
+    return rows
+
+
+def rows_from_data(data) -> list[ConditionRow]:
+    """The condition rows of a POST: parallel ``row``/``left``/``op``/``right`` lists."""
+    columns = [data.getlist(name) for name in ("row", "left", "op", "right")]
+    count = min(max(len(column) for column in columns), MAX_ROWS_ACCEPTED)
+    rows, seen = [], set()
+    for i in range(count):
+        key, left, op, right = (column[i][:200] if i < len(column) else "" for column in columns)
+        if not _ROW_KEY.match(key) or key in seen:
+            key = new_row_key()
+        seen.add(key)
+        rows.append(ConditionRow(key, left.strip(), op.strip(), right.strip()))
+    return rows
+
+
+def _row_problem(row: ConditionRow, part: str) -> str | None:
+    """Why one side of a row is invalid (a sentence), checked through the core validator."""
+    value = getattr(row, part)
+    if part == "op":
+        if value not in OPERATORS:
+            return sentence(f"choose an operator: {OPERATOR_HELP.removeprefix('use ')}")
+        return None
+    if not value:
+        if part == "left":
+            return "Pick the left operand, e.g. PRICE or MA5."
+        return "Pick the right operand or type a number."
+    if part == "left" and parse_number(value) is not None:
+        return (
+            "The left side must be an indicator or price, not a number; "
+            "put the number on the right (e.g. RSI14 < 30)."
+        )
+    probe = {"left": "PRICE", "op": ">", "right": "PRICE", part: value}
+    try:
+        validate_definition({"logic": "AND", "conditions": [probe], "cooldown_sec": 0})
+    except RuleError as err:
+        return sentence(err.message)
+    return None
+
+
+class RuleBuilderForm(forms.Form):
+    """A rule's name, logic, cooldown and trigger, plus its condition rows (``self.rows``).
+
+    Validation goes through the core validator; ``self.definition`` is the canonical
+    definition once :meth:`is_valid` is true. With ``live=True`` (as-you-type feedback) an
+    empty name is not an error yet.
+    """
+
+    name = forms.CharField(
+        max_length=80,
+        error_messages={
+            "required": "Give the rule a name.",
+            "max_length": "Keep the name to 80 characters or fewer.",
+        },
+        widget=forms.TextInput(attrs={"class": INPUT, "autocomplete": "off"}),
+    )
+    logic = forms.ChoiceField(
+        choices=[("AND", "all (AND)"), ("OR", "any (OR)")],
+        error_messages={
+            "required": "Choose AND (all conditions) or OR (any condition).",
+            "invalid_choice": "Choose AND (all conditions) or OR (any condition).",
+        },
+        widget=forms.RadioSelect(attrs={"class": "sr-only"}),
+    )
+    cooldown_sec = forms.IntegerField(
+        min_value=0,
+        max_value=86_400,
+        error_messages={
+            "required": "Give the cooldown in seconds (0 for none).",
+            "invalid": "Enter the cooldown as a whole number of seconds.",
+            "min_value": "The cooldown can't be negative.",
+            "max_value": "The cooldown can be at most 86400 seconds (24 hours).",
+        },
+        widget=forms.NumberInput(attrs={"class": INPUT, "min": 0, "max": 86400, "step": 1}),
+    )
+    trigger = forms.ChoiceField(
+        choices=[("level", "level: every true bar"), ("edge", "edge: when it turns true")],
+        error_messages={
+            "required": "Choose the level or the edge trigger.",
+            "invalid_choice": "Choose the level or the edge trigger.",
+        },
+        widget=forms.Select(attrs={"class": INPUT}),
+    )
+    text = forms.CharField(
+        required=False,
+        max_length=2000,
+        error_messages={"max_length": "Keep the rule text to 2000 characters or fewer."},
+        widget=forms.TextInput(
+            attrs={
+                "class": INPUT + " font-mono",
+                "autocomplete": "off",
+                "spellcheck": "false",
+                "placeholder": "PRICE > MA5 AND MA5 > MA10",
+            }
+        ),
+    )
+
+    def __init__(self, data=None, *, rule: Rule | None = None, live: bool = False, **kwargs):
+        self.rule = rule
+        self.live = live
+        if data is None:
+            definition = rule.definition if rule is not None else DEFAULT_RULE_DEFINITION
+            kwargs.setdefault(
+                "initial",
+                {
+                    "name": rule.name if rule is not None else "",
+                    "logic": definition.get("logic", "AND"),
+                    "cooldown_sec": definition.get("cooldown_sec", 60),
+                    "trigger": definition.get("trigger", "level"),
+                },
+            )
+            self.rows = rows_from_definition(definition)
+        else:
+            self.rows = rows_from_data(data)
+        super().__init__(data, **kwargs)
+        if live:
+            self.fields["name"].required = False
+        for name in ("name", "logic", "cooldown_sec", "trigger", "text"):
+            self.fields[name].widget.attrs["aria-describedby"] = f"err-{name}"
+        self.conditions_error = ""
+        self.text_error = ""
+        self.definition: dict[str, Any] | None = None
+        self.focus_key = ""
+
+    # Row editing (the htmx endpoints and the no-JS buttons share these).
+
+    def add_row(self) -> None:
+        if len(self.rows) >= MAX_CONDITIONS:
+            self.conditions_error = f"A rule has at most {MAX_CONDITIONS} conditions."
+            return
+        row = ConditionRow(new_row_key())
+        self.rows.append(row)
+        self.focus_key = row.key
+
+    def remove_row(self, key: str) -> None:
+        index = next((i for i, row in enumerate(self.rows) if row.key == key), None)
+        if index is None:
+            return
+        if len(self.rows) <= 1:
+            self.conditions_error = "A rule needs at least one condition."
+            return
+        del self.rows[index]
+        self.focus_key = self.rows[min(index, len(self.rows) - 1)].key
+
+    def apply_text(self) -> bool:
+        """Replace the rows (and logic) with the parsed text box; False with ``text_error``."""
+        text = (self.data.get("text") or "")[:2001]
+        try:
+            parsed = parse_text(text)
+        except RuleError as err:
+            self.text_error = sentence(err.message)
+            return False
+        self.rows = rows_from_definition(parsed)
+        for row in self.rows:
+            row.key = new_row_key()
+        self.data = self.data.copy()
+        self.data["logic"] = parsed["logic"]
+        if self.rows:
+            self.focus_key = self.rows[0].key
+        return True
+
+    # Validation
+
+    def clean_name(self) -> str:
+        name = (self.cleaned_data.get("name") or "").strip()
+        if not name and not self.live:
+            raise ValidationError("Give the rule a name.")
+        if name and not self.live:
+            taken = Rule.objects.filter(name=name)
+            if self.rule is not None:
+                taken = taken.exclude(pk=self.rule.pk)
+            if taken.exists():
+                raise ValidationError(f"A rule named “{name}” already exists; choose another name.")
+        return name
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        self.conditions_error = self.conditions_error or ""
+        for row in self.rows:
+            row.errors = {}
+            for part in ("left", "op", "right"):
+                problem = _row_problem(row, part)
+                if problem:
+                    row.errors[part] = problem
+        if not self.rows:
+            self.conditions_error = "Add at least one condition."
+        elif len(self.rows) > MAX_CONDITIONS:
+            self.conditions_error = (
+                f"A rule has at most {MAX_CONDITIONS} conditions; this one has {len(self.rows)}."
+            )
+        if self.conditions_error or any(row.errors for row in self.rows):
+            return cleaned
+        if not all(key in cleaned for key in ("logic", "cooldown_sec", "trigger")):
+            return cleaned
+        draft = {
+            "logic": cleaned["logic"],
+            "conditions": [row.to_json() for row in self.rows],
+            "cooldown_sec": cleaned["cooldown_sec"],
+            "trigger": cleaned["trigger"],
+        }
+        try:
+            self.definition = validate_definition(draft).to_json()
+        except RuleError as err:
+            self.add_rule_error(err)
+        return cleaned
+
+    def add_rule_error(self, err: RuleError) -> None:
+        """Put a core error in the slot of the field it names."""
+        message = sentence(err.message)
+        match = re.fullmatch(r"conditions\[(\d+)\]\.(left|op|right)", err.field)
+        if match and int(match[1]) < len(self.rows):
+            self.rows[int(match[1])].errors[match[2]] = message
+        elif err.field in ("logic", "cooldown_sec", "trigger", "name"):
+            self.add_error(err.field, message)
+        elif err.field == "text":
+            self.text_error = message
+        else:
+            self.conditions_error = message
+        self.definition = None
+
+    def add_service_error(self, err: ValidationError) -> None:
+        """A service refused the save: show its sentences where they belong."""
+        if hasattr(err, "error_dict"):
+            for key, errors in err.message_dict.items():
+                target = "name" if key == "name" else None
+                for message in errors:
+                    # Model-level definition errors read "conditions[0].left: ..." (RuleError).
+                    self.add_error(target, sentence(message))
+        else:
+            for message in err.messages:
+                self.add_error(None, sentence(message))
+
+    def is_valid(self) -> bool:
+        valid = super().is_valid()
+        return (
+            valid
+            and self.definition is not None
+            and not self.conditions_error
+            and not any(row.errors for row in self.rows)
+        )
+
+    @property
+    def rule_def(self) -> RuleDef | None:
+        return validate_definition(self.definition) if self.definition is not None else None
+
+    @property
+    def text_form(self) -> str:
+        """The draft's canonical text, or "" while it is invalid."""
+        if self.definition is not None:
+            return format_text(self.definition)
+        if not self.is_bound:
+            logic = self.initial.get("logic", "AND")
+            try:
+                return format_text({"logic": logic, "conditions": [r.to_json() for r in self.rows]})
+            except RuleError:
+                return ""
+        return ""
+
+    def field_slots(self) -> list[tuple[str, str]]:
+        """(slot id, message) of the error slots outside the conditions section."""
+        return [
+            (f"err-{name}", " ".join(self.errors.get(name, [])) if self.is_bound else "")
+            for name in ("name", "cooldown_sec", "trigger")
+        ]
+
+    def condition_slots(self) -> list[tuple[str, str]]:
+        """(slot id, message) of the error slots inside the conditions section."""
+        logic = " ".join(self.errors.get("logic", [])) if self.is_bound else ""
+        slots = [("err-logic", logic), ("err-conditions", self.conditions_error)]
+        for row in self.rows:
+            for part in ("left", "op", "right"):
+                slots.append((f"err-{row.key}-{part}", row.errors.get(part, "")))
+        return slots
+
+
+# Preview
+
+
+DEMO_BAR_SECONDS = 5
+BAR_COUNT_CHOICES = [(360, "360 bars (30 min)"), (720, "720 bars (1 h)"),
+                     (1440, "1440 bars (2 h)"), (4320, "4320 bars (6 h)")]  # fmt: skip
+MAX_UPLOAD_BYTES = 5 * 1024 * 1024
+MAX_CHART_POINTS = 5000
+MAX_LISTED_SIGNALS = 25
+
+
+@dataclass
+class PreviewResult:
+    source: str
+    symbol: str
+    bars: int
+    bar_seconds: int
+    signals: list[dict[str, Any]]
+    chart: dict[str, Any]
+    symbols: list[str]
+    first_time: str = ""
+    last_time: str = ""
+
+    @property
+    def count(self) -> int:
+        return len(self.signals)
+
+    @property
+    def listed(self) -> list[dict[str, Any]]:
+        return self.signals[:MAX_LISTED_SIGNALS]
+
+
+def _hms(epoch: int) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+class PreviewForm(forms.Form):
+    """Which bars to run the draft rule over: the demo market's history or an uploaded CSV."""
+
+    source = forms.ChoiceField(
+        choices=[("demo", "Demo market"), ("csv", "CSV file")],
+        initial="demo",
+        error_messages={
+            "required": "Choose the demo market or a CSV file.",
+            "invalid_choice": "Choose the demo market or a CSV file.",
+        },
+        widget=forms.RadioSelect(attrs={"class": "accent-emerald-500"}),
+    )
+    symbol = forms.ChoiceField(
+        required=False,
+        error_messages={"invalid_choice": "Choose one of the watchlist's symbols."},
+        widget=forms.Select(attrs={"class": INPUT}),
+    )
+    bars = forms.TypedChoiceField(
+        choices=BAR_COUNT_CHOICES,
+        coerce=int,
+        initial=720,
+        error_messages={
+            "required": "Choose how many bars to preview over.",
+            "invalid_choice": "Choose how many bars to preview over.",
+        },
+        widget=forms.Select(attrs={"class": INPUT}),
+    )
+    csv_file = forms.FileField(
+        required=False,
+        error_messages={
+            "invalid": "The upload is not a file; choose a CSV file.",
+            "empty": "The chosen file is empty; it needs a header and at least one bar.",
+        },
+        widget=forms.ClearableFileInput(
+            attrs={
+                "accept": ".csv,text/csv",
+                "class": "block w-full text-xs text-slate-300 file:mr-2 file:rounded "
+                "file:border-0 file:bg-slate-700 file:px-2 file:py-1 file:text-slate-100 "
+                "hover:file:bg-slate-600",
+            }
+        ),
+    )
+
+    def __init__(self, *args, symbols: list[str], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.symbols = symbols or ["SPY"]
+        self.fields["symbol"].choices = [(s, s) for s in self.symbols]
+        self.fields["symbol"].initial = self.symbols[0]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if cleaned.get("source") == "csv":
+            upload = cleaned.get("csv_file")
+            if not upload and "csv_file" not in self.errors:
+                self.add_error("csv_file", "Choose a CSV file to preview over, or use the demo.")
+            elif upload and upload.size > MAX_UPLOAD_BYTES:
+                self.add_error(
+                    "csv_file",
+                    f"The file is {upload.size / 1_048_576:.1f} MB; the preview takes files "
+                    "up to 5 MB (cut it to the bars you want to see).",
+                )
+        return cleaned
+
+    def run(self, rule: RuleDef) -> PreviewResult | None:
+        """Run ``rule`` over the chosen bars; None with a form error for a bad file."""
+        if self.cleaned_data["source"] == "csv":
+            return self._run_csv(rule)
+        symbol = self.cleaned_data.get("symbol") or self.symbols[0]
+        count = self.cleaned_data["bars"]
+        market = DemoMarket(symbol)
+        now = int(datetime.now(UTC).timestamp())
+        start = now - now % DEMO_BAR_SECONDS - count * DEMO_BAR_SECONDS
+        bars = (
+            market.bar(symbol, start + i * DEMO_BAR_SECONDS, DEMO_BAR_SECONDS) for i in range(count)
+        )
+        return _simulate(rule, bars, source="demo")
+
+    def _run_csv(self, rule: RuleDef) -> PreviewResult | None:
+        upload = self.cleaned_data["csv_file"]
+        label = Path(upload.name or "upload.csv").name
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "bars.csv"
+            with path.open("wb") as out:
+                for chunk in upload.chunks():
+                    out.write(chunk)
+            try:
+                result = _simulate(rule, iter_csv_bars(path), source="csv")
+            except BarFileError as err:
+                where = f"{label}, line {err.line}" if err.line is not None else label
+                self.add_error("csv_file", sentence(f"{where}: {err.problem}"))
+                return None
+            except UnicodeDecodeError:
+                self.add_error("csv_file", f"{label} is not UTF-8 text; save it as a UTF-8 CSV.")
+                return None
+        if result.bars == 0:
+            self.add_error("csv_file", f"{label} has a header but no bars.")
+            return None
+        return result
+
+
+def _simulate(rule: RuleDef, bars, *, source: str) -> PreviewResult:
+    """Run one :class:`SymbolMachine` per symbol; chart the first symbol's closes."""
+    machines: dict[str, SymbolMachine] = {}
+    signals: list[dict[str, Any]] = []
+    closes: list[list[float]] = []
+    markers: list[list[float]] = []
+    first: Bar | None = None
+    last: Bar | None = None
+    count = 0
+    for bar in bars:
+        count += 1
+        if first is None:
+            first = bar
+        last = bar
+        machine = machines.get(bar.symbol)
+        if machine is None:
+            machine = machines[bar.symbol] = SymbolMachine(rule, bar.symbol)
+        signal = machine.on_bar(bar)
+        charted = bar.symbol == first.symbol
+        if charted:
+            closes.append([bar.time + bar.seconds, bar.close])
+        if signal is not None:
+            signals.append(
+                {"time": _hms(signal.close_time), "symbol": signal.symbol, "price": signal.price}
+            )
+            if charted:
+                markers.append([signal.close_time, signal.price])
+    if len(closes) > MAX_CHART_POINTS:
+        closes = closes[-MAX_CHART_POINTS:]
+        markers = [m for m in markers if m[0] >= closes[0][0]]
+    return PreviewResult(
+        source=source,
+        symbol=first.symbol if first else "",
+        bars=count,
+        bar_seconds=first.seconds if first else 0,
+        signals=signals,
+        chart={"symbol": first.symbol if first else "", "closes": closes, "markers": markers},
+        symbols=list(machines),
+        first_time=_hms(first.time) if first else "",
+        last_time=_hms(last.time + last.seconds) if last else "",
+    )

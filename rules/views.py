@@ -1,0 +1,270 @@
+"""Rule pages: the list, the builder (with its htmx endpoints), the preview, delete."""
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from engine.services import engine_state_get, settings_get
+from rules.forms import (
+    MAX_UPLOAD_BYTES,
+    OPERAND_SUGGESTIONS,
+    OPERATOR_LABELS,
+    PreviewForm,
+    RuleBuilderForm,
+)
+from rules.models import Rule
+from rules.services import (
+    SYSTEM_READ_ONLY,
+    rule_activate,
+    rule_check_editable,
+    rule_clone,
+    rule_create,
+    rule_delete,
+    rule_update,
+)
+from watchlists.services import watchlist_get_active
+
+BUILDER = "rules/builder.html"
+
+
+def _is_htmx(request) -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
+def _get_rule(pk: int) -> Rule:
+    return get_object_or_404(Rule, pk=pk)
+
+
+def _locked_rule_id() -> int | None:
+    state = engine_state_get()
+    return state.run_rule_id if state.is_locked else None
+
+
+@require_GET
+def rule_list(request):
+    context = {
+        "rules": Rule.objects.all(),
+        "active_rule_id": settings_get().active_rule_id,
+        "locked_rule_id": _locked_rule_id(),
+        "engine": engine_state_get(),
+    }
+    return render(request, "rules/list.html", context)
+
+
+# The builder page
+
+
+def _preview_form(request=None) -> PreviewForm:
+    watchlist = watchlist_get_active()
+    symbols = watchlist.symbols if watchlist is not None else []
+    if request is None:
+        return PreviewForm(symbols=symbols)
+    return PreviewForm(request.POST, request.FILES, symbols=symbols)
+
+
+def _builder_context(form, *, rule=None, preview_form=None, preview=None, **extra) -> dict:
+    lock_message = ""
+    if rule is not None:
+        try:
+            rule_check_editable(rule=rule)
+        except ValidationError as err:
+            lock_message = " ".join(err.messages)
+    return {
+        "form": form,
+        "rule": rule,
+        "lock_message": lock_message,
+        "preview_form": preview_form or _preview_form(),
+        "preview": preview,
+        "operand_suggestions": OPERAND_SUGGESTIONS,
+        "operator_labels": OPERATOR_LABELS,
+        "max_upload_mb": MAX_UPLOAD_BYTES // (1024 * 1024),
+        **extra,
+    }
+
+
+def _run_preview(request, form: RuleBuilderForm):
+    """Validate the draft and the preview choices; (preview form, result or None, problem)."""
+    preview_form = _preview_form(request)
+    if not form.is_valid():
+        return preview_form, None, "Fix the rule's highlighted fields first; then preview it."
+    if not preview_form.is_valid():
+        return preview_form, None, ""
+    result = preview_form.run(form.rule_def)
+    return preview_form, result, ""
+
+
+def _too_large(request) -> bool:
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return False
+    # The CSV cap plus room for the form's other fields.
+    return length > MAX_UPLOAD_BYTES + 256 * 1024
+
+
+def _too_large_response():
+    return HttpResponse(
+        "The upload is larger than 5 MB; the preview takes CSV files up to 5 MB.",
+        status=413,
+        content_type="text/plain; charset=utf-8",
+    )
+
+
+def _builder_page(request, *, rule: Rule | None):
+    if request.method == "GET":
+        return render(request, BUILDER, _builder_context(RuleBuilderForm(rule=rule), rule=rule))
+    if _too_large(request):
+        return _too_large_response()
+
+    form = RuleBuilderForm(request.POST, rule=rule)
+    action = request.POST.get("action", "save")
+    if request.POST.get("remove"):
+        form.remove_row(request.POST["remove"])
+        form.is_valid()
+        return render(request, BUILDER, _builder_context(form, rule=rule))
+    if action == "add":
+        form.add_row()
+        form.is_valid()
+        return render(request, BUILDER, _builder_context(form, rule=rule))
+    if action == "parse":
+        form.apply_text()
+        form.is_valid()
+        return render(request, BUILDER, _builder_context(form, rule=rule))
+    if action == "preview":
+        preview_form, result, problem = _run_preview(request, form)
+        context = _builder_context(
+            form, rule=rule, preview_form=preview_form, preview=result, preview_problem=problem
+        )
+        return render(request, BUILDER, context)
+
+    if form.is_valid():
+        name = form.cleaned_data["name"]
+        try:
+            if rule is None:
+                saved = rule_create(name=name, definition=form.definition)
+            else:
+                saved = rule_update(rule=rule, name=name, definition=form.definition)
+        except ValidationError as err:
+            form.add_service_error(err)
+        else:
+            verb = "Created" if rule is None else "Saved"
+            messages.success(request, f"{verb} the rule “{saved.name}”: {saved.text}.")
+            return redirect("rules:list")
+    return render(request, BUILDER, _builder_context(form, rule=rule, save_failed=True))
+
+
+@require_http_methods(["GET", "POST"])
+def rule_new(request):
+    return _builder_page(request, rule=None)
+
+
+@require_http_methods(["GET", "POST"])
+def rule_edit(request, pk: int):
+    rule = _get_rule(pk)
+    if rule.is_system:
+        messages.error(request, SYSTEM_READ_ONLY)
+        return redirect("rules:list")
+    return _builder_page(request, rule=rule)
+
+
+# htmx endpoints of the builder: each takes the whole builder form.
+
+
+def _conditions_response(request, form: RuleBuilderForm):
+    form.is_valid()
+    return render(request, f"{BUILDER}#conditions-update", _builder_context(form))
+
+
+@require_POST
+def builder_row(request):
+    """Add a condition row (``action=add``) or remove one (``remove=<row key>``)."""
+    form = RuleBuilderForm(request.POST, live=True)
+    if request.POST.get("remove"):
+        form.remove_row(request.POST["remove"])
+    else:
+        form.add_row()
+    return _conditions_response(request, form)
+
+
+@require_POST
+def parse_text_view(request):
+    """Fill the rows (and logic) from the text box, or show why the text doesn't parse."""
+    form = RuleBuilderForm(request.POST, live=True)
+    form.apply_text()
+    return _conditions_response(request, form)
+
+
+@require_POST
+def builder_preview_text(request):
+    """As-you-type feedback: the rule's text form and every inline error slot (out of band)."""
+    form = RuleBuilderForm(request.POST, live=True)
+    form.is_valid()
+    return render(request, f"{BUILDER}#feedback", _builder_context(form, oob=True))
+
+
+@require_POST
+def preview(request):
+    """Run the draft rule over recent bars and show the signals it would have fired."""
+    if _too_large(request):
+        return _too_large_response()
+    form = RuleBuilderForm(request.POST, live=True)
+    preview_form, result, problem = _run_preview(request, form)
+    context = _builder_context(
+        form, preview_form=preview_form, preview=result, preview_problem=problem, oob=True
+    )
+    return render(request, f"{BUILDER}#preview-update", context)
+
+
+# List actions
+
+
+@require_POST
+def rule_clone_view(request, pk: int):
+    source = _get_rule(pk)
+    try:
+        clone = rule_clone(rule=source)
+    except ValidationError as err:
+        messages.error(request, " ".join(err.messages))
+        return redirect("rules:list")
+    messages.success(request, f"Cloned “{source.name}” as “{clone.name}”: edit it below.")
+    return redirect("rules:edit", pk=clone.pk)
+
+
+@require_POST
+def rule_activate_view(request, pk: int):
+    rule = _get_rule(pk)
+    try:
+        rule_activate(rule=rule)
+    except ValidationError as err:
+        messages.error(request, " ".join(err.messages))
+    else:
+        messages.success(request, f"“{rule.name}” is now the active rule.")
+    return redirect("rules:list")
+
+
+@require_http_methods(["GET", "POST"])
+def rule_delete_view(request, pk: int):
+    """A confirmation page (works without JavaScript); POST deletes through the service."""
+    rule = _get_rule(pk)
+    if rule.is_system:
+        messages.error(request, "The system rule can't be deleted; clone it to make your own.")
+        return redirect("rules:list")
+    error = ""
+    if request.method == "POST":
+        try:
+            rule_delete(rule=rule)
+        except ValidationError as err:
+            error = " ".join(err.messages)
+        else:
+            messages.success(request, f"Deleted the rule “{rule.name}”.")
+            return redirect("rules:list")
+    else:
+        try:
+            rule_check_editable(rule=rule, action="deleting it")
+        except ValidationError as err:
+            error = " ".join(err.messages)
+    context = {"rule": rule, "error": error, "is_active": settings_get().active_rule_id == rule.pk}
+    status = 409 if error and request.method == "POST" else 200
+    return render(request, "rules/delete.html", context, status=status)

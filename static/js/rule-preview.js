@@ -1,0 +1,49 @@
+// Rule preview chart: close prices with a marker per signal (TradingView lightweight-charts).
+// The data comes from a json_script element named by the container's data-preview-chart.
+(function () {
+  "use strict";
+
+  function draw(container) {
+    if (container.dataset.drawn || !window.LightweightCharts) return;
+    var source = document.getElementById(container.dataset.previewChart);
+    if (!source) return;
+    var data = JSON.parse(source.textContent);
+    container.dataset.drawn = "1";
+    var LC = window.LightweightCharts;
+    var chart = LC.createChart(container, {
+      autoSize: true,
+      layout: { background: { color: "#020617" }, textColor: "#94a3b8", fontSize: 11 },
+      grid: { vertLines: { color: "#1e293b" }, horzLines: { color: "#1e293b" } },
+      rightPriceScale: { borderColor: "#334155" },
+      timeScale: { borderColor: "#334155", timeVisible: true, secondsVisible: true },
+      crosshair: { mode: LC.CrosshairMode.Normal },
+    });
+    var series = chart.addSeries(LC.LineSeries, {
+      color: "#38bdf8",
+      lineWidth: 1.5,
+      priceLineVisible: false,
+      title: data.symbol,
+    });
+    series.setData(data.closes.map(function (p) { return { time: p[0], value: p[1] }; }));
+    LC.createSeriesMarkers(series, data.markers.map(function (m) {
+      return { time: m[0], position: "belowBar", color: "#34d399", shape: "arrowUp", size: 1 };
+    }));
+    chart.timeScale().fitContent();
+  }
+
+  function drawAll(root) {
+    (root || document).querySelectorAll("[data-preview-chart]").forEach(draw);
+  }
+
+  document.addEventListener("DOMContentLoaded", function () { drawAll(document); });
+  // htmx swaps in a new preview result: draw its chart.
+  document.addEventListener("htmx:load", function (event) { drawAll(event.detail.elt); });
+
+  // Choosing a file means "preview over this file": select the CSV source for the trader.
+  document.addEventListener("change", function (event) {
+    var input = event.target;
+    if (input.name !== "csv_file" || !input.files || !input.files.length) return;
+    var csvRadio = document.querySelector("input[name=source][value=csv]");
+    if (csvRadio) csvRadio.checked = true;
+  });
+})();
