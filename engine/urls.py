@@ -2,11 +2,12 @@
 
 from django.urls import path
 
-from engine import views
+from engine import settings_views, views
 
 app_name = "engine"
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
+    path("settings/", settings_views.settings_page, name="settings"),
     path("api/engine/", views.api_engine, name="api_engine"),
 ]

@@ -12,6 +12,7 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("rules/", include("rules.urls")),
+    path("watchlists/", include("watchlists.urls")),
     path("", include("signals.urls")),
     path("", include("engine.urls")),
 ]

@@ -7,5 +7,6 @@ from signals import views
 app_name = "signals"
 
 urlpatterns = [
+    path("signals/", views.history, name="history"),
     path("api/signals/", views.api_signals, name="api_signals"),
 ]

@@ -2,6 +2,7 @@
 
 from django.contrib.auth.decorators import login_not_required
 from django.http import JsonResponse
+from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from signals.auth import feed_token_valid, token_from_request
@@ -38,3 +39,9 @@ def api_signals(request):
     return JsonResponse(
         {"signals": signals, "last_id": signals[-1]["id"] if signals else int(since)}
     )
+
+
+@require_GET
+def history(request):
+    """The signal history page (being built: see issue 6)."""
+    return render(request, "signals/history.html", {})
