@@ -54,13 +54,16 @@ def engine_assert_stopped(*, action: str) -> None:
 
 
 SETTINGS_FIELDS = {"ib_host", "ib_port", "ib_client_id", "feed", "csv_path", "bar_seconds"}
+SETTINGS_LOCK_ACTION = "changing the connection, feed or bar size"
 
 
 def settings_update(**fields) -> AppSettings:
-    """Change connection, feed or bar-size settings; they apply to the next engine start."""
+    """Change connection, feed or bar-size settings; they apply to the next engine start.
+    Refused while a run is live, so the page never shows settings the run isn't using."""
     unknown = set(fields) - SETTINGS_FIELDS
     if unknown:
         raise ValueError(f"not settings fields: {sorted(unknown)}")
+    engine_assert_stopped(action=SETTINGS_LOCK_ACTION)
     app_settings = settings_get()
     for name, value in fields.items():
         setattr(app_settings, name, value)
@@ -113,3 +116,28 @@ def engine_heartbeat(*, state: str | None = None, message: str | None = None, pi
         fields["pid"] = pid
     engine_state_get()
     EngineState.objects.filter(pk=1).update(**fields, updated_at=timezone.now())
+
+
+def engine_start() -> EngineState:
+    """The Start button: check there is something to run, then ask the worker to start."""
+    from watchlists.services import watchlist_get_active
+
+    state = engine_state_get()
+    if state.is_locked or (state.is_alive and state.desired == EngineState.Desired.RUNNING):
+        raise ValidationError("The engine is already running; stop it first.")
+    problems = []
+    if settings_get().active_rule is None:
+        problems.append("Choose an active rule first.")
+    watchlist = watchlist_get_active()
+    if watchlist is None:
+        problems.append("Choose an active watchlist first.")
+    elif not watchlist.symbols:
+        problems.append(f"The watchlist “{watchlist.name}” is empty: add a symbol first.")
+    if problems:
+        raise ValidationError(problems)
+    return engine_request(desired=EngineState.Desired.RUNNING)
+
+
+def engine_stop() -> EngineState:
+    """The Stop button: the worker cancels its subscriptions and releases the locks."""
+    return engine_request(desired=EngineState.Desired.STOPPED)

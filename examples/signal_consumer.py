@@ -10,9 +10,17 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 from pathlib import Path
 
 import websockets
+
+
+def save_last_id(state: Path, last_id: int) -> None:
+    """Atomically: a crash mid-write must not leave an empty file (that would replay all)."""
+    tmp = state.with_suffix(".tmp")
+    tmp.write_text(str(last_id))
+    os.replace(tmp, state)
 
 
 async def consume(url: str, token: str, state: Path) -> None:
@@ -28,7 +36,7 @@ async def consume(url: str, token: str, state: Path) -> None:
                     if event["event"] == "signal" and event["id"] > last_id:
                         print(json.dumps(event), flush=True)  # act on the signal here
                         last_id = event["id"]
-                        state.write_text(str(last_id))  # noqa: ASYNC240
+                        save_last_id(state, last_id)
         except (OSError, websockets.ConnectionClosed) as err:
             print(f"# disconnected ({err}); reconnecting in 1 s", flush=True)
             await asyncio.sleep(1)

@@ -148,6 +148,8 @@ def test_example_consumer_prints_signals_and_resumes(tmp_path, live_daphne):
     )  # fmt: skip
     try:
         lines = [json.loads(proc.stdout.readline()) for _ in range(2)]
+        # It prints, then records the id: give it the moment between the two.
+        wait_until(lambda: state.read_text() == str(rows[2].id), timeout=10, what="state file")
     finally:
         proc.terminate()
         proc.wait(timeout=10)

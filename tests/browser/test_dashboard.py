@@ -1,0 +1,94 @@
+"""The control panel in real Chromium with a real Daphne and the real worker (csv feed):
+Start, a status change and signals arriving live without a reload, pickers locked while
+running, Stop with a confirmation."""
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from engine.services import settings_update
+from signals.models import Signal
+from tests.engine.helpers import start_worker, stop_worker, write_bars
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+T0 = 1_765_894_200  # 2025-12-16 14:10:00 UTC
+
+
+def zigzag(symbol: str, base: float, n: int) -> list[tuple]:
+    """Rises for 12 bars, falls for 8: the default MA rule fires on each rise."""
+    rows, price = [], base
+    for i in range(n):
+        price = round(price + (0.04 if i % 20 < 12 else -0.06), 2)
+        rows.append((T0 + 5 * i, price, price + 0.01, price - 0.01, price, 100, symbol))
+    return rows
+
+
+def login(page, base: str) -> None:
+    get_user_model().objects.create_superuser("trader", "", "s3cret-pass-123")
+    page.goto(f"{base}/")
+    page.fill("input[name=username]", "trader")
+    page.fill("input[name=password]", "s3cret-pass-123")
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base}/")
+
+
+def test_start_shows_status_and_signals_live_then_stop(live_daphne, page, artifacts_dir, tmp_path):
+    rows = sorted(zigzag("AAPL", 190.0, 400) + zigzag("MSFT", 410.0, 400), key=lambda r: r[0])
+    settings_update(feed="csv", csv_path=str(write_bars(tmp_path / "bars.csv", rows)))
+    worker = start_worker(
+        "--speed", "10", log_path=tmp_path / "worker.log", SCALP_WEB_URL=live_daphne
+    )
+    try:
+        login(page, live_daphne)
+        state = page.get_by_test_id("engine-state")
+        state.filter(has_text="Idle").wait_for(timeout=20_000)
+        page.get_by_test_id("live-indicator").filter(has_text="live").wait_for()
+        assert page.get_by_test_id("tiles").get_by_role("article").count() == 5
+        page.screenshot(path=artifacts_dir / "dashboard-idle.png", full_page=True)
+        page.evaluate("window.__notReloaded = true")
+
+        page.get_by_test_id("start").click()
+        state.filter(has_text="Running").wait_for(timeout=20_000)
+        first_row = page.locator("#live-signals .signal-row").first
+        first_row.wait_for(timeout=30_000)
+        assert page.evaluate("window.__notReloaded") is True, "the page must not reload"
+        newest = Signal.objects.order_by("-id").first()
+        assert newest is not None
+        row_symbol = first_row.get_attribute("data-symbol")
+        assert row_symbol in ("AAPL", "MSFT")
+        tile = page.locator(f"#tile-{row_symbol.lower()}")
+        assert tile.get_by_test_id("last-price").inner_text() != "–"
+        assert "last signal" in tile.get_by_test_id("tile-last-signal").inner_text()
+        assert page.locator(f'.tile-chart[data-chart-symbol="{row_symbol}"] canvas').count() > 0
+        # While running the pickers are locked and say why; Start is replaced by Stop.
+        page.get_by_test_id("stop").wait_for()
+        assert page.get_by_test_id("pick-rule").is_disabled()
+        assert page.get_by_test_id("pick-watchlist").is_disabled()
+        assert "stop it" in page.get_by_test_id("pick-rule").get_attribute("title")
+        page.screenshot(path=artifacts_dir / "dashboard-running.png", full_page=True)
+
+        page.once("dialog", lambda dialog: dialog.accept())
+        page.get_by_test_id("stop").click()
+        state.filter(has_text="Idle").wait_for(timeout=20_000)
+        page.get_by_test_id("start").wait_for()
+        assert page.get_by_test_id("pick-rule").is_enabled()
+        shown = {int(i) for i in page.locator("#live-signals .signal-row").evaluate_all(
+            "rows => rows.map(r => r.dataset.signalId)")}  # fmt: skip
+        stored = set(Signal.objects.values_list("id", flat=True)[:200])
+        assert shown and shown <= stored
+        assert page.evaluate("window.__notReloaded") is True
+        page.screenshot(path=artifacts_dir / "dashboard-stopped.png", full_page=True)
+    finally:
+        stop_worker(worker)
+
+
+def test_empty_watchlist_disables_start_with_a_reason(live_daphne, page, artifacts_dir):
+    from watchlists.services import watchlist_create
+
+    watchlist_create(name="Empty", symbols=[], activate=True)
+    login(page, live_daphne)
+    start = page.get_by_test_id("start")
+    assert start.is_disabled()
+    assert "is empty" in start.get_attribute("title")
+    assert page.get_by_text("No symbols to watch yet").is_visible()
+    page.screenshot(path=artifacts_dir / "dashboard-empty.png", full_page=True)
