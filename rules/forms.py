@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import secrets
 import tempfile
@@ -239,6 +240,8 @@ class RuleBuilderForm(forms.Form):
             parsed = parse_text(text)
         except RuleError as err:
             self.text_error = sentence(err.message)
+            # The swap replaces the box: keep the keyboard in it to fix the text.
+            self.fields["text"].widget.attrs.update({"autofocus": True, "aria-invalid": "true"})
             return False
         self.rows = rows_from_definition(parsed)
         for row in self.rows:
@@ -366,9 +369,7 @@ class RuleBuilderForm(forms.Form):
 # Preview
 
 
-DEMO_BAR_SECONDS = 5
-BAR_COUNT_CHOICES = [(360, "360 bars (30 min)"), (720, "720 bars (1 h)"),
-                     (1440, "1440 bars (2 h)"), (4320, "4320 bars (6 h)")]  # fmt: skip
+BAR_COUNTS = (360, 720, 1440, 4320)
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
 MAX_CHART_POINTS = 5000
 MAX_LISTED_SIGNALS = 25
@@ -395,6 +396,16 @@ class PreviewResult:
         return self.signals[:MAX_LISTED_SIGNALS]
 
 
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def _duration(seconds: int) -> str:
+    if seconds < 3600:
+        return f"{seconds // 60} min"
+    hours = seconds / 3600
+    return f"{hours:g} h" if hours < 48 else f"{hours / 24:g} days"
+
+
 def _hms(epoch: int) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
@@ -417,7 +428,7 @@ class PreviewForm(forms.Form):
         widget=forms.Select(attrs={"class": INPUT}),
     )
     bars = forms.TypedChoiceField(
-        choices=BAR_COUNT_CHOICES,
+        choices=[(n, f"{n} bars") for n in BAR_COUNTS],
         coerce=int,
         initial=720,
         error_messages={
@@ -442,11 +453,16 @@ class PreviewForm(forms.Form):
         ),
     )
 
-    def __init__(self, *args, symbols: list[str], **kwargs):
+    def __init__(self, *args, symbols: list[str], bar_seconds: int = 5, **kwargs):
         super().__init__(*args, **kwargs)
         self.symbols = symbols or ["SPY"]
+        self.bar_seconds = bar_seconds
         self.fields["symbol"].choices = [(s, s) for s in self.symbols]
         self.fields["symbol"].initial = self.symbols[0]
+        # The demo history comes in the engine's bar size, so label the counts in time too.
+        self.fields["bars"].choices = [
+            (n, f"{n} bars ({_duration(n * bar_seconds)})") for n in BAR_COUNTS
+        ]
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
@@ -455,10 +471,13 @@ class PreviewForm(forms.Form):
             if not upload and "csv_file" not in self.errors:
                 self.add_error("csv_file", "Choose a CSV file to preview over, or use the demo.")
             elif upload and upload.size > MAX_UPLOAD_BYTES:
+                # Rounded up, so a file just over the limit never reads "5.0 MB".
+                megabytes = math.ceil(upload.size * 10 / 1_048_576) / 10
+                limit = MAX_UPLOAD_BYTES // 1_048_576
                 self.add_error(
                     "csv_file",
-                    f"The file is {upload.size / 1_048_576:.1f} MB; the preview takes files "
-                    "up to 5 MB (cut it to the bars you want to see).",
+                    f"The file is {megabytes:.1f} MB, over the preview's {limit} MB limit; "
+                    "cut it to the bars you want to see.",
                 )
         return cleaned
 
@@ -468,19 +487,23 @@ class PreviewForm(forms.Form):
             return self._run_csv(rule)
         symbol = self.cleaned_data.get("symbol") or self.symbols[0]
         count = self.cleaned_data["bars"]
+        seconds = self.bar_seconds
+        # The same synthetic market the demo feed runs, ending at the current bar boundary
+        # as the demo feed's warm-up history does.
         market = DemoMarket(symbol)
         now = int(datetime.now(UTC).timestamp())
-        start = now - now % DEMO_BAR_SECONDS - count * DEMO_BAR_SECONDS
-        bars = (
-            market.bar(symbol, start + i * DEMO_BAR_SECONDS, DEMO_BAR_SECONDS) for i in range(count)
-        )
+        start = now - now % seconds - count * seconds
+        bars = (market.bar(symbol, start + i * seconds, seconds) for i in range(count))
         return _simulate(rule, bars, source="demo")
 
     def _run_csv(self, rule: RuleDef) -> PreviewResult | None:
         upload = self.cleaned_data["csv_file"]
         label = Path(upload.name or "upload.csv").name
         with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "bars.csv"
+            # Named after the upload: a file without a symbol column takes its symbol from
+            # the file name (aapl_5s.csv → AAPL), as the csv feed and `replay` do.
+            safe = _SAFE_NAME.sub("_", label)[-80:].lstrip(".") or "bars.csv"
+            path = Path(tmp) / safe
             with path.open("wb") as out:
                 for chunk in upload.chunks():
                     out.write(chunk)
@@ -488,7 +511,8 @@ class PreviewForm(forms.Form):
                 result = _simulate(rule, iter_csv_bars(path), source="csv")
             except BarFileError as err:
                 where = f"{label}, line {err.line}" if err.line is not None else label
-                self.add_error("csv_file", sentence(f"{where}: {err.problem}"))
+                # "In …" keeps the file name as typed (sentence() would capitalise it).
+                self.add_error("csv_file", sentence(f"In {where}: {err.problem}"))
                 return None
             except UnicodeDecodeError:
                 self.add_error("csv_file", f"{label} is not UTF-8 text; save it as a UTF-8 CSV.")

@@ -2,7 +2,6 @@
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -44,8 +43,10 @@ def _locked_rule_id() -> int | None:
 
 @require_GET
 def rule_list(request):
+    rules = list(Rule.objects.all())
     context = {
-        "rules": Rule.objects.all(),
+        "rules": rules,
+        "custom_count": sum(not rule.is_system for rule in rules),
         "active_rule_id": settings_get().active_rule_id,
         "locked_rule_id": _locked_rule_id(),
         "engine": engine_state_get(),
@@ -59,9 +60,10 @@ def rule_list(request):
 def _preview_form(request=None) -> PreviewForm:
     watchlist = watchlist_get_active()
     symbols = watchlist.symbols if watchlist is not None else []
+    bar_seconds = settings_get().bar_seconds
     if request is None:
-        return PreviewForm(symbols=symbols)
-    return PreviewForm(request.POST, request.FILES, symbols=symbols)
+        return PreviewForm(symbols=symbols, bar_seconds=bar_seconds)
+    return PreviewForm(request.POST, request.FILES, symbols=symbols, bar_seconds=bar_seconds)
 
 
 def _builder_context(form, *, rule=None, preview_form=None, preview=None, **extra) -> dict:
@@ -95,31 +97,14 @@ def _run_preview(request, form: RuleBuilderForm):
     return preview_form, result, ""
 
 
-def _too_large(request) -> bool:
-    try:
-        length = int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        return False
-    # The CSV cap plus room for the form's other fields.
-    return length > MAX_UPLOAD_BYTES + 256 * 1024
-
-
-def _too_large_response():
-    return HttpResponse(
-        "The upload is larger than 5 MB; the preview takes CSV files up to 5 MB.",
-        status=413,
-        content_type="text/plain; charset=utf-8",
-    )
-
-
 def _builder_page(request, *, rule: Rule | None):
     if request.method == "GET":
         return render(request, BUILDER, _builder_context(RuleBuilderForm(rule=rule), rule=rule))
-    if _too_large(request):
-        return _too_large_response()
 
-    form = RuleBuilderForm(request.POST, rule=rule)
     action = request.POST.get("action", "save")
+    # Editing steps without JavaScript (add, remove, fill, preview) don't need a name yet.
+    editing = bool(request.POST.get("remove")) or action in ("add", "parse", "preview")
+    form = RuleBuilderForm(request.POST, rule=rule, live=editing)
     if request.POST.get("remove"):
         form.remove_row(request.POST["remove"])
         form.is_valid()
@@ -207,8 +192,6 @@ def builder_preview_text(request):
 @require_POST
 def preview(request):
     """Run the draft rule over recent bars and show the signals it would have fired."""
-    if _too_large(request):
-        return _too_large_response()
     form = RuleBuilderForm(request.POST, live=True)
     preview_form, result, problem = _run_preview(request, form)
     context = _builder_context(

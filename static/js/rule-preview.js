@@ -1,5 +1,5 @@
-// Rule preview chart: close prices with a marker per signal (TradingView lightweight-charts).
-// The data comes from a json_script element named by the container's data-preview-chart.
+// Rule builder page: the preview chart (close prices with a marker per signal, TradingView
+// lightweight-charts; data from the json_script named by data-preview-chart) and two small form helpers.
 (function () {
   "use strict";
 
@@ -38,6 +38,16 @@
   document.addEventListener("DOMContentLoaded", function () { drawAll(document); });
   // htmx swaps in a new preview result: draw its chart.
   document.addEventListener("htmx:load", function (event) { drawAll(event.detail.elt); });
+
+  // Enter in the rule's text box fills the rows from it (the form's default button saves).
+  document.addEventListener("keydown", function (event) {
+    var input = event.target;
+    if (event.key !== "Enter" || input.name !== "text" || !input.form) return;
+    var fill = input.form.querySelector("button[name=action][value=parse]");
+    if (!fill) return;
+    event.preventDefault();
+    fill.click();
+  });
 
   // Choosing a file means "preview over this file": select the CSV source for the trader.
   document.addEventListener("change", function (event) {
