@@ -50,3 +50,15 @@ def test_check_deploy_has_no_unexplained_warnings():
 
     # Raises SystemCheckError on any warning not reviewed in docs/security.md.
     call_command("check", "--deploy", "--fail-level", "WARNING")
+
+
+@pytest.mark.django_db
+def test_htmx_request_after_the_session_expired_redirects_the_whole_page(client):
+    resp = client.post(
+        "/rules/builder/text/",
+        headers={"HX-Request": "true", "HX-Current-URL": "http://localhost/rules/new/?x=1"},
+    )
+    assert resp.status_code == 204
+    assert resp["HX-Redirect"] == "/accounts/login/?next=%2Frules%2Fnew%2F%3Fx%3D1"
+    plain = client.get("/rules/")
+    assert plain.status_code == 302 and plain.url.startswith("/accounts/login/")
