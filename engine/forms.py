@@ -1,0 +1,114 @@
+"""Forms of the Settings page: they parse input; engine.services decides what is stored."""
+
+import os
+import re
+
+from django import forms
+
+from engine.models import AppSettings
+
+INPUT = (
+    "w-full rounded border border-slate-700 bg-slate-950 px-2 py-1 text-slate-100 "
+    "focus:border-emerald-500 focus:outline-none focus:ring-1 focus:ring-emerald-500 "
+    "disabled:cursor-not-allowed disabled:opacity-50 aria-[invalid=true]:border-rose-500"
+)
+# A host name, an IPv4 address or an IPv6 address (optionally in brackets).
+_HOST_RE = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[0-9A-Fa-f:]*:[0-9A-Fa-f:.]+|[A-Za-z0-9.-]+)$")
+# Ports TWS and IB Gateway listen on by default (DESIGN §4).
+IB_PORTS = (
+    (7497, "TWS, paper trading"),
+    (7496, "TWS, live trading"),
+    (4002, "IB Gateway, paper trading"),
+    (4001, "IB Gateway, live trading"),
+)
+MAX_CLIENT_ID = 2**31 - 1
+
+
+class ConnectionForm(forms.Form):
+    """Where TWS / IB Gateway listens; also what "Test connection" tries."""
+
+    ib_host = forms.CharField(
+        label="Host",
+        max_length=255,
+        error_messages={
+            "required": "Type the host TWS / IB Gateway runs on, e.g. 127.0.0.1.",
+            "max_length": "A host name has at most 255 characters.",
+        },
+        widget=forms.TextInput(
+            attrs={"class": INPUT + " font-mono", "autocomplete": "off", "spellcheck": "false"}
+        ),
+    )
+    ib_port = forms.IntegerField(
+        label="Port",
+        min_value=1,
+        max_value=65535,
+        error_messages={
+            "required": "Type the API port, e.g. 7497 for TWS paper trading.",
+            "invalid": "The port is a whole number, e.g. 7497.",
+            "min_value": "A port is between 1 and 65535.",
+            "max_value": "A port is between 1 and 65535.",
+        },
+        widget=forms.NumberInput(attrs={"class": INPUT + " font-mono", "list": "ib-ports"}),
+    )
+    ib_client_id = forms.IntegerField(
+        label="Client id",
+        min_value=0,
+        max_value=MAX_CLIENT_ID,
+        error_messages={
+            "required": "Type a client id, e.g. 17.",
+            "invalid": "The client id is a whole number, e.g. 17.",
+            "min_value": "A client id can't be negative.",
+            "max_value": f"A client id is at most {MAX_CLIENT_ID}.",
+        },
+        widget=forms.NumberInput(attrs={"class": INPUT + " font-mono"}),
+    )
+
+    def clean_ib_host(self) -> str:
+        host = self.cleaned_data["ib_host"].strip()
+        if not _HOST_RE.match(host):
+            raise forms.ValidationError(
+                f"“{host}” is not a host name or IP address, e.g. 127.0.0.1 or tws.local."
+            )
+        return host.removeprefix("[").removesuffix("]")
+
+
+class SettingsForm(ConnectionForm):
+    feed = forms.ChoiceField(
+        choices=AppSettings.Feed.choices,
+        widget=forms.RadioSelect,
+        error_messages={"invalid_choice": "Choose a feed: IB, demo or CSV."},
+    )
+    csv_path = forms.CharField(
+        label="CSV file",
+        required=False,
+        max_length=500,
+        error_messages={"max_length": "The file path has at most 500 characters."},
+        widget=forms.TextInput(
+            attrs={
+                "class": INPUT + " font-mono",
+                "autocomplete": "off",
+                "spellcheck": "false",
+                "placeholder": "/path/to/bars.csv",
+            }
+        ),
+    )
+    bar_seconds = forms.TypedChoiceField(
+        label="Bar size",
+        choices=AppSettings.BarSize.choices,
+        coerce=int,
+        widget=forms.RadioSelect,
+        error_messages={"invalid_choice": "Choose a bar size: 5 seconds or 1 minute."},
+    )
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("feed") != AppSettings.Feed.CSV:
+            return cleaned
+        path = cleaned.get("csv_path")
+        if not path:
+            self.add_error(
+                "csv_path", "The CSV feed replays a file: type the path of a CSV file of bars."
+            )
+        elif not os.path.isfile(path):
+            self.add_error("csv_path", f"There is no file at {path}.")
+        return cleaned
