@@ -46,9 +46,20 @@ def watchlist_check_editable(*, watchlist: Watchlist, action: str = "changing it
 
 
 @transaction.atomic
+def _assert_name_free(name: str, *, watchlist: Watchlist | None = None) -> None:
+    others = Watchlist.objects.filter(name=name)
+    if watchlist is not None and watchlist.pk is not None:
+        others = others.exclude(pk=watchlist.pk)
+    if name and others.exists():
+        raise ValidationError(
+            {"name": f"A watchlist named “{name}” already exists; choose another name."}
+        )
+
+
 def watchlist_create(*, name: str, symbols: Iterable[object] = (), activate: bool = False):
     clean_symbols = symbols_normalize(symbols)
     watchlist = Watchlist(name=(name or "").strip())
+    _assert_name_free(watchlist.name)
     watchlist.full_clean()
     watchlist.save()
     WatchlistItem.objects.bulk_create(
@@ -63,6 +74,7 @@ def watchlist_create(*, name: str, symbols: Iterable[object] = (), activate: boo
 def watchlist_rename(*, watchlist: Watchlist, name: str) -> Watchlist:
     watchlist_check_editable(watchlist=watchlist)
     watchlist.name = (name or "").strip()
+    _assert_name_free(watchlist.name, watchlist=watchlist)
     watchlist.full_clean()
     watchlist.save()
     return watchlist

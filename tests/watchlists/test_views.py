@@ -21,6 +21,8 @@ HX = {"HX-Request": "true"}
 LIST = "/watchlists/"
 FULL = "A watchlist holds at most 5 symbols; remove one first."
 
+TAKEN = "A watchlist named “Default” already exists; choose another name."
+
 
 @pytest.fixture
 def user():
@@ -178,7 +180,7 @@ def test_create_and_activate(client):
     ("data", "slot_id", "sentence"),
     [
         ({"name": "  "}, "err-create-name", "Give the watchlist a name."),
-        ({"name": "Default"}, "err-create-name", "Watchlist with this Name already exists."),
+        ({"name": "Default"}, "err-create-name", TAKEN),
         ({"name": "Big", "symbols": "A, B, C, D, E, F"}, "err-create-symbols", FULL),
         ({"name": "Dup", "symbols": "AAPL, aapl"}, "err-create-symbols",
          "AAPL is already in the watchlist."),
@@ -281,7 +283,10 @@ def test_rename_with_htmx_and_refusals(client):
     assert wl.name == "Big tech"
     resp = client.post(url("rename", wl), {"name": "Default"}, headers=HX)
     fragment = text(resp)
-    assert slot(fragment, f"wl-{wl.pk}-err-name") == "Watchlist with this Name already exists."
+    assert (
+        slot(fragment, f"wl-{wl.pk}-err-name")
+        == "A watchlist named “Default” already exists; choose another name."
+    )
     assert '<details class="group relative" open>' in fragment  # the rename box stays open
     assert 'value="Default"' in fragment
     resp = client.post(url("rename", wl), {"name": ""}, headers=HX)
