@@ -4,7 +4,7 @@
 
 Uses its own temporary SQLite database (``SCALP_VAR_DIR``, ``migrate``) and reports:
 
-* **bar → signal latency** on the ib feed: the fake TWS (``tests/faketws.py``) runs inside
+* **bar → signal latency** on the ib feed: the fake TWS (``tests/faketws/``) runs inside
   this process; for each bar it notes the wall clock just before the bar's bytes are written
   to the worker's socket, then polls the database (a separate sqlite3 connection, every
   0.1 ms) until the signal row for that bar is visible, i.e. committed. Reported: push →

@@ -64,7 +64,7 @@ def trend_bars(symbol: str, start: int, closes: list[float], seconds: int = 5) -
 
 
 class Gateway:
-    """The fake TWS (``tests/faketws.py``) as a separate process, driven over its control
+    """The fake TWS (``tests/faketws/``) as a separate process, driven over its control
     socket. ``start`` again after ``kill`` listens on the same port, as a restarted TWS does."""
 
     def __init__(self, script: dict, *, workdir: Path, port: int = 0) -> None:

@@ -1,0 +1,19 @@
+"""The IB feed: TWS / IB Gateway realtime bars through ib_async (ib_insync as fallback).
+
+``library`` is the only module of the project that imports the IB client library;
+``errors`` turns IB's error codes into sentences, ``connection`` connects and disconnects,
+``bars`` takes realtime and history bars in, ``feed`` runs it all as :class:`IBFeed`, and
+``probe`` is the Settings page's connection test.
+"""
+
+from engine.feeds.ib.errors import IB_ERROR_MESSAGES, describe_ib_error, unreachable_message
+from engine.feeds.ib.feed import IBFeed
+from engine.feeds.ib.probe import test_connection
+
+__all__ = [
+    "IB_ERROR_MESSAGES",
+    "IBFeed",
+    "describe_ib_error",
+    "test_connection",
+    "unreachable_message",
+]

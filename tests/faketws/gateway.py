@@ -1,0 +1,271 @@
+"""The scriptable fake TWS / IB Gateway: symbols, errors, pushed bars, restarts, waiting."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+
+from tests.faketws.model import BarTuple, HistBar, Request, Subscription, SymbolSpec
+from tests.faketws.protocol import Protocol
+from tests.faketws.wire import Connection
+
+logger = logging.getLogger(__name__)
+
+
+class FakeTWS(Protocol):
+    """The scriptable gateway. All methods must run on the loop that called :meth:`start`."""
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        accounts: Sequence[str] = ("DU1234567",),
+        now: Callable[[], float] = time.time,
+        farm_notices: bool = True,
+    ):
+        self.host = host
+        self.port = port
+        self.accounts = list(accounts)
+        self.now = now
+        self.farm_notices = farm_notices
+        self.symbols: dict[str, SymbolSpec] = {}
+        self.realtime_denied: dict[str, tuple[int, str | None]] = {}
+        self.history_denied: dict[str, tuple[int, str | None]] = {}
+        self.rejected_client_ids: set[int] = set()
+        self.connections: dict[int, Connection] = {}
+        self.subscriptions: dict[tuple[int, int], Subscription] = {}
+        self.requests: list[Request] = []
+        self.subscribe_log: list[Subscription] = []
+        self.cancel_log: list[Subscription] = []
+        self.history_log: list[dict[str, object]] = []
+        self.connect_count = 0
+        self.pushed: dict[str, list[HistBar]] = {}
+        # Seconds before a history reply is sent (the data is taken when the request arrives).
+        self.history_delay = 0.0
+        self._server: asyncio.AbstractServer | None = None
+        self._conn_ids = itertools.count(1)
+        self._tasks: set[asyncio.Task] = set()
+        self._changed: asyncio.Condition | None = None
+        self._next_order_id = 1
+
+    # ---- scripting ----------------------------------------------------------------------
+
+    def add_symbol(
+        self,
+        symbol: str,
+        *,
+        con_id: int | None = None,
+        history: dict[int, Iterable[BarTuple]] | None = None,
+        **details: object,
+    ) -> SymbolSpec:
+        """Make ``symbol`` known (contract details); ``details`` are :class:`SymbolSpec`
+        fields (``primary_exchange``, ``time_zone_id``, ``trading_hours``, ...)."""
+        con_id = con_id or 100000 + len(self.symbols) + 1
+        spec = SymbolSpec(symbol=symbol.upper(), con_id=con_id, **details)  # type: ignore[arg-type]
+        self.symbols[spec.symbol] = spec
+        for seconds, bars in (history or {}).items():
+            self.set_history(symbol, int(seconds), bars)
+        return spec
+
+    def set_history(self, symbol: str, bar_seconds: int, bars: Iterable[BarTuple]) -> None:
+        spec = self.symbols[symbol.upper()]
+        spec.history[bar_seconds] = sorted((HistBar.of(b) for b in bars), key=lambda b: b.time)
+
+    def deny_realtime(self, symbol: str, code: int = 354, message: str | None = None) -> None:
+        """Answer realtime-bar requests for ``symbol`` with error ``code`` only."""
+        self.realtime_denied[symbol.upper()] = (code, message)
+
+    def deny_history(self, symbol: str, code: int = 162, message: str | None = None) -> None:
+        """Answer history requests for ``symbol`` with error ``code`` (e.g. 162)."""
+        self.history_denied[symbol.upper()] = (code, message)
+
+    def reject_client_id(self, client_id: int) -> None:
+        """Refuse ``client_id`` at connect with error 326, as if another app used it."""
+        self.rejected_client_ids.add(int(client_id))
+
+    def inject_error(
+        self, req_id: int, code: int, message: str | None = None, *, conn_id: int | None = None
+    ) -> int:
+        """Send an error message to every ready connection (or one); returns how many."""
+        sent = 0
+        for conn in list(self.connections.values()):
+            if conn.ready and (conn_id is None or conn.id == conn_id):
+                conn.send_error(req_id, code, message)
+                sent += 1
+        return sent
+
+    async def push_bar(
+        self,
+        symbol: str,
+        time: int,
+        open: float,
+        high: float,
+        low: float,
+        close: float,
+        volume: float,
+        *,
+        wap: float | None = None,
+        count: int = 1,
+    ) -> int:
+        """Deliver one 5-second bar (``time`` = its start, epoch UTC) to every active
+        subscription of ``symbol`` and store it as history. Returns the number of
+        subscriptions that received it."""
+        symbol = symbol.upper()
+        values: list[float] = [time, open, high, low, close, volume]
+        if wap is not None:
+            values += [wap, count]
+        bar = HistBar.of(values)
+        bar.count = count
+        self.pushed.setdefault(symbol, []).append(bar)
+        spec = self.symbols.get(symbol)
+        if spec is not None:
+            history = spec.history.setdefault(5, [])
+            history[:] = [b for b in history if b.time != bar.time]
+            history.append(bar)
+            history.sort(key=lambda b: b.time)
+        delivered = 0
+        for sub in list(self.subscriptions.values()):
+            conn = self.connections.get(sub.conn_id)
+            if sub.symbol == symbol and conn is not None and conn.ready:
+                conn.send(50, 3, sub.req_id, bar.time, bar.open, bar.high, bar.low, bar.close,
+                          bar.volume, bar.wap, bar.count)  # fmt: skip
+                delivered += 1
+        for conn in self.connections.values():
+            with contextlib.suppress(ConnectionError):
+                await conn.writer.drain()
+        return delivered
+
+    # ---- lifecycle ----------------------------------------------------------------------
+
+    @property
+    def listening(self) -> bool:
+        return self._server is not None
+
+    async def start(self) -> FakeTWS:
+        """Listen on ``host:port`` (port 0 picks a free one, remembered for restarts)."""
+        if self._server is not None:
+            return self
+        if self._changed is None:
+            self._changed = asyncio.Condition()
+        self._server = await asyncio.start_server(
+            self._on_connect, self.host, self.port, reuse_address=True
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+        logger.info("fake TWS listening on %s:%s", self.host, self.port)
+        return self
+
+    async def stop(self) -> None:
+        """Stop listening (new connections are refused) and close every connection."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+        await self.drop_connections()
+        if server is not None:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(server.wait_closed(), 2)
+
+    async def drop_connections(self) -> None:
+        """Close every client socket, as when TWS exits or restarts; keep listening."""
+        for conn in list(self.connections.values()):
+            conn.close()
+        tasks = list(self._tasks)
+        if tasks:
+            await asyncio.wait(tasks, timeout=2)
+        await self._notify()
+
+    async def __aenter__(self) -> FakeTWS:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # ---- waiting ------------------------------------------------------------------------
+
+    def active_subscriptions(self, symbol: str | None = None) -> list[Subscription]:
+        return [
+            s for s in self.subscriptions.values() if symbol is None or s.symbol == symbol.upper()
+        ]
+
+    async def wait_until(
+        self,
+        predicate: Callable[[], bool],
+        timeout: float = 5.0,  # noqa: ASYNC109
+    ) -> None:
+        """Wait until ``predicate()`` holds after some gateway event; TimeoutError if not."""
+        assert self._changed is not None, "start() first"
+        cond = self._changed
+
+        async def waiter() -> None:
+            async with cond:
+                await cond.wait_for(predicate)
+
+        await asyncio.wait_for(waiter(), timeout)
+
+    async def wait_subscribed(
+        self,
+        symbol: str,
+        *,
+        total: int | None = None,
+        timeout: float = 5.0,  # noqa: ASYNC109
+    ) -> Subscription:
+        """Wait for an active realtime subscription of ``symbol`` (and, with ``total``, for
+        at least that many subscribe requests for it since the gateway was created)."""
+        symbol = symbol.upper()
+
+        def done() -> bool:
+            if total is not None and sum(s.symbol == symbol for s in self.subscribe_log) < total:
+                return False
+            return bool(self.active_subscriptions(symbol))
+
+        await self.wait_until(done, timeout)
+        return self.active_subscriptions(symbol)[-1]
+
+    async def wait_cancelled(
+        self,
+        symbol: str,
+        *,
+        total: int = 1,
+        timeout: float = 5.0,  # noqa: ASYNC109
+    ) -> None:
+        """Wait until ``total`` cancelRealTimeBars requests for ``symbol`` arrived."""
+        symbol = symbol.upper()
+        await self.wait_until(
+            lambda: sum(s.symbol == symbol for s in self.cancel_log) >= total, timeout
+        )
+
+    async def wait_connections(
+        self,
+        count: int = 1,
+        *,
+        timeout: float = 5.0,  # noqa: ASYNC109
+    ) -> None:
+        """Wait until ``count`` clients completed the API handshake (since creation)."""
+        await self.wait_until(lambda: self.connect_count >= count, timeout)
+
+    async def _notify(self) -> None:
+        if self._changed is None:
+            return
+        async with self._changed:
+            self._changed.notify_all()
+
+    # ---- snapshot for the control channel ----------------------------------------------
+
+    def state(self) -> dict[str, object]:
+        return {
+            "port": self.port,
+            "listening": self.listening,
+            "connections": len(self.connections),
+            "connect_count": self.connect_count,
+            "subscriptions": [
+                {"symbol": s.symbol, "req_id": s.req_id, "use_rth": s.use_rth}
+                for s in self.subscriptions.values()
+            ],
+            "subscribe_count": len(self.subscribe_log),
+            "cancel_count": len(self.cancel_log),
+            "history_requests": len(self.history_log),
+        }

@@ -1,0 +1,245 @@
+"""The fake TWS's side of the API: handshake, startup sync and the requests it answers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from tests.faketws.model import Request, Subscription, SymbolSpec, aggregate
+from tests.faketws.wire import (
+    MAX_SERVER_VERSION,
+    Connection,
+    parse_bar_size,
+    parse_duration,
+    parse_end_time,
+)
+
+if TYPE_CHECKING:
+    from tests.faketws.gateway import FakeTWS
+
+logger = logging.getLogger(__name__)
+
+
+class Protocol:
+    """Serves client connections for :class:`~tests.faketws.gateway.FakeTWS`, which mixes
+    this in and holds the state below."""
+
+    now: Callable[[], float]
+    accounts: list[str]
+    farm_notices: bool
+    symbols: dict[str, SymbolSpec]
+    realtime_denied: dict[str, tuple[int, str | None]]
+    history_denied: dict[str, tuple[int, str | None]]
+    rejected_client_ids: set[int]
+    connections: dict[int, Connection]
+    subscriptions: dict[tuple[int, int], Subscription]
+    requests: list[Request]
+    subscribe_log: list[Subscription]
+    cancel_log: list[Subscription]
+    history_log: list[dict[str, object]]
+    connect_count: int
+    history_delay: float
+    _conn_ids: itertools.count[int]
+    _tasks: set[asyncio.Task]
+    _next_order_id: int
+    _notify: Callable[[], Awaitable[None]]
+
+    async def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        conn = Connection(self, next(self._conn_ids), reader, writer)
+        self.connections[conn.id] = conn
+        try:
+            await self._serve(conn)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        except Exception:
+            logger.exception("fake TWS connection %s failed", conn.id)
+        finally:
+            self.connections.pop(conn.id, None)
+            for key in [k for k in self.subscriptions if k[0] == conn.id]:
+                del self.subscriptions[key]
+            conn.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+            self._tasks.discard(task)
+            await self._notify()
+
+    async def _serve(self, conn: Connection) -> None:
+        prefix = await conn.reader.readexactly(4)
+        if prefix != b"API\0":
+            raise ConnectionError(f"bad greeting {prefix!r}")
+        greeting = (await conn.read_frame()).decode()
+        match = re.match(r"v(\d+)(?:\.\.(\d+))?", greeting)
+        if not match:
+            raise ConnectionError(f"bad version range {greeting!r}")
+        client_max = int(match.group(2) or match.group(1))
+        conn.server_version = min(client_max, MAX_SERVER_VERSION)
+        stamp = datetime.fromtimestamp(self.now(), UTC).strftime("%Y%m%d %H:%M:%S UTC")
+        conn.send(conn.server_version, stamp)
+        while True:
+            fields = (await conn.read_frame()).decode().split("\0")
+            if fields and fields[-1] == "":
+                fields.pop()
+            if not fields:
+                continue
+            msg_id = int(fields[0])
+            self.requests.append(Request(conn.id, msg_id, fields))
+            handler = self._handlers.get(msg_id)
+            if handler is not None:
+                keep_open = handler(self, conn, fields)
+                if keep_open is False:
+                    await conn.writer.drain()
+                    return
+            await conn.writer.drain()
+            await self._notify()
+
+    def _start_api(self, conn: Connection, fields: list[str]) -> bool:
+        client_id = int(fields[2])
+        in_use = any(
+            c.client_id == client_id and c.ready and c is not conn
+            for c in self.connections.values()
+        )
+        if client_id in self.rejected_client_ids or in_use:
+            conn.send_error(-1, 326)
+            return False
+        conn.client_id = client_id
+        conn.ready = True
+        self.connect_count += 1
+        conn.send(15, 1, ",".join(self.accounts))
+        conn.send(9, 1, self._next_order_id)
+        if self.farm_notices:
+            conn.send_error(-1, 2104, "Market data farm connection is OK:usfarm")
+            conn.send_error(-1, 2106, "HMDS data farm connection is OK:ushmds")
+            conn.send_error(-1, 2158, "Sec-def data farm connection is OK:secdefnj")
+        return True
+
+    def _contract_details(self, conn: Connection, fields: list[str]) -> None:
+        req_id = int(fields[2])
+        con_id, symbol, sec_type = fields[3], fields[4].upper(), fields[5]
+        exchange, currency = fields[10], fields[12]
+        spec = self.symbols.get(symbol)
+        if spec is None and con_id not in ("", "0"):
+            spec = next((s for s in self.symbols.values() if str(s.con_id) == con_id), None)
+        if spec is None or sec_type not in ("", "STK") or (currency and currency != spec.currency):
+            conn.send_error(req_id, 200)
+            return
+        exchange = exchange or "SMART"
+        conn.send(
+            10, req_id, spec.symbol, "STK", "", 0, "", exchange, spec.currency, spec.symbol,
+            "NMS", "NMS", spec.con_id, spec.min_tick, "", "ACTIVETIM,AD,ALERT,LMT,MKT,STP",
+            f"SMART,{spec.primary_exchange}", 1, 0, spec.long_name or spec.symbol,
+            spec.primary_exchange, "", "Technology", "Computers", "Computers",
+            spec.time_zone_id, spec.trading_hours, spec.liquid_hours, "", "", 0,
+            1, "", "", "26,26", "", "COMMON", "0.0001", "0.0001", "100",
+        )  # fmt: skip
+        conn.send(52, 1, req_id)
+
+    def _historical_data(self, conn: Connection, fields: list[str]) -> None:
+        req_id = int(fields[1])
+        symbol = fields[3].upper()
+        con_id = fields[2]
+        end_text, bar_size, duration = fields[15], fields[16], fields[17]
+        use_rth, what, format_date = fields[18] == "1", fields[19], fields[20]
+        spec = self.symbols.get(symbol) or next(
+            (s for s in self.symbols.values() if str(s.con_id) == con_id), None
+        )
+        self.history_log.append(
+            {"req_id": req_id, "symbol": symbol, "end": end_text, "bar_size": bar_size,
+             "duration": duration, "use_rth": use_rth, "what_to_show": what,
+             "format_date": format_date}
+        )  # fmt: skip
+        if spec is None:
+            conn.send_error(req_id, 200)
+            return
+        denied = self.history_denied.get(spec.symbol)
+        if denied:
+            conn.send_error(req_id, denied[0], denied[1])
+            return
+        try:
+            seconds = parse_bar_size(bar_size)
+            span = parse_duration(duration)
+            end = parse_end_time(end_text, self.now())
+        except (ValueError, KeyError) as exc:
+            conn.send_error(req_id, 321, f"Error validating request:-'bad' : cause - {exc}")
+            return
+        if seconds in spec.history:
+            bars = spec.history[seconds]
+        else:
+            bars = aggregate(spec.history.get(5, []), seconds)
+        start = end - span
+        picked = [b for b in bars if start <= b.time < end]
+        if not picked:
+            conn.send_error(
+                req_id, 162, "Historical Market Data Service error message:HMDS query returned "
+                "no data: " + f"{spec.symbol}@SMART Trades"
+            )  # fmt: skip
+            return
+
+        def stamp(t: float) -> str:
+            if format_date == "2":
+                return str(int(t))
+            return datetime.fromtimestamp(t, UTC).strftime("%Y%m%d %H:%M:%S")
+
+        out: list[object] = [17, req_id, stamp(start), stamp(end), len(picked)]
+        for b in picked:
+            out += [stamp(b.time), b.open, b.high, b.low, b.close, b.volume, b.wap, b.count]
+        if self.history_delay > 0:
+            asyncio.get_running_loop().call_later(self.history_delay, conn.send, *out)
+        else:
+            conn.send(*out)
+
+    def _realtime_bars(self, conn: Connection, fields: list[str]) -> None:
+        req_id = int(fields[2])
+        con_id, symbol = fields[3], fields[4].upper()
+        what, use_rth = fields[16], fields[17] == "1"
+        spec = self.symbols.get(symbol) or next(
+            (s for s in self.symbols.values() if str(s.con_id) == con_id), None
+        )
+        if spec is None:
+            conn.send_error(req_id, 200)
+            return
+        sub = Subscription(conn.id, req_id, spec.symbol, what, use_rth)
+        self.subscribe_log.append(sub)
+        denied = self.realtime_denied.get(spec.symbol)
+        if denied:
+            conn.send_error(req_id, denied[0], denied[1])
+            return
+        self.subscriptions[(conn.id, req_id)] = sub
+
+    def _cancel_realtime_bars(self, conn: Connection, fields: list[str]) -> None:
+        sub = self.subscriptions.pop((conn.id, int(fields[2])), None)
+        if sub is not None:
+            self.cancel_log.append(sub)
+
+    def _account_updates(self, conn: Connection, fields: list[str]) -> None:
+        if fields[2] == "1":
+            conn.send(54, 1, fields[3] or self.accounts[0])
+
+    def _next_ids(self, conn: Connection, fields: list[str]) -> None:
+        conn.send(9, 1, self._next_order_id)
+
+    _handlers: dict[int, Callable[[FakeTWS, Connection, list[str]], bool | None]] = {
+        71: _start_api,
+        61: lambda self, conn, f: conn.send(62, 1),
+        5: lambda self, conn, f: conn.send(53, 1),
+        16: lambda self, conn, f: conn.send(53, 1),
+        99: lambda self, conn, f: conn.send(102),
+        6: _account_updates,
+        76: lambda self, conn, f: conn.send(74, 1, f[2]),
+        7: lambda self, conn, f: conn.send(55, 1, f[2]),
+        8: _next_ids,
+        17: lambda self, conn, f: conn.send(15, 1, ",".join(self.accounts)),
+        49: lambda self, conn, f: conn.send(49, 1, int(self.now())),
+        9: _contract_details,
+        20: _historical_data,
+        50: _realtime_bars,
+        51: _cancel_realtime_bars,
+    }
