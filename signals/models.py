@@ -30,6 +30,10 @@ class Signal(models.Model):
             models.Index(fields=["symbol", "id"], name="signal_symbol_id"),
             models.Index(fields=["time"], name="signal_time"),
             models.Index(fields=["rule_id", "id"], name="signal_rule_id"),
+            # The history page orders by (time, id): these serve its symbol and rule filters
+            # (with or without a date range) as one index range scan, no sort.
+            models.Index(fields=["symbol", "time", "id"], name="signal_symbol_time"),
+            models.Index(fields=["rule_id", "time", "id"], name="signal_rule_time"),
         ]
 
     def __str__(self) -> str:

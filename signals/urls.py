@@ -8,5 +8,6 @@ app_name = "signals"
 
 urlpatterns = [
     path("signals/", views.history, name="history"),
+    path("signals/export.csv", views.export_csv, name="export"),
     path("api/signals/", views.api_signals, name="api_signals"),
 ]
