@@ -26,6 +26,9 @@ lint: venv
 
 bench: venv
 	$(BIN)/python bench/core_bench.py
+	$(BIN)/python bench/engine_bench.py
+	$(BIN)/python bench/delivery_bench.py all
+	$(BIN)/python bench/pages_bench.py
 
 clean:
 	rm -rf $(VENV) .venv-insync .pytest_cache
