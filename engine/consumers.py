@@ -26,6 +26,14 @@ class EngineBridgeConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code) -> None:
         await self.channel_layer.group_discard(realtime.GROUP_ENGINE, self.channel_name)
 
+    async def dispatch(self, message: dict) -> None:
+        # Channels closes stale DB connections (a thread hop) before every handler; the
+        # events need none (realtime's few queries hop to a thread themselves).
+        if message["type"] == "websocket.receive":
+            await self.websocket_receive(message)
+        else:
+            await super().dispatch(message)
+
     async def receive(self, text_data=None, bytes_data=None) -> None:
         try:
             event = json.loads(text_data or bytes_data)

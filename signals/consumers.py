@@ -55,6 +55,12 @@ class SignalFeedConsumer(AsyncWebsocketConsumer):
         self.symbols: frozenset[str] | None = None
         self.bars = False
         self.last_sent = 0
+        # Live events that arrive (directly) while the backlog is being sent wait here.
+        self.live = False
+        self.pending: list[dict] = []
+        attach = getattr(self.channel_layer, "attach", None)
+        if attach is not None:
+            attach(self.channel_name, self.deliver)
         await self.channel_layer.group_add(GROUP_FEED, self.channel_name)
         await self.accept()
         try:
@@ -67,10 +73,23 @@ class SignalFeedConsumer(AsyncWebsocketConsumer):
             return
         if since_id is not None:
             await self.send_backlog(since_id)
+        while self.pending:
+            await self.feed_event(self.pending.pop(0))
+        self.live = True
 
     async def disconnect(self, code) -> None:
+        detach = getattr(self.channel_layer, "detach", None)
+        if detach is not None:
+            detach(self.channel_name)
         await self.channel_layer.group_discard(GROUP_FEED, self.channel_name)
         await self.channel_layer.group_discard(GROUP_BARS, self.channel_name)
+
+    async def deliver(self, message: dict) -> None:
+        """The in-process layer's direct delivery (see ``scalpsite.layers``)."""
+        if self.live:
+            await self.feed_event(message)
+        else:
+            self.pending.append(message)
 
     async def send_backlog(self, since: int) -> None:
         self.last_sent = since
@@ -174,10 +193,16 @@ class UiConsumer(AsyncWebsocketConsumer):
         if user is None or not user.is_authenticated:
             await self.close()
             return
-        await self.channel_layer.group_add(GROUP_UI, self.channel_name)
         await self.accept()
+        attach = getattr(self.channel_layer, "attach", None)
+        if attach is not None:
+            attach(self.channel_name, self.ui_html)
+        await self.channel_layer.group_add(GROUP_UI, self.channel_name)
 
     async def disconnect(self, code) -> None:
+        detach = getattr(self.channel_layer, "detach", None)
+        if detach is not None:
+            detach(self.channel_name)
         await self.channel_layer.group_discard(GROUP_UI, self.channel_name)
 
     async def dispatch(self, message: dict) -> None:

@@ -56,3 +56,40 @@ async def test_expired_messages_are_swept(layer, monkeypatch):
     layer._next_sweep = 0.0
     layer._clean_expired()
     assert name not in layer.channels and name not in layer.groups.get("g", {})
+
+
+async def test_attached_members_get_group_messages_directly_in_order(layer):
+    got, queued = [], await layer.new_channel()
+    direct = await layer.new_channel()
+
+    async def deliver(message):
+        got.append(message["n"])
+
+    layer.attach(direct, deliver)
+    for name in (direct, queued):
+        await layer.group_add("g", name)
+    for n in range(3):
+        await layer.group_send("g", {"type": "x", "n": n})
+    assert got == [0, 1, 2]
+    assert direct not in layer.channels  # nothing queued for it
+    assert (await layer.receive(queued))["n"] == 0
+    layer.detach(direct)
+    await layer.group_send("g", {"type": "x", "n": 3})
+    assert got == [0, 1, 2] and (await layer.receive(direct))["n"] == 3
+
+
+async def test_a_failing_direct_member_does_not_stop_the_others(layer):
+    first, second, got = await layer.new_channel(), await layer.new_channel(), []
+
+    async def broken(message):
+        raise RuntimeError("socket gone")
+
+    async def deliver(message):
+        got.append(message)
+
+    layer.attach(first, broken)
+    layer.attach(second, deliver)
+    for name in (first, second):
+        await layer.group_add("g", name)
+    await layer.group_send("g", {"type": "x"})
+    assert got == [{"type": "x"}]

@@ -222,3 +222,30 @@ async def test_bridge_reconnect_sends_what_the_web_side_missed():
     assert await client.receive_nothing(timeout=0.2)
     await bridge.disconnect()
     await client.disconnect()
+
+
+async def test_live_signals_published_while_the_backlog_is_read_follow_it_in_order(monkeypatch):
+    """The in-process layer hands live events straight to the consumer; one that arrives while
+    the consumer is still reading its backlog waits and goes out after it, once."""
+    from asgiref.sync import async_to_sync
+
+    from signals import consumers
+
+    rows = [await sync_to_async(make_signal)(n) for n in range(1, 4)]
+    await realtime.bridge_connected()
+    real_backlog, live = consumers._backlog, []
+
+    def backlog_with_a_live_signal_meanwhile(after, symbols, limit):
+        batch = real_backlog(after, symbols, limit)
+        if not live:
+            row = make_signal(10)
+            live.append(row)
+            async_to_sync(realtime.publish)(row.to_event())  # runs on the consumer's loop
+        return batch
+
+    monkeypatch.setattr(consumers, "_backlog", backlog_with_a_live_signal_meanwhile)
+    comm = await connect_feed(f"/ws/signals/?since={rows[0].id}")
+    got = [(await receive(comm))["id"] for _ in range(3)]
+    assert got == [rows[1].id, rows[2].id, live[0].id]
+    assert await comm.receive_nothing(timeout=0.2)
+    await comm.disconnect()
