@@ -110,7 +110,7 @@ def test_create_and_activate_a_watchlist(live_daphne, page, artifacts_dir):
     rename.fill("Semis")
     rename.press("Enter")
     expect(card(page, "Default").get_by_role("alert").first).to_have_text(
-        "Watchlist with this Name already exists."
+        "A watchlist named “Semis” already exists; choose another name."
     )
     page.screenshot(path=artifacts_dir / "watchlists.png", full_page=True)
     rename = page.locator("[data-testid=watchlist][data-name=Default] input[name=name]")
