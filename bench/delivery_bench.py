@@ -4,7 +4,7 @@
 
 Each scenario starts a real Daphne and the real engine worker code (``engine.worker.Engine``
 with the real bridge publisher) fed by a scripted feed that stamps the moment each bar is
-handed to the worker. Clients are real ``websockets`` connections in a separate process; all
+handed to the worker. Clients are real ``websockets`` connections in 4 separate processes; all
 processes share this machine's wall clock, so "bar received by the worker → event received
 by the client" is measured directly. Figures are printed; nothing is asserted.
 
@@ -34,6 +34,8 @@ import websockets
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+CLIENT_PROCS = 4  # client processes per scenario
 
 RULE_EVERY_BAR = {
     "logic": "AND",
@@ -161,11 +163,7 @@ async def program_client(url, token, received, stop, ready, *, drop_plan=None):
                 max_queue=None,
             ) as ws:
                 ready.set()
-                while not stop.is_set():
-                    try:
-                        frame = await asyncio.wait_for(ws.recv(), 0.5)
-                    except TimeoutError:
-                        continue
+                async for frame in ws:  # cancelled at the end of the run
                     now = time.time_ns()
                     event = json.loads(frame)
                     if event.get("event") == "signal":
@@ -186,12 +184,8 @@ async def ui_client(url, cookie, origin, received, stop, ready):
         url, additional_headers={"Cookie": cookie, "Origin": origin}, max_queue=None
     ) as ws:
         ready.set()
-        while not stop.is_set():
-            try:
-                await asyncio.wait_for(ws.recv(), 0.5)
-                received.append(time.time_ns())
-            except TimeoutError:
-                continue
+        async for _ in ws:  # cancelled at the end of the run
+            received.append(time.time_ns())
 
 
 async def run_clients(args) -> None:
@@ -222,6 +216,8 @@ async def run_clients(args) -> None:
         await asyncio.sleep(0.1)
     await asyncio.sleep(0.5)
     stop.set()
+    for task in tasks:
+        task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     Path(args.out).write_text(json.dumps({"program": received, "ui": ui_received}))
 
@@ -272,29 +268,43 @@ class Scenario:
         info = self.prepare()
         self.start_daphne()
         base = f"127.0.0.1:{self.port}"
-        out, ready = Path(self.tmp) / "clients.json", Path(self.tmp) / "ready"
-        client_proc = subprocess.Popen(
-            [sys.executable, __file__, "_clients", "--url", f"ws://{base}/ws/signals/",
-             "--token", info["token"], "--clients", str(clients), "--ui", str(ui),
-             "--ui-url", f"ws://{base}/ws/ui/", "--cookie", f"sessionid={info['session']}",
-             "--origin", f"http://{base}", "--expect", str(n_bars), "--drops", str(drops),
-             "--timeout", str(timeout + n_bars * interval), "--out", str(out),
-             "--ready-file", str(ready)],
-            cwd=ROOT, env=self.env,
-        )  # fmt: skip
-        self.procs.append(client_proc)
-        while not ready.exists():
-            if client_proc.poll() is not None:
-                raise RuntimeError("clients failed to connect")
-            time.sleep(0.1)
+        # External programs are separate processes: spread the clients over a few of them so
+        # one Python process reading every socket in turn doesn't add its own queueing.
+        n_procs = max(1, min(CLIENT_PROCS, clients))
+        client_procs = []
+        for k in range(n_procs):
+            share = clients // n_procs + (1 if k < clients % n_procs else 0)
+            out, ready = Path(self.tmp) / f"clients-{k}.json", Path(self.tmp) / f"ready-{k}"
+            proc = subprocess.Popen(
+                [sys.executable, __file__, "_clients", "--url", f"ws://{base}/ws/signals/",
+                 "--token", info["token"], "--clients", str(share),
+                 "--ui", str(ui if k == 0 else 0),
+                 "--ui-url", f"ws://{base}/ws/ui/", "--cookie", f"sessionid={info['session']}",
+                 "--origin", f"http://{base}", "--expect", str(n_bars), "--drops", str(drops),
+                 "--timeout", str(timeout + n_bars * interval), "--out", str(out),
+                 "--ready-file", str(ready)],
+                cwd=ROOT, env=self.env,
+            )  # fmt: skip
+            self.procs.append(proc)
+            client_procs.append((proc, out, ready))
+        for proc, _, ready in client_procs:
+            while not ready.exists():
+                if proc.poll() is not None:
+                    raise RuntimeError("clients failed to connect")
+                time.sleep(0.1)
         stamps = Path(self.tmp) / "stamps.json"
         subprocess.run(
             [sys.executable, __file__, "_engine", "--web-url", f"http://{base}",
              "--bars", str(n_bars), "--interval", str(interval), "--stamps", str(stamps)],
             cwd=ROOT, env={**self.env, "BENCH_RULE_ID": str(info["rule"])}, check=True,
         )  # fmt: skip
-        client_proc.wait(timeout=timeout + n_bars * interval + 60)
-        return {"stamps": json.loads(stamps.read_text()), **json.loads(out.read_text())}
+        merged: dict = {"program": [], "ui": []}
+        for proc, out, _ in client_procs:
+            proc.wait(timeout=timeout + n_bars * interval + 60)
+            part = json.loads(out.read_text())
+            merged["program"] += part["program"]
+            merged["ui"] += part["ui"]
+        return {"stamps": json.loads(stamps.read_text()), **merged}
 
     def close(self) -> None:
         for proc in self.procs:
