@@ -1,21 +1,15 @@
-"""Forms of the rule pages: the rule builder (fields + condition rows) and the preview."""
+"""The rule builder form: a rule's fields plus its condition rows, validated by the core."""
 
 from __future__ import annotations
 
-import math
 import re
 import secrets
-import tempfile
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
 
-from engine.core.bars import Bar, BarFileError, iter_csv_bars
-from engine.core.machine import SymbolMachine
 from engine.core.rules import (
     DEFAULT_RULE_DEFINITION,
     MAX_CONDITIONS,
@@ -27,7 +21,7 @@ from engine.core.rules import (
     validate_definition,
 )
 from engine.core.text import format_number, format_text, parse_text
-from engine.feeds.demo import DemoMarket
+from rules.forms.common import INPUT, sentence
 from rules.models import Rule
 
 OPERAND_SUGGESTIONS = (
@@ -46,21 +40,6 @@ OPERATOR_LABELS = {
 # a crafted request must not make the page render thousands of rows.
 MAX_ROWS_ACCEPTED = 2 * MAX_CONDITIONS
 _ROW_KEY = re.compile(r"^[a-z0-9]{1,16}$")
-
-INPUT = (
-    "w-full rounded border border-slate-700 bg-slate-950 px-2 py-1 text-slate-100 "
-    "focus:border-emerald-500 focus:outline-none focus:ring-1 focus:ring-emerald-500 "
-    "aria-[invalid=true]:border-rose-500"
-)
-
-
-def sentence(message: str) -> str:
-    """A core message (``unknown operand 'X'; use ...``) as a sentence: capital, full stop."""
-    message = message.strip()
-    if not message:
-        return message
-    message = message[0].upper() + message[1:]
-    return message if message.endswith((".", "!", "?")) else message + "."
 
 
 def new_row_key() -> str:
@@ -364,203 +343,3 @@ class RuleBuilderForm(forms.Form):
             for part in ("left", "op", "right"):
                 slots.append((f"err-{row.key}-{part}", row.errors.get(part, "")))
         return slots
-
-
-# Preview
-
-
-BAR_COUNTS = (360, 720, 1440, 4320)
-MAX_UPLOAD_BYTES = 5 * 1024 * 1024
-MAX_CHART_POINTS = 5000
-MAX_LISTED_SIGNALS = 25
-
-
-@dataclass
-class PreviewResult:
-    source: str
-    symbol: str
-    bars: int
-    bar_seconds: int
-    signals: list[dict[str, Any]]
-    chart: dict[str, Any]
-    symbols: list[str]
-    first_time: str = ""
-    last_time: str = ""
-
-    @property
-    def count(self) -> int:
-        return len(self.signals)
-
-    @property
-    def listed(self) -> list[dict[str, Any]]:
-        return self.signals[:MAX_LISTED_SIGNALS]
-
-
-_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
-
-
-def _duration(seconds: int) -> str:
-    if seconds < 3600:
-        return f"{seconds // 60} min"
-    hours = seconds / 3600
-    return f"{hours:g} h" if hours < 48 else f"{hours / 24:g} days"
-
-
-def _hms(epoch: int) -> str:
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S")
-
-
-class PreviewForm(forms.Form):
-    """Which bars to run the draft rule over: the demo market's history or an uploaded CSV."""
-
-    source = forms.ChoiceField(
-        choices=[("demo", "Demo market"), ("csv", "CSV file")],
-        initial="demo",
-        error_messages={
-            "required": "Choose the demo market or a CSV file.",
-            "invalid_choice": "Choose the demo market or a CSV file.",
-        },
-        widget=forms.RadioSelect(attrs={"class": "accent-emerald-500"}),
-    )
-    symbol = forms.ChoiceField(
-        required=False,
-        error_messages={"invalid_choice": "Choose one of the watchlist's symbols."},
-        widget=forms.Select(attrs={"class": INPUT}),
-    )
-    bars = forms.TypedChoiceField(
-        choices=[(n, f"{n} bars") for n in BAR_COUNTS],
-        coerce=int,
-        initial=720,
-        error_messages={
-            "required": "Choose how many bars to preview over.",
-            "invalid_choice": "Choose how many bars to preview over.",
-        },
-        widget=forms.Select(attrs={"class": INPUT}),
-    )
-    csv_file = forms.FileField(
-        required=False,
-        error_messages={
-            "invalid": "The upload is not a file; choose a CSV file.",
-            "empty": "The chosen file is empty; it needs a header and at least one bar.",
-        },
-        widget=forms.ClearableFileInput(
-            attrs={
-                "accept": ".csv,text/csv",
-                "class": "block w-full text-xs text-slate-300 file:mr-2 file:rounded "
-                "file:border-0 file:bg-slate-700 file:px-2 file:py-1 file:text-slate-100 "
-                "hover:file:bg-slate-600",
-            }
-        ),
-    )
-
-    def __init__(self, *args, symbols: list[str], bar_seconds: int = 5, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.symbols = symbols or ["SPY"]
-        self.bar_seconds = bar_seconds
-        self.fields["symbol"].choices = [(s, s) for s in self.symbols]
-        self.fields["symbol"].initial = self.symbols[0]
-        # The demo history comes in the engine's bar size, so label the counts in time too.
-        self.fields["bars"].choices = [
-            (n, f"{n} bars ({_duration(n * bar_seconds)})") for n in BAR_COUNTS
-        ]
-
-    def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
-        if cleaned.get("source") == "csv":
-            upload = cleaned.get("csv_file")
-            if not upload and "csv_file" not in self.errors:
-                self.add_error("csv_file", "Choose a CSV file to preview over, or use the demo.")
-            elif upload and upload.size > MAX_UPLOAD_BYTES:
-                # Rounded up, so a file just over the limit never reads "5.0 MB".
-                megabytes = math.ceil(upload.size * 10 / 1_048_576) / 10
-                limit = MAX_UPLOAD_BYTES // 1_048_576
-                self.add_error(
-                    "csv_file",
-                    f"The file is {megabytes:.1f} MB, over the preview's {limit} MB limit; "
-                    "cut it to the bars you want to see.",
-                )
-        return cleaned
-
-    def run(self, rule: RuleDef) -> PreviewResult | None:
-        """Run ``rule`` over the chosen bars; None with a form error for a bad file."""
-        if self.cleaned_data["source"] == "csv":
-            return self._run_csv(rule)
-        symbol = self.cleaned_data.get("symbol") or self.symbols[0]
-        count = self.cleaned_data["bars"]
-        seconds = self.bar_seconds
-        # The same synthetic market the demo feed runs, ending at the current bar boundary
-        # as the demo feed's warm-up history does.
-        market = DemoMarket(symbol)
-        now = int(datetime.now(UTC).timestamp())
-        start = now - now % seconds - count * seconds
-        bars = (market.bar(symbol, start + i * seconds, seconds) for i in range(count))
-        return _simulate(rule, bars, source="demo")
-
-    def _run_csv(self, rule: RuleDef) -> PreviewResult | None:
-        upload = self.cleaned_data["csv_file"]
-        label = Path(upload.name or "upload.csv").name
-        with tempfile.TemporaryDirectory() as tmp:
-            # Named after the upload: a file without a symbol column takes its symbol from
-            # the file name (aapl_5s.csv → AAPL), as the csv feed and `replay` do.
-            safe = _SAFE_NAME.sub("_", label)[-80:].lstrip(".") or "bars.csv"
-            path = Path(tmp) / safe
-            with path.open("wb") as out:
-                for chunk in upload.chunks():
-                    out.write(chunk)
-            try:
-                result = _simulate(rule, iter_csv_bars(path), source="csv")
-            except BarFileError as err:
-                where = f"{label}, line {err.line}" if err.line is not None else label
-                # "In …" keeps the file name as typed (sentence() would capitalise it).
-                self.add_error("csv_file", sentence(f"In {where}: {err.problem}"))
-                return None
-            except UnicodeDecodeError:
-                self.add_error("csv_file", f"{label} is not UTF-8 text; save it as a UTF-8 CSV.")
-                return None
-        if result.bars == 0:
-            self.add_error("csv_file", f"{label} has a header but no bars.")
-            return None
-        return result
-
-
-def _simulate(rule: RuleDef, bars, *, source: str) -> PreviewResult:
-    """Run one :class:`SymbolMachine` per symbol; chart the first symbol's closes."""
-    machines: dict[str, SymbolMachine] = {}
-    signals: list[dict[str, Any]] = []
-    closes: list[list[float]] = []
-    markers: list[list[float]] = []
-    first: Bar | None = None
-    last: Bar | None = None
-    count = 0
-    for bar in bars:
-        count += 1
-        if first is None:
-            first = bar
-        last = bar
-        machine = machines.get(bar.symbol)
-        if machine is None:
-            machine = machines[bar.symbol] = SymbolMachine(rule, bar.symbol)
-        signal = machine.on_bar(bar)
-        charted = bar.symbol == first.symbol
-        if charted:
-            closes.append([bar.time + bar.seconds, bar.close])
-        if signal is not None:
-            signals.append(
-                {"time": _hms(signal.close_time), "symbol": signal.symbol, "price": signal.price}
-            )
-            if charted:
-                markers.append([signal.close_time, signal.price])
-    if len(closes) > MAX_CHART_POINTS:
-        closes = closes[-MAX_CHART_POINTS:]
-        markers = [m for m in markers if m[0] >= closes[0][0]]
-    return PreviewResult(
-        source=source,
-        symbol=first.symbol if first else "",
-        bars=count,
-        bar_seconds=first.seconds if first else 0,
-        signals=signals,
-        chart={"symbol": first.symbol if first else "", "closes": closes, "markers": markers},
-        symbols=list(machines),
-        first_time=_hms(first.time) if first else "",
-        last_time=_hms(last.time + last.seconds) if last else "",
-    )
