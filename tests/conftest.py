@@ -4,6 +4,7 @@ second virtualenv (ib_insync) without Django."""
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -101,3 +102,28 @@ def _seeded_transactional_db(request):
     if "transactional_db" in request.fixturenames or (marker and marker.kwargs.get("transaction")):
         request.getfixturevalue("transactional_db")
         seed_defaults()
+
+
+class Daphne:
+    """A real Daphne on a fixed port that a test can stop and start again."""
+
+    def __init__(self, port: int, log) -> None:
+        self.port, self.log, self.proc = port, log, None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port),
+             "--websocket_timeout", "-1", "scalpsite.asgi:application"],
+            cwd=ROOT, env=subprocess_env(), stdout=self.log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        wait_for_port(self.port, proc=self.proc)
+
+    def stop(self) -> None:
+        """SIGTERM; SIGKILL after 10 s (Daphne may wait on a browser's idle keep-alive
+        connection; ``runapp`` stops it the same way)."""
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)

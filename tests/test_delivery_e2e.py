@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import signal
 import subprocess
 import sys
 import threading
@@ -17,7 +16,7 @@ import websockets
 
 from engine.services import settings_get
 from signals.models import Signal
-from tests.conftest import ROOT, free_port, subprocess_env, wait_for_port
+from tests.conftest import ROOT, Daphne, free_port
 from tests.engine.helpers import engine_state, start_worker, stop_worker, wait_until, write_bars
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -31,23 +30,6 @@ def zigzag_rows(symbol: str, base: float, n: int) -> list[tuple]:
         price = round(price + (0.04 if i % 20 < 12 else -0.06), 2)
         rows.append((T0 + 5 * i, price, price + 0.01, price - 0.01, price, 100, symbol))
     return rows
-
-
-class Daphne:
-    def __init__(self, port: int, log) -> None:
-        self.port, self.log, self.proc = port, log, None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port),
-             "--websocket_timeout", "-1", "scalpsite.asgi:application"],
-            cwd=ROOT, env=subprocess_env(), stdout=self.log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        wait_for_port(self.port, proc=self.proc)
-
-    def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(timeout=20)
 
 
 class Client(threading.Thread):

@@ -2,6 +2,8 @@
 Start, a status change and signals arriving live without a reload, pickers locked while
 running, Stop with a confirmation."""
 
+import re
+
 import pytest
 from django.contrib.auth import get_user_model
 
@@ -92,3 +94,28 @@ def test_empty_watchlist_disables_start_with_a_reason(live_daphne, page, artifac
     assert "is empty" in start.get_attribute("title")
     assert page.get_by_text("No symbols to watch yet").is_visible()
     page.screenshot(path=artifacts_dir / "dashboard-empty.png", full_page=True)
+
+
+def test_the_page_reconnects_after_a_daphne_restart_and_catches_up(page, artifacts_dir, tmp_path):
+    from tests.conftest import Daphne, free_port
+    from tests.signals.helpers import make_signal
+
+    daphne = Daphne(free_port(), (tmp_path / "daphne.log").open("w"))
+    daphne.start()
+    base = f"http://127.0.0.1:{daphne.port}"
+    try:
+        login(page, base)
+        indicator = page.get_by_test_id("live-indicator")
+        indicator.filter(has_text="live").wait_for()
+        page.evaluate("window.__notReloaded = true")
+        daphne.stop()
+        indicator.filter(has_text="interrupted").wait_for(timeout=10_000)
+        missed = make_signal(1, symbol="NVDA")  # stored while the page had no socket
+        page.screenshot(path=artifacts_dir / "dashboard-reconnecting.png")
+        daphne.start()
+        indicator.filter(has_text=re.compile("^live$")).wait_for(timeout=30_000)
+        page.locator(f"#signal-{missed.id}").wait_for(timeout=10_000)
+        assert "last signal" in page.get_by_test_id("tile-last-signal").nth(2).inner_text()
+        assert page.evaluate("window.__notReloaded") is True
+    finally:
+        daphne.stop()
