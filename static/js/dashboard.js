@@ -166,7 +166,7 @@
     if (node.nodeType !== 1) return;
     if (node.matches(".js-local")) localTime(node);
     node.querySelectorAll(".js-local").forEach(localTime);
-    if (node.matches(".tile-live")) addBar(node);
+    if (node.matches(".tile-live")) { addBar(node); countdowns(); }
     if (node.matches(".signal-row")) newSignal(node);
   }
 
