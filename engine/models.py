@@ -9,7 +9,8 @@ from django.utils import timezone
 
 
 def new_token() -> str:
-    return secrets.token_urlsafe(32)
+    # Hex: never starts with "-", so it is safe as a command-line argument (--token TOKEN).
+    return secrets.token_hex(32)
 
 
 class AppSettings(models.Model):

@@ -62,3 +62,11 @@ def test_htmx_request_after_the_session_expired_redirects_the_whole_page(client)
     assert resp["HX-Redirect"] == "/accounts/login/?next=%2Frules%2Fnew%2F%3Fx%3D1"
     plain = client.get("/rules/")
     assert plain.status_code == 302 and plain.url.startswith("/accounts/login/")
+
+
+def test_new_tokens_are_safe_as_command_line_arguments():
+    from engine.models import new_token
+
+    tokens = {new_token() for _ in range(200)}
+    assert len(tokens) == 200
+    assert all(len(t) == 64 and t[0] != "-" and set(t) <= set("0123456789abcdef") for t in tokens)
