@@ -277,9 +277,9 @@ class Scenario:
             out, ready = Path(self.tmp) / f"clients-{k}.json", Path(self.tmp) / f"ready-{k}"
             proc = subprocess.Popen(
                 [sys.executable, __file__, "_clients", "--url", f"ws://{base}/ws/signals/",
-                 "--token", info["token"], "--clients", str(share),
+                 f"--token={info['token']}", "--clients", str(share),
                  "--ui", str(ui if k == 0 else 0),
-                 "--ui-url", f"ws://{base}/ws/ui/", "--cookie", f"sessionid={info['session']}",
+                 "--ui-url", f"ws://{base}/ws/ui/", f"--cookie=sessionid={info['session']}",
                  "--origin", f"http://{base}", "--expect", str(n_bars), "--drops", str(drops),
                  "--timeout", str(timeout + n_bars * interval), "--out", str(out),
                  "--ready-file", str(ready)],
