@@ -12,6 +12,8 @@ from channels.layers import InMemoryChannelLayer
 
 logger = logging.getLogger(__name__)
 
+YIELD_EVERY = 4  # direct deliveries between two turns of the event loop
+
 
 class LocalChannelLayer(InMemoryChannelLayer):
     """Channels' in-memory layer, made cheap for fanning one event out to many sockets.
@@ -37,6 +39,7 @@ class LocalChannelLayer(InMemoryChannelLayer):
         super().__init__(*args, **kwargs)
         self._next_sweep = 0.0
         self.direct: dict[str, Callable[[dict], Awaitable[None]]] = {}
+        self._fanout: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
 
     def attach(self, channel: str, deliver: Callable[[dict], Awaitable[None]]) -> None:
         self.require_valid_channel_name(channel)
@@ -80,19 +83,32 @@ class LocalChannelLayer(InMemoryChannelLayer):
                 self.channels.pop(channel, None)
         return message
 
+    def _fanout_lock(self) -> asyncio.Lock:
+        loop = asyncio.get_running_loop()  # tests run one loop each; Daphne runs one for good
+        if self._fanout is None or self._fanout[0] is not loop:
+            self._fanout = (loop, asyncio.Lock())
+        return self._fanout[1]
+
     async def group_send(self, group, message):
         assert isinstance(message, dict), "message is not a dict"
         self.require_valid_group_name(group)
         self._clean_expired()
         flat = all(isinstance(v, str | int | float | bool | None) for v in message.values())
-        for channel in list(self.groups.get(group, {})):
-            deliver = self.direct.get(channel)
-            if deliver is not None:
+        async with self._fanout_lock():  # one group message at a time: one order for all
+            delivered = 0
+            for channel in list(self.groups.get(group, {})):
+                deliver = self.direct.get(channel)
+                if deliver is None:
+                    # As with the stock layer, a full channel misses this message.
+                    with contextlib.suppress(ChannelFull):
+                        self._put(channel, dict(message) if flat else deepcopy(message))
+                    continue
                 try:
                     await deliver(message)
                 except Exception:
                     logger.exception("delivering %s to %s failed", message.get("type"), channel)
-                continue
-            # As with the stock layer, a full channel misses this message.
-            with contextlib.suppress(ChannelFull):
-                self._put(channel, dict(message) if flat else deepcopy(message))
+                delivered += 1
+                if delivered % YIELD_EVERY == 0:
+                    # Let the server write what is already queued: frames leave as the fan-out
+                    # goes on, not only after the last socket has been served.
+                    await asyncio.sleep(0)

@@ -93,3 +93,25 @@ async def test_a_failing_direct_member_does_not_stop_the_others(layer):
         await layer.group_add("g", name)
     await layer.group_send("g", {"type": "x"})
     assert got == [{"type": "x"}]
+
+
+async def test_group_messages_keep_one_order_for_every_member_while_the_fanout_yields(layer):
+    """The fan-out lets the server write between members; a second group message waits for
+    the first to reach everyone, so no member sees them swapped."""
+    names = [await layer.new_channel() for _ in range(12)]
+    got: dict[str, list[int]] = {name: [] for name in names}
+
+    def collector(name):
+        async def deliver(message):
+            if message["n"] == 0:  # a slow first send: the next message must not overtake it
+                for _ in range(3):
+                    await asyncio.sleep(0)
+            got[name].append(message["n"])
+
+        return deliver
+
+    for name in names:
+        layer.attach(name, collector(name))
+        await layer.group_add("g", name)
+    await asyncio.gather(*(layer.group_send("g", {"type": "x", "n": n}) for n in range(5)))
+    assert all(seq == [0, 1, 2, 3, 4] for seq in got.values())
