@@ -6,12 +6,8 @@ import re
 from django import forms
 
 from engine.models import AppSettings
+from scalpsite.ui import INPUT
 
-INPUT = (
-    "w-full rounded border border-slate-700 bg-slate-950 px-2 py-1 text-slate-100 "
-    "focus:border-emerald-500 focus:outline-none focus:ring-1 focus:ring-emerald-500 "
-    "disabled:cursor-not-allowed disabled:opacity-50 aria-[invalid=true]:border-rose-500"
-)
 # A host name, an IPv4 address or an IPv6 address (optionally in brackets).
 _HOST_RE = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[0-9A-Fa-f:]*:[0-9A-Fa-f:.]+|[A-Za-z0-9.-]+)$")
 # Ports TWS and IB Gateway listen on by default (DESIGN §4).

@@ -118,21 +118,34 @@ def engine_heartbeat(*, state: str | None = None, message: str | None = None, pi
     EngineState.objects.filter(pk=1).update(**fields, updated_at=timezone.now())
 
 
-def engine_start() -> EngineState:
-    """The Start button: check there is something to run, then ask the worker to start."""
-    from watchlists.services import watchlist_get_active
+def engine_is_running(state: EngineState) -> bool:
+    """A live worker is running, or has been asked to run: Start is refused."""
+    return state.is_locked or (state.is_alive and state.desired == EngineState.Desired.RUNNING)
 
-    state = engine_state_get()
-    if state.is_locked or (state.is_alive and state.desired == EngineState.Desired.RUNNING):
-        raise ValidationError("The engine is already running; stop it first.")
+
+def engine_start_problems(*, state: EngineState, active_rule, watchlist) -> list[str]:
+    """Why Start can't be pressed now, as sentences (none: it can)."""
+    if engine_is_running(state):
+        return ["The engine is already running; stop it first."]
     problems = []
-    if settings_get().active_rule is None:
+    if active_rule is None:
         problems.append("Choose an active rule first.")
-    watchlist = watchlist_get_active()
     if watchlist is None:
         problems.append("Choose an active watchlist first.")
     elif not watchlist.symbols:
         problems.append(f"The watchlist “{watchlist.name}” is empty: add a symbol first.")
+    return problems
+
+
+def engine_start() -> EngineState:
+    """The Start button: check there is something to run, then ask the worker to start."""
+    from watchlists.services import watchlist_get_active
+
+    problems = engine_start_problems(
+        state=engine_state_get(),
+        active_rule=settings_get().active_rule,
+        watchlist=watchlist_get_active(),
+    )
     if problems:
         raise ValidationError(problems)
     return engine_request(desired=EngineState.Desired.RUNNING)

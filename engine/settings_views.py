@@ -23,6 +23,7 @@ from engine.services import (
     settings_get,
     settings_update,
 )
+from scalpsite.ui import is_htmx
 
 logger = logging.getLogger(__name__)
 
@@ -38,10 +39,6 @@ ROTATED = (
     "New token issued. Programs must use it from now on: the old token is refused at "
     "connect (connections already open stay open until they drop)."
 )
-
-
-def _is_htmx(request) -> bool:
-    return request.headers.get("HX-Request") == "true"
 
 
 def _lock_message() -> str:
@@ -140,7 +137,7 @@ def settings_test_connection(request):
         data = test_form.cleaned_data
         ok, sentence = run_connection_test(data["ib_host"], data["ib_port"], data["ib_client_id"])
         result = {"ok": ok, "message": sentence}
-    if _is_htmx(request):
+    if is_htmx(request):
         return render(
             request,
             f"{PAGE}#ib-test",
@@ -159,7 +156,7 @@ def settings_rotate_token(request):
     if request.method == "GET":
         return render(request, "settings/rotate.html", {})
     feed_token_rotate()
-    if _is_htmx(request):
+    if is_htmx(request):
         return render(request, f"{PAGE}#feed-token", _context(request, token_notice=ROTATED))
     messages.success(request, ROTATED)
     return redirect(f"{reverse('engine:settings')}#feed-token")

@@ -9,10 +9,17 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.views.decorators.http import require_GET, require_POST
 
-from engine.models import EngineState
-from engine.services import engine_start, engine_state_get, engine_stop, settings_get
+from engine.services import (
+    engine_is_running,
+    engine_start,
+    engine_start_problems,
+    engine_state_get,
+    engine_stop,
+    settings_get,
+)
 from rules.models import Rule
 from rules.services import rule_activate
+from scalpsite.ui import is_htmx
 from signals import realtime
 from signals.models import Signal
 from signals.views import api_authorized, api_error
@@ -27,16 +34,12 @@ def _controls_context() -> dict:
     state = engine_state_get()
     app_settings = settings_get()
     watchlist = watchlist_get_active()
-    running = state.is_alive and (state.desired == EngineState.Desired.RUNNING or state.is_locked)
-    start_blocker = ""
-    if running:
-        start_blocker = "The engine is already running."
-    elif app_settings.active_rule is None:
-        start_blocker = "Choose an active rule first."
-    elif watchlist is None:
-        start_blocker = "Choose an active watchlist first."
-    elif not watchlist.symbols:
-        start_blocker = f"The watchlist “{watchlist.name}” is empty: add a symbol first."
+    running = engine_is_running(state)
+    start_blocker = " ".join(
+        engine_start_problems(
+            state=state, active_rule=app_settings.active_rule, watchlist=watchlist
+        )
+    )
     return {
         "engine": state,
         "status": {
@@ -117,7 +120,7 @@ def missed(request):
 def _controls_response(request, error: str = ""):
     context = _controls_context()
     context["error"] = error
-    if request.headers.get("HX-Request") == "true":
+    if is_htmx(request):
         return render(request, "engine/partials/controls.html", context)
     if error:
         messages.error(request, error)
@@ -158,7 +161,7 @@ def choose(request):
     except ValidationError as err:
         return _controls_response(request, " ".join(err.messages))
     response = _controls_response(request)
-    if request.headers.get("HX-Request") == "true":
+    if is_htmx(request):
         response["HX-Refresh"] = "true"  # the tiles follow the watchlist, the values the rule
     return response
 

@@ -28,10 +28,6 @@ from watchlists.services import watchlist_get_active
 BUILDER = "rules/builder.html"
 
 
-def _is_htmx(request) -> bool:
-    return request.headers.get("HX-Request") == "true"
-
-
 def _get_rule(pk: int) -> Rule:
     return get_object_or_404(Rule, pk=pk)
 

@@ -6,6 +6,8 @@ from django.conf import settings
 from django.http import HttpResponse
 from django.shortcuts import resolve_url
 
+from scalpsite.ui import is_htmx
+
 
 class HtmxLoginRedirectMiddleware:
     """An htmx request from a page whose session expired: send the whole page to the login
@@ -16,7 +18,7 @@ class HtmxLoginRedirectMiddleware:
 
     def __call__(self, request):
         response = self.get_response(request)
-        if request.headers.get("HX-Request") != "true" or response.status_code != 302:
+        if not is_htmx(request) or response.status_code != 302:
             return response
         login = resolve_url(settings.LOGIN_URL)
         if urlsplit(response.url).path != login:

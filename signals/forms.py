@@ -7,15 +7,11 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from django import forms
 
+from scalpsite.ui import FIELD
+
 # The same shape the watchlists accept (letters, digits, '.', space; 1–12 characters).
 SYMBOL_RE = re.compile(r"^[A-Z0-9][A-Z0-9. ]{0,11}$")
 MAX_ID = 2**63 - 1
-
-INPUT = (
-    "rounded border border-slate-700 bg-slate-950 px-2 py-1 text-slate-100 "
-    "focus:border-emerald-500 focus:outline-none focus:ring-1 focus:ring-emerald-500 "
-    "aria-[invalid=true]:border-rose-500"
-)
 
 
 def _positive_id(raw: str, what: str) -> int | None:
@@ -62,11 +58,11 @@ class HistoryFilterForm(forms.Form):
         self.rule_choices = list(rules)  # (id, name) pairs for the select
         self.symbol_choices = list(symbols)
         self.fields["symbol"].widget.attrs.update(
-            {"class": INPUT + " w-28 uppercase placeholder:normal-case", "placeholder": "any",
+            {"class": FIELD + " w-28 uppercase placeholder:normal-case", "placeholder": "any",
              "list": "symbol-options", "autocomplete": "off", "spellcheck": "false"}
         )  # fmt: skip
         for name in ("date_from", "date_to"):
-            self.fields[name].widget.attrs.update({"class": INPUT + " w-36 [color-scheme:dark]"})
+            self.fields[name].widget.attrs.update({"class": FIELD + " w-36 [color-scheme:dark]"})
         self.fields["symbol"].error_messages["max_length"] = (
             "A symbol has 1–12 characters, e.g. AAPL or BRK.B."
         )

@@ -4,13 +4,9 @@ import re
 
 from django import forms
 
+from scalpsite.ui import INPUT
 from watchlists.models import MAX_SYMBOLS
 
-INPUT = (
-    "w-full rounded border border-slate-700 bg-slate-950 px-2 py-1 text-slate-100 "
-    "placeholder:text-slate-600 focus:border-emerald-500 focus:outline-none "
-    "focus:ring-1 focus:ring-emerald-500 aria-[invalid=true]:border-rose-500"
-)
 # Commas (or semicolons, new lines) separate symbols: a ticker may contain a space (BRK B).
 _SEPARATORS = re.compile(r"[,;\n]+")
 

@@ -11,6 +11,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from engine.services import engine_assert_stopped, engine_state_get
+from scalpsite.ui import is_htmx
 from watchlists.forms import SymbolForm, WatchlistCreateForm, WatchlistNameForm
 from watchlists.models import MAX_SYMBOLS, Watchlist
 from watchlists.services import (
@@ -47,10 +48,6 @@ class Card:
     @property
     def is_full(self) -> bool:
         return len(self.symbols) >= MAX_SYMBOLS
-
-
-def _is_htmx(request) -> bool:
-    return request.headers.get("HX-Request") == "true"
 
 
 def _sentences(err: ValidationError) -> dict[str, str]:
@@ -97,7 +94,7 @@ def _page_context(*, card: Card | None = None, create_form=None) -> dict:
 
 def _card_response(request, card: Card, *, ok_message: str):
     """htmx: the card alone. Without JS: back to the page (or the page with the refusal)."""
-    if _is_htmx(request):
+    if is_htmx(request):
         context = {"card": card, "activate_block": _activate_block(), "max_symbols": MAX_SYMBOLS}
         return render(request, f"{LIST}#card", context)
     if card.errors:

@@ -10,9 +10,10 @@ from rules.forms.builder import (
     rows_from_data,
     rows_from_definition,
 )
-from rules.forms.common import INPUT, sentence
+from rules.forms.common import sentence
 from rules.forms.preview import BAR_COUNTS, MAX_UPLOAD_BYTES, PreviewForm
 from rules.preview import MAX_CHART_POINTS, MAX_LISTED_SIGNALS, PreviewResult
+from scalpsite.ui import INPUT
 
 __all__ = [
     "BAR_COUNTS",

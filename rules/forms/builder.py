@@ -21,8 +21,9 @@ from engine.core.rules import (
     validate_definition,
 )
 from engine.core.text import format_number, format_text, parse_text
-from rules.forms.common import INPUT, sentence
+from rules.forms.common import sentence
 from rules.models import Rule
+from scalpsite.ui import INPUT
 
 OPERAND_SUGGESTIONS = (
     "PRICE", "MA5", "MA10", "MA20", "EMA9", "EMA20", "RSI14", "VWAP",

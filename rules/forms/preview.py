@@ -12,8 +12,9 @@ from django import forms
 
 from engine.core.bars import BarFileError, iter_csv_bars
 from engine.core.rules import RuleDef
-from rules.forms.common import INPUT, sentence
+from rules.forms.common import sentence
 from rules.preview import PreviewResult, demo_bars, simulate
+from scalpsite.ui import INPUT
 
 BAR_COUNTS = (360, 720, 1440, 4320)
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
