@@ -299,19 +299,22 @@ class SymbolMachine:
 
         return any_true
 
-    def _advance(self, bar: Bar) -> bool | None:
-        """Update indicators and memory with ``bar``; whether it fires (before cooldown), or
-        None if the bar was already seen. :meth:`on_bar` inlines this for speed."""
-        close_time = bar.time + bar.seconds
+    def _step(
+        self, time: int, seconds: int, open: float, high: float, low: float, close: float,
+        volume: float,
+    ) -> bool | None:  # fmt: skip
+        """Update indicators and memory with one bar; whether it fires (before cooldown), or
+        None if the bar was already seen."""
+        close_time = time + seconds
         if close_time <= self._last_close:
             return None
         self._last_close = close_time
-        p = round(bar.close * SCALE)
+        p = round(close * SCALE)
         self._price.num = p
         for update in self._close_updates:
             update(p)
         if self._extra_inputs:
-            self._update_extra_inputs(bar.time, bar.open, bar.high, bar.low, bar.volume, p)
+            self._update_extra_inputs(time, open, high, low, volume, p)
         truth = bool(self._evaluate())
         if self._edge:
             fire = truth and self._prev_truth is False
@@ -335,36 +338,14 @@ class SymbolMachine:
 
     def warm(self, bar: Bar) -> None:
         """Feed a history bar: indicators and cross/edge memory only, never a signal."""
-        self._advance(bar)
+        self._step(bar.time, bar.seconds, bar.open, bar.high, bar.low, bar.close, bar.volume)
 
     def on_bar(self, bar: Bar) -> Signal | None:
         """Feed a closed bar; returns the signal it fires, if any (None for a bar already
         seen, during cooldown, or when the rule does not fire)."""
-        # Same steps as _advance, inlined: this is the per-bar hot path.
-        close_time = bar.time + bar.seconds
-        if close_time <= self._last_close:
-            return None
-        self._last_close = close_time
-        p = round(bar.close * SCALE)
-        self._price.num = p
-        for update in self._close_updates:
-            update(p)
-        if self._extra_inputs:
-            self._update_extra_inputs(bar.time, bar.open, bar.high, bar.low, bar.volume, p)
-        fire = self._evaluate()
-        if self._edge:
-            fire, self._prev_truth = bool(fire) and self._prev_truth is False, bool(fire)
-        until = self.cooldown_until
-        if until is not None:
-            if close_time < until:
-                return None
-            self.cooldown_until = None
-            self.state = WAIT
-        if not fire:
-            return None
-        self.cooldown_until = close_time + self._cooldown
-        self.state = COOLDOWN
-        return Signal(self.symbol, close_time, bar.close, self.rule_id, self._signal_values())
+        return self.on_values(
+            bar.time, bar.seconds, bar.open, bar.high, bar.low, bar.close, bar.volume
+        )
 
     def on_values(
         self,
@@ -377,20 +358,10 @@ class SymbolMachine:
         volume: float,
     ) -> Signal | None:
         """:meth:`on_bar` for a bar given as plain values (bulk replay skips building Bars)."""
-        # Same steps as on_bar, inlined: this is the replay's per-bar hot path.
-        close_time = time + seconds
-        if close_time <= self._last_close:
+        fire = self._step(time, seconds, open, high, low, close, volume)
+        if fire is None:
             return None
-        self._last_close = close_time
-        p = round(close * SCALE)
-        self._price.num = p
-        for update in self._close_updates:
-            update(p)
-        if self._extra_inputs:
-            self._update_extra_inputs(time, open, high, low, volume, p)
-        fire = self._evaluate()
-        if self._edge:
-            fire, self._prev_truth = bool(fire) and self._prev_truth is False, bool(fire)
+        close_time = time + seconds
         until = self.cooldown_until
         if until is not None:
             if close_time < until:
