@@ -76,6 +76,29 @@ def live_daphne(transactional_db, tmp_path):
         log.close()
 
 
+@pytest.fixture
+def fake_tws():
+    """The fake TWS on its own event loop in a thread, as a real TWS beside the web app
+    (in-process views and a Daphne subprocess both reach it over TCP)."""
+    import asyncio
+    import threading
+
+    from tests.faketws import FakeTWS
+
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="fake-tws", daemon=True)
+    thread.start()
+    gw = FakeTWS()
+    asyncio.run_coroutine_threadsafe(gw.start(), loop).result(10)
+    try:
+        yield gw
+    finally:
+        asyncio.run_coroutine_threadsafe(gw.stop(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
+
+
 def http_get(url: str, opener=None) -> tuple[int, str]:
     opener = opener or urllib.request.build_opener()
     try:

@@ -17,19 +17,18 @@ import websockets
 from engine.services import settings_get
 from signals.models import Signal
 from tests.conftest import ROOT, Daphne, free_port
-from tests.engine.helpers import engine_state, start_worker, stop_worker, wait_until, write_bars
+from tests.engine.helpers import (
+    engine_state,
+    start_worker,
+    stop_worker,
+    wait_until,
+    write_bars,
+    zigzag_rows,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 T0 = 1_765_895_400
-
-
-def zigzag_rows(symbol: str, base: float, n: int) -> list[tuple]:
-    rows, price = [], base
-    for i in range(n):
-        price = round(price + (0.04 if i % 20 < 12 else -0.06), 2)
-        rows.append((T0 + 5 * i, price, price + 0.01, price - 0.01, price, 100, symbol))
-    return rows
 
 
 class Client(threading.Thread):
@@ -73,7 +72,7 @@ class Client(threading.Thread):
 
 def test_every_signal_reaches_every_client_once_in_order_across_restarts(tmp_path):
     rows = sorted(
-        zigzag_rows("AAPL", 190.0, 600) + zigzag_rows("MSFT", 410.0, 600),
+        zigzag_rows("AAPL", 190.0, 600, start=T0) + zigzag_rows("MSFT", 410.0, 600, start=T0),
         key=lambda r: (r[0], r[6]),
     )
     bars = write_bars(tmp_path / "bars.csv", rows)

@@ -5,43 +5,28 @@ running, Stop with a confirmation."""
 import re
 
 import pytest
-from django.contrib.auth import get_user_model
 
 from engine.services import settings_update
 from signals.models import Signal
-from tests.engine.helpers import start_worker, stop_worker, write_bars
+from tests.browser.helpers import log_in
+from tests.engine.helpers import start_worker, stop_worker, write_bars, zigzag_rows
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 T0 = 1_765_894_200  # 2025-12-16 14:10:00 UTC
 
 
-def zigzag(symbol: str, base: float, n: int) -> list[tuple]:
-    """Rises for 12 bars, falls for 8: the default MA rule fires on each rise."""
-    rows, price = [], base
-    for i in range(n):
-        price = round(price + (0.04 if i % 20 < 12 else -0.06), 2)
-        rows.append((T0 + 5 * i, price, price + 0.01, price - 0.01, price, 100, symbol))
-    return rows
-
-
-def login(page, base: str) -> None:
-    get_user_model().objects.create_superuser("trader", "", "s3cret-pass-123")
-    page.goto(f"{base}/")
-    page.fill("input[name=username]", "trader")
-    page.fill("input[name=password]", "s3cret-pass-123")
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{base}/")
-
-
 def test_start_shows_status_and_signals_live_then_stop(live_daphne, page, artifacts_dir, tmp_path):
-    rows = sorted(zigzag("AAPL", 190.0, 400) + zigzag("MSFT", 410.0, 400), key=lambda r: r[0])
+    rows = sorted(
+        zigzag_rows("AAPL", 190.0, 400, start=T0) + zigzag_rows("MSFT", 410.0, 400, start=T0),
+        key=lambda r: r[0],
+    )
     settings_update(feed="csv", csv_path=str(write_bars(tmp_path / "bars.csv", rows)))
     worker = start_worker(
         "--speed", "10", log_path=tmp_path / "worker.log", SCALP_WEB_URL=live_daphne
     )
     try:
-        login(page, live_daphne)
+        log_in(page, live_daphne)
         state = page.get_by_test_id("engine-state")
         state.filter(has_text="Idle").wait_for(timeout=20_000)
         page.get_by_test_id("live-indicator").filter(has_text="live").wait_for()
@@ -88,7 +73,7 @@ def test_empty_watchlist_disables_start_with_a_reason(live_daphne, page, artifac
     from watchlists.services import watchlist_create
 
     watchlist_create(name="Empty", symbols=[], activate=True)
-    login(page, live_daphne)
+    log_in(page, live_daphne)
     start = page.get_by_test_id("start")
     assert start.is_disabled()
     assert "is empty" in start.get_attribute("title")
@@ -104,7 +89,7 @@ def test_the_page_reconnects_after_a_daphne_restart_and_catches_up(page, artifac
     daphne.start()
     base = f"http://127.0.0.1:{daphne.port}"
     try:
-        login(page, base)
+        log_in(page, base)
         indicator = page.get_by_test_id("live-indicator")
         indicator.filter(has_text="live").wait_for()
         page.evaluate("window.__notReloaded = true")

@@ -3,23 +3,12 @@
 import re
 
 import pytest
-from django.contrib.auth import get_user_model
 from playwright.sync_api import expect
 
 from rules.models import Rule
+from tests.browser.helpers import log_in
 
 pytestmark = pytest.mark.browser
-
-USER, PASSWORD = "trader", "s3cret-pass-123"
-
-
-def log_in(page, base: str, path: str) -> None:
-    get_user_model().objects.create_user(USER, "", PASSWORD)
-    page.goto(f"{base}{path}")
-    page.fill("input[name=username]", USER)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{base}{path}")
 
 
 def rows(page):

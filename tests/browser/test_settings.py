@@ -1,46 +1,14 @@
 """The Settings page in real Chromium: save, test the IB connection (fake TWS and an unused
 port), reveal / copy / rotate the consumer token."""
 
-import asyncio
-import threading
-
 import pytest
-from django.contrib.auth import get_user_model
 from playwright.sync_api import expect
 
 from engine.services import settings_get
+from tests.browser.helpers import log_in
 from tests.conftest import free_port
-from tests.faketws import FakeTWS
 
 pytestmark = pytest.mark.browser
-
-USER, PASSWORD = "trader", "s3cret-pass-123"
-
-
-def log_in(page, base: str, path: str) -> None:
-    get_user_model().objects.create_user(USER, "", PASSWORD)
-    page.goto(f"{base}{path}")
-    page.fill("input[name=username]", USER)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{base}{path}")
-
-
-@pytest.fixture
-def fake_tws():
-    """The fake TWS on its own loop in a thread; Daphne (another process) connects over TCP."""
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, name="fake-tws", daemon=True)
-    thread.start()
-    gw = FakeTWS()
-    asyncio.run_coroutine_threadsafe(gw.start(), loop).result(10)
-    try:
-        yield gw
-    finally:
-        asyncio.run_coroutine_threadsafe(gw.stop(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        loop.close()
 
 
 def test_save_settings(live_daphne, page, artifacts_dir):

@@ -8,11 +8,11 @@ import io
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.contrib.auth import get_user_model
 from playwright.sync_api import expect
 
 from signals.services import signal_record
 from signals.views import PAGE_SIZE
+from tests.browser.helpers import log_in
 from tests.factories import make_rule
 
 pytestmark = pytest.mark.browser
@@ -36,16 +36,11 @@ def make_signals(count: int, *, rule_id: int, rule_name: str) -> list:
 
 def open_logged_in(page, base: str, path: str):
     """A page in a context with a non-UTC time zone, logged in, showing ``path``."""
-    get_user_model().objects.create_user("trader", password="s3cret-pass-123")
     context = page.context.browser.new_context(
         viewport={"width": 1280, "height": 800}, timezone_id=ZONE
     )
     tab = context.new_page()
-    tab.goto(f"{base}{path}")
-    tab.fill("input[name=username]", "trader")
-    tab.fill("input[name=password]", "s3cret-pass-123")
-    tab.click("button[type=submit]")
-    tab.wait_for_url(f"{base}{path}")
+    log_in(tab, base, path)
     return tab
 
 

@@ -2,25 +2,15 @@
 reload, create, activate, and the locks while the engine runs."""
 
 import pytest
-from django.contrib.auth import get_user_model
 from playwright.sync_api import expect
 
+from tests.browser.helpers import log_in
 from tests.factories import make_running_engine, make_watchlist
 from watchlists.models import Watchlist
 
 pytestmark = pytest.mark.browser
 
-USER, PASSWORD = "trader", "s3cret-pass-123"
 FULL = "A watchlist holds at most 5 symbols; remove one first."
-
-
-def log_in(page, base: str, path: str) -> None:
-    get_user_model().objects.create_user(USER, "", PASSWORD)
-    page.goto(f"{base}{path}")
-    page.fill("input[name=username]", USER)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{base}{path}")
 
 
 def card(page, name: str):

@@ -56,6 +56,16 @@ def write_bars(path: Path, rows: list[tuple], *, with_symbol: bool = True) -> Pa
     return path
 
 
+def zigzag_rows(symbol: str, base: float, n: int, *, start: int) -> list[tuple]:
+    """5-second bars that rise for 12 bars and fall for 8: the default MA rule fires on each
+    rise. Rows as :func:`write_bars` takes them."""
+    rows, price = [], base
+    for i in range(n):
+        price = round(price + (0.04 if i % 20 < 12 else -0.06), 2)
+        rows.append((start + 5 * i, price, price + 0.01, price - 0.01, price, 100, symbol))
+    return rows
+
+
 def trend_bars(symbol: str, start: int, closes: list[float], seconds: int = 5) -> list[tuple]:
     return [
         (start + i * seconds, c, c + 0.02, c - 0.02, c, 100 + i, symbol)

@@ -4,14 +4,11 @@ locks while the engine runs, CSRF and login."""
 
 from __future__ import annotations
 
-import asyncio
 import html
 import re
 import shlex
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -22,7 +19,6 @@ from engine.models import AppSettings
 from engine.services import settings_get
 from tests.conftest import ROOT, free_port
 from tests.factories import make_running_engine
-from tests.faketws import FakeTWS
 from watchlists.models import Watchlist
 
 pytestmark = pytest.mark.django_db
@@ -44,23 +40,6 @@ def client(user) -> Client:
     client = Client(HTTP_HOST="localhost")
     client.force_login(user)
     return client
-
-
-@pytest.fixture
-def fake_tws() -> Iterator[FakeTWS]:
-    """The fake TWS on its own event loop in a thread, as a real TWS beside the web app."""
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, name="fake-tws", daemon=True)
-    thread.start()
-    gw = FakeTWS()
-    asyncio.run_coroutine_threadsafe(gw.start(), loop).result(10)
-    try:
-        yield gw
-    finally:
-        asyncio.run_coroutine_threadsafe(gw.stop(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        loop.close()
 
 
 def connection_result(page: str) -> tuple[str, bool, str]:
