@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from django import forms
 
+from engine.core.inputs import InputError, parse_whole
 from scalpsite.ui import FIELD
 
 # The same shape the watchlists accept (letters, digits, '.', space; 1–12 characters).
@@ -18,9 +19,13 @@ def _positive_id(raw: str, what: str) -> int | None:
     raw = (raw or "").strip()
     if not raw:
         return None
-    if not raw.isdigit() or not 0 < int(raw) <= MAX_ID:
-        raise forms.ValidationError(f"“{raw}” is not {what}: use a whole number above 0.")
-    return int(raw)
+    try:
+        return parse_whole(raw, name="id", minimum=1, maximum=MAX_ID)
+    except InputError:
+        shown = raw if len(raw) <= 24 else f"{raw[:12]}… ({len(raw)} characters)"
+        raise forms.ValidationError(
+            f"“{shown}” is not {what}: use a whole number above 0."
+        ) from None
 
 
 class DateInput(forms.DateInput):
@@ -87,7 +92,7 @@ class HistoryFilterForm(forms.Form):
         raw = self.cleaned_data["rule"].strip()
         if raw.startswith("#"):
             raw = raw[1:]
-        if raw and not raw.isdigit():
+        if raw and not (raw.isascii() and raw.isdigit()):
             raise forms.ValidationError("Pick a rule from the list (or a rule id such as 2).")
         return _positive_id(raw, "a rule id")
 

@@ -16,9 +16,10 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET
 
+from engine.core.inputs import InputError, parse_whole
 from rules.models import Rule
 from signals.auth import feed_token_valid, token_from_request
-from signals.forms import HistoryFilterForm
+from signals.forms import MAX_ID, HistoryFilterForm
 from signals.models import Signal
 from watchlists.models import WatchlistItem
 
@@ -41,18 +42,22 @@ def api_signals(request):
     """``GET /api/signals/?since=<id>&symbol=&limit=``: stored signals in id order."""
     if not api_authorized(request):
         return api_error(403, "Send the feed token as 'Authorization: Bearer <token>'.")
-    since, limit = request.GET.get("since", "0"), request.GET.get("limit", "")
-    if not since.isdigit():
-        return api_error(400, f"since={since!r} is not a signal id: use a whole number.")
-    if limit and (not limit.isdigit() or not 1 <= int(limit) <= API_LIMIT_MAX):
-        return api_error(400, f"limit must be a whole number from 1 to {API_LIMIT_MAX}.")
-    rows = Signal.objects.filter(id__gt=int(since)).order_by("id")
+    # An empty value means the default, as a missing one does.
+    since_raw, limit_raw = request.GET.get("since", ""), request.GET.get("limit", "")
+    try:
+        since = parse_whole(since_raw, name="since", maximum=MAX_ID) if since_raw else 0
+        limit = (
+            parse_whole(limit_raw, name="limit", minimum=1, maximum=API_LIMIT_MAX)
+            if limit_raw
+            else API_LIMIT_DEFAULT
+        )
+    except InputError as err:
+        return api_error(400, str(err))
+    rows = Signal.objects.filter(id__gt=since).order_by("id")
     if symbol := request.GET.get("symbol", "").strip().upper():
         rows = rows.filter(symbol=symbol)
-    signals = [row.to_event() for row in rows[: int(limit or API_LIMIT_DEFAULT)]]
-    return JsonResponse(
-        {"signals": signals, "last_id": signals[-1]["id"] if signals else int(since)}
-    )
+    signals = [row.to_event() for row in rows[:limit]]
+    return JsonResponse({"signals": signals, "last_id": signals[-1]["id"] if signals else since})
 
 
 # The history page and its CSV export.
@@ -213,14 +218,17 @@ def history(request):
 
 
 def _cell(text: str) -> str:
-    """A user's text as a spreadsheet-safe cell: no leading character that starts a formula."""
+    """Text as a spreadsheet-safe cell: no leading character that starts a formula (OWASP CSV
+    injection). Every text cell goes through here; numbers are written as numbers."""
     return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 def _export_chunks(rows: QuerySet) -> Iterator[str]:
     """The CSV text in chunks: header, then EXPORT_CHUNK rows per keyset query, oldest first."""
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    # RFC 4180 line ends: with "\n" alone the writer would leave a cell holding "\r" unquoted,
+    # and a spreadsheet would split the row there.
+    writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(CSV_HEADER)
     anchor = None
     fields = (*ROW_FIELDS, "values")
@@ -228,9 +236,10 @@ def _export_chunks(rows: QuerySet) -> Iterator[str]:
         chunk_rows = rows if anchor is None else _newer_than(rows, anchor)
         batch = list(chunk_rows.order_by(*OLDEST_FIRST).values_list(*fields)[:EXPORT_CHUNK])
         for pk, moment, symbol, price, rule_id, rule_name, bar_seconds, values in batch:
+            values_text = json.dumps(values, separators=(",", ":"), sort_keys=True)
             writer.writerow(
-                (pk, _utc_iso(moment), symbol, repr(price), rule_id, _cell(rule_name), bar_seconds,
-                 json.dumps(values, separators=(",", ":"), sort_keys=True))
+                (pk, _utc_iso(moment), _cell(symbol), repr(price), rule_id, _cell(rule_name),
+                 bar_seconds, _cell(values_text))
             )  # fmt: skip
         yield out.getvalue()
         out.seek(0)

@@ -46,3 +46,31 @@ def test_api_engine(client):
     assert resp.status_code == 200
     assert resp.json()["state"] == "offline" and resp.json()["desired"] == "stopped"
     assert client.get("/api/engine/").status_code == 403
+
+
+FIVE_THOUSAND_DIGITS = "9" * 5000
+
+
+@pytest.mark.parametrize("name", ["since", "limit"])
+@pytest.mark.parametrize("value", ["²", "٣", FIVE_THOUSAND_DIGITS, "-3", "1.5", " ", "%00"])
+def test_api_signals_parameters_outside_ascii_whole_numbers_are_400(name, value):
+    from django.test import Client
+
+    make_signal(1)
+    client = Client(headers={"Authorization": f"Bearer {feed_token()}"})
+    resp = client.get("/api/signals/", {name: value})
+    assert resp.status_code == 400
+    body = resp.json()
+    assert set(body) == {"event", "message"} and body["event"] == "error"
+    assert name in body["message"] and len(body["message"]) < 200
+
+
+def test_api_signals_empty_parameters_mean_the_defaults():
+    from django.test import Client
+
+    rows = [make_signal(n) for n in range(1, 4)]
+    client = Client(headers={"Authorization": f"Bearer {feed_token()}"})
+    body = client.get("/api/signals/?since=&limit=").json()
+    assert [s["id"] for s in body["signals"]] == [r.id for r in rows]
+    assert client.get("/api/signals/?since=9223372036854775807").json()["signals"] == []
+    assert client.get("/api/signals/?since=9223372036854775808").status_code == 400

@@ -247,6 +247,30 @@ def test_bad_filter_input_is_a_sentence(client, params, sentence):
     assert sentence in export.content.decode()
 
 
+@pytest.mark.parametrize("name", ["rule", "before", "after"])
+@pytest.mark.parametrize("value", ["²", "٣", "#²", "9" * 5000, "-3", "0", "1.5"])
+def test_ids_outside_ascii_whole_numbers_are_a_form_error_never_a_500(client, name, value):
+    make_signal(T0)
+    response = client.get("/signals/", {name: value})
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "Fix the highlighted filter above" in html and page_ids(response) == []
+    assert f'id="err-{name}"' in html
+    export = client.get("/signals/export.csv", {name: value})
+    assert export.status_code == 400
+    sentence = export.content.decode()
+    assert sentence.endswith(".") and len(sentence) < 200 and "\n" not in sentence
+
+
+@pytest.mark.parametrize("name", ["rule", "before", "after"])
+def test_empty_ids_mean_no_filter(client, name):
+    made = make_signal(T0)
+    assert page_ids(client.get("/signals/", {name: ""})) == [made.id]
+    assert [int(r["id"]) for r in csv_rows(client.get("/signals/export.csv", {name: ""}))] == [
+        made.id
+    ]
+
+
 def test_vanished_cursor_falls_back_to_newest_page(client):
     kept = make_signal(T0)
     gone = make_signal(T0 + timedelta(seconds=5))
@@ -347,3 +371,29 @@ def test_csv_export_defuses_rule_names_that_a_spreadsheet_would_run(client):
     by_id = {int(row["id"]): row["rule_name"] for row in rows}
     assert by_id[made[0].id] == "'=HYPERLINK(1)"
     assert by_id[made[1].id] == "MA Momentum"
+
+
+def test_csv_export_defuses_every_text_cell_a_spreadsheet_would_run(client):
+    from signals.models import Signal
+
+    # Stored straight through the ORM: the export must not rely on what the services allow.
+    cells = ["=1+2", "+SUM(A1)", "-2+3", "@cmd", "\tx=1", "\rx=1"]
+    made = [
+        Signal.objects.create(
+            time=T0 + timedelta(seconds=5 * n),
+            symbol=text,
+            price=-1.5,
+            rule_id=1,
+            rule_name=text,
+            bar_seconds=5,
+            values={"PRICE": -1.5},
+        )  # fmt: skip
+        for n, text in enumerate(cells)
+    ]
+    plain = make_signal(T0 + timedelta(minutes=5), symbol="BRK.B", rule_name="MA Momentum")
+    rows = {int(row["id"]): row for row in csv_rows(client.get("/signals/export.csv"))}
+    for signal, text in zip(made, cells, strict=True):
+        row = rows[signal.id]
+        assert row["symbol"] == row["rule_name"] == f"'{text}"
+        assert row["price"] == "-1.5"  # a number, not text: left as it is
+    assert rows[plain.id]["symbol"] == "BRK.B" and rows[plain.id]["rule_name"] == "MA Momentum"
