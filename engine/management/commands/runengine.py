@@ -3,12 +3,14 @@
 import asyncio
 import logging
 import signal
+from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
 from engine.bridge import BridgePublisher
 from engine.config import Overrides
 from engine.feeds import FEEDS
+from engine.lock import WorkerLock, WorkerLockHeld, lock_path
 from engine.worker import Engine
 
 
@@ -49,13 +51,33 @@ class Command(BaseCommand):
             bar_seconds=options["bar_seconds"],
         )
         self.check_overrides(overrides)
+        lock = self.take_lock()
         logging.getLogger("engine").setLevel(logging.INFO)
-        asyncio.run(self.serve(overrides, start=options["start"]))
+        try:
+            asyncio.run(self.serve(overrides, start=options["start"]))
+        finally:
+            lock.release()
+
+    @staticmethod
+    def take_lock() -> WorkerLock:
+        """One worker per database: a second one would "recover" the live one's run."""
+        from django.conf import settings
+        from django.db import connection
+
+        lock = WorkerLock(lock_path(connection.settings_dict, Path(settings.VAR_DIR)))
+        try:
+            lock.acquire()
+        except WorkerLockHeld as err:
+            raise CommandError(str(err), returncode=2) from None
+        except OSError as err:
+            raise CommandError(
+                f"Can't create the worker lock file {lock.path}: {err.strerror or err}.",
+                returncode=2,
+            ) from None
+        return lock
 
     def check_overrides(self, overrides: Overrides) -> None:
         """Refuse arguments that name things that don't exist before starting anything."""
-        from pathlib import Path
-
         from rules.models import Rule
         from watchlists.models import Watchlist
 
