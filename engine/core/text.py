@@ -26,6 +26,10 @@ _NUMBER_START: Final = frozenset("0123456789.+-")
 _NUMBER_CHARS: Final = frozenset("0123456789.eE+-")
 _SPACE: Final = frozenset(" \t\r\n")
 _EXAMPLE: Final = "write conditions like 'PRICE > MA5 AND MA5 > MA10'"
+# The builder's operator dropdown shows these labels; the text box accepts them too.
+_SIGN_LABELS: Final = {"≥": ">=", "≤": "<="}
+_CROSS_WORD: Final = "crosses"
+_CROSS_DIRECTIONS: Final = ("above", "below")
 
 # Token kinds
 WORD, NUMBER, SYMBOL = "word", "number", "symbol"
@@ -48,6 +52,9 @@ def tokenize(text: str) -> list[tuple[str, str, int]]:
         if ch in "<>":
             i += 2 if text[i + 1 : i + 2] == "=" else 1
             tokens.append((SYMBOL, text[start:i], start + 1))
+        elif ch in _SIGN_LABELS:
+            i += 1
+            tokens.append((SYMBOL, _SIGN_LABELS[ch], start + 1))
         elif ch in _NUMBER_START and (
             ch not in "+-" or text[i + 1 : i + 2] in _NUMBER_START - {"+", "-"}
         ):
@@ -120,7 +127,18 @@ def parse_text(text: str) -> dict[str, Any]:
         # operator
         tok = peek()
         op = tok[1].lower() if tok is not None and tok[0] in (WORD, SYMBOL) else None
-        if tok is None or op not in OPERATORS:
+        if op == _CROSS_WORD and tok is not None:
+            # The dropdown's two-word label: "crosses above" / "crosses below".
+            nxt = tokens[pos + 1] if pos + 1 < len(tokens) else None
+            direction = nxt[1].lower() if nxt is not None and nxt[0] == WORD else None
+            if direction not in _CROSS_DIRECTIONS:
+                raise _fail(
+                    f"expected an operator after {left!r}, found {_describe(tok)} followed by "
+                    f"{_describe(nxt)}; write 'crosses above' or 'crosses below'"
+                )
+            op = f"{_CROSS_WORD}_{direction}"
+            pos += 1
+        elif tok is None or op not in OPERATORS:
             raise _fail(
                 f"expected an operator after {left!r}, found {_describe(tok)}; {OPERATOR_HELP}"
             )

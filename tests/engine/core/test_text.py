@@ -162,3 +162,35 @@ def test_no_input_raises_anything_but_a_rule_error(text):
 def test_validator_raises_only_rule_errors_on_any_json(data):
     with contextlib.suppress(RuleError):
         validate_definition(data)
+
+
+@pytest.mark.parametrize(
+    ("typed", "canonical"),
+    [
+        ("PRICE ≥ MA5", "PRICE >= MA5"),
+        ("PRICE≤MA5 AND RSI14 ≥ 30", "PRICE <= MA5 AND RSI14 >= 30"),
+        ("MA5 crosses above MA20", "MA5 crosses_above MA20"),
+        ("ma5 Crosses  Below ma20 or price ≥ vwap", "MA5 crosses_below MA20 OR PRICE >= VWAP"),
+        ("MA5 CROSSES_ABOVE MA20", "MA5 crosses_above MA20"),
+    ],
+)
+def test_the_builders_operator_labels_are_accepted_and_formatted_canonically(typed, canonical):
+    """The text box takes what the operator dropdown shows (≥, crosses above) as well."""
+    assert format_text(parse_text(typed)) == canonical
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("MA5 crosses MA20", ["'crosses'", "crosses above", "crosses below"]),
+        ("MA5 crosses sideways MA20", ["'crosses'", "crosses above"]),
+        ("MA5 crosses", ["'crosses'", "the end of the text"]),
+        ("PRICE ≠ MA5", ["'≠'", "position 7"]),
+    ],
+)
+def test_half_written_label_operators_get_a_sentence(text, words):
+    with pytest.raises(RuleError) as err:
+        parse_text(text)
+    assert err.value.field == "text"
+    for word in words:
+        assert word in err.value.message
