@@ -18,6 +18,8 @@ MAX_CONDITIONS: Final = 10
 MAX_COOLDOWN_SEC: Final = 86_400
 # Constants beyond this are certainly typos and would make exact comparisons needlessly big.
 MAX_CONSTANT: Final = 1e12
+MAX_NAME_LENGTH: Final = 80
+MAX_RULE_ID: Final = 2**63 - 1  # what a database integer id holds
 
 DEFAULT_RULE_DEFINITION: Final[dict[str, Any]] = {
     "logic": "AND",
@@ -153,13 +155,51 @@ def operand_problem(token: str, *, where: str = "", number_ok: bool = False) -> 
     kind, digits = name[:i], name[i:]
     if kind in PERIOD_OPERANDS and digits:
         return (
-            f"unknown operand {token!r}{where}; {kind}<n> takes a period n from "
+            f"unknown operand {shown(token)}{where}; {kind}<n> takes a period n from "
             f"{MIN_PERIOD} to {MAX_PERIOD}"
         )
     if kind in PERIOD_OPERANDS:
-        return f"{token!r}{where} needs a period, e.g. {kind}14"
+        return f"{shown(token)}{where} needs a period, e.g. {kind}14"
     tail = ", or a number" if number_ok else ""
-    return f"unknown operand {token!r}{where}; {OPERAND_HELP}{tail}"
+    return f"unknown operand {shown(token)}{where}; {OPERAND_HELP}{tail}"
+
+
+def shown(value: object) -> str:
+    """``value`` for a message, kept short: a value from a dict (not JSON text) may be an int
+    of 5000 digits (``str()`` raises past 4300) or a list nested 100 000 deep (``repr()``
+    recurses)."""
+    if isinstance(value, bool) or value is None:
+        return repr(value)
+    if isinstance(value, int):
+        if abs(value) < 10**24:
+            return repr(value)
+        return f"a {value.bit_length() * 30103 // 100000 + 1}-digit number"
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, str):
+        return repr(value) if len(value) <= 40 else f"{value[:24]!r}… ({len(value)} characters)"
+    return f"a {type(value).__name__}"
+
+
+def check_name(value: object) -> str:
+    """A rule name: text, trimmed, 1 line of at most 80 characters with no control characters.
+
+    Returns the trimmed name (possibly empty: whether a name is required is the caller's call).
+    """
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise RuleError("name", f'must be text, e.g. "MA Momentum", not {shown(value)}')
+    name = value.strip()
+    if any(ord(ch) < 32 or 127 <= ord(ch) < 160 for ch in name):
+        raise RuleError(
+            "name", "contains a control character (a line break, tab or NUL); use one line of text"
+        )
+    if len(name) > MAX_NAME_LENGTH:
+        raise RuleError(
+            "name", f"is {len(name)} characters long; use at most {MAX_NAME_LENGTH} characters"
+        )
+    return name
 
 
 def check_number(value: Number, field_name: str) -> Number:
@@ -167,7 +207,9 @@ def check_number(value: Number, field_name: str) -> Number:
     if isinstance(value, float) and not math.isfinite(value):
         raise RuleError(field_name, "the number must be finite (not NaN or infinity)")
     if abs(value) > MAX_CONSTANT:
-        raise RuleError(field_name, f"the number {value!r} is too large (limit ±{MAX_CONSTANT:g})")
+        raise RuleError(
+            field_name, f"the number {shown(value)} is too large (limit ±{MAX_CONSTANT:g})"
+        )
     return value
 
 
@@ -183,7 +225,7 @@ def _check_condition(raw: object, index: int) -> Condition:
         if key not in _CONDITION_KEYS:
             raise RuleError(
                 f"{where}.{key}" if isinstance(key, str) else where,
-                f"unknown key {key!r}; a condition has only left, op and right",
+                f"unknown key {shown(key)}; a condition has only left, op and right",
             )
     for key in _CONDITION_KEYS:
         if key not in raw:
@@ -205,7 +247,7 @@ def _check_condition(raw: object, index: int) -> Condition:
     op = raw["op"]
     op_name = op.strip().lower() if isinstance(op, str) else None
     if op_name not in OPERATORS:
-        raise RuleError(f"{where}.op", f"unknown operator {op!r}; {OPERATOR_HELP}")
+        raise RuleError(f"{where}.op", f"unknown operator {shown(op)}; {OPERATOR_HELP}")
 
     right = raw["right"]
     right_value: str | Number
@@ -258,19 +300,17 @@ def validate_definition(data: object) -> RuleDef:
     for key in data:
         if key not in _DEFINITION_KEYS and key not in _META_KEYS:
             raise RuleError(
-                str(key),
-                f"unknown field {key!r}; a rule has logic, conditions, cooldown_sec, "
+                key if isinstance(key, str) and len(key) <= 40 else "definition",
+                f"unknown field {shown(key)}; a rule has logic, conditions, cooldown_sec, "
                 "trigger (and optionally id, name, type)",
             )
 
     rule_id = data.get("id")
-    if rule_id is not None and (not isinstance(rule_id, int) or isinstance(rule_id, bool)):
-        raise RuleError("id", "must be a whole number or null")
-    name = data.get("name", "")
-    if name is None:
-        name = ""
-    if not isinstance(name, str):
-        raise RuleError("name", "must be text")
+    if rule_id is not None and (
+        not isinstance(rule_id, int) or isinstance(rule_id, bool) or abs(rule_id) > MAX_RULE_ID
+    ):
+        raise RuleError("id", f"must be a whole number (at most {MAX_RULE_ID}) or null")
+    name = check_name(data.get("name"))
     rule_type = data.get("type")
     if rule_type is not None and not isinstance(rule_type, str):
         raise RuleError("type", "must be text such as 'custom' or 'system'")
@@ -280,7 +320,7 @@ def validate_definition(data: object) -> RuleDef:
     logic = data["logic"]
     logic_name = logic.strip().upper() if isinstance(logic, str) else None
     if logic_name not in LOGICS:
-        raise RuleError("logic", f"unknown logic {logic!r}; use AND or OR")
+        raise RuleError("logic", f"unknown logic {shown(logic)}; use AND or OR")
 
     if "conditions" not in data:
         raise RuleError("conditions", "missing; a rule needs 1 to 10 conditions")
@@ -302,7 +342,7 @@ def validate_definition(data: object) -> RuleDef:
         raise RuleError("cooldown_sec", "must be a whole number of seconds from 0 to 86400")
     if not 0 <= cooldown <= MAX_COOLDOWN_SEC:
         raise RuleError(
-            "cooldown_sec", f"must be from 0 to 86400 seconds (24 hours); got {cooldown}"
+            "cooldown_sec", f"must be from 0 to 86400 seconds (24 hours); got {shown(cooldown)}"
         )
 
     trigger = data.get("trigger", "level")
@@ -310,7 +350,7 @@ def validate_definition(data: object) -> RuleDef:
     if trigger_name not in TRIGGERS:
         raise RuleError(
             "trigger",
-            f"unknown trigger {trigger!r}; use 'level' (fires while true) "
+            f"unknown trigger {shown(trigger)}; use 'level' (fires while true) "
             "or 'edge' (fires when it becomes true)",
         )
 

@@ -166,3 +166,59 @@ def test_warmup_bars_cover_the_slowest_operand_plus_cross_memory():
     assert operand_period("RSI14") == 15
     assert operand_period("BBUPPER20") == 20
     assert operand_period("VWAP") == operand_period("PRICE") == 1
+
+
+HUGE = 10**5000  # past Python's 4300-digit int/str limit: str(HUGE) raises ValueError
+
+
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [
+        (make_definition(cooldown_sec=HUGE), "cooldown_sec"),
+        (make_definition(cooldown_sec=-HUGE), "cooldown_sec"),
+        (make_definition(conditions=[make_condition(right=HUGE)]), "conditions[0].right"),
+        (make_definition(conditions=[make_condition(op=HUGE)]), "conditions[0].op"),
+        (make_definition(logic=HUGE), "logic"),
+        (make_definition(trigger=HUGE), "trigger"),
+        (make_definition(id=HUGE), "id"),
+        ({HUGE: 1, **make_definition()}, None),
+    ],
+)
+def test_a_5000_digit_int_gives_a_short_sentence(data, field):
+    err = error_of(data)
+    if field is not None:
+        assert err.field == field
+    assert len(str(err)) < 300
+
+
+def test_a_deeply_nested_python_value_gives_a_sentence():
+    nested: list = []
+    for _ in range(100_000):
+        nested = [nested]
+    for data in (make_definition(logic=nested), make_definition(trigger=nested),
+                 make_definition(conditions=[make_condition(op=nested)])):  # fmt: skip
+        err = error_of(data)
+        assert "list" in err.message and len(str(err)) < 300
+
+
+@pytest.mark.parametrize(
+    ("name", "words"),
+    [
+        ("a\x00b", "control character"),
+        ("two\nlines", "control character"),
+        ("tab\there", "control character"),
+        (12345, "text"),
+        (True, "text"),
+        (["a"], "text"),
+        ("x" * 81, "at most 80"),
+    ],
+)
+def test_bad_names_are_refused_with_a_sentence(name, words):
+    err = error_of(make_definition(name=name))
+    assert err.field == "name" and words in err.message
+
+
+def test_names_are_trimmed():
+    assert validate_definition(make_definition(name="  Scalp  ")).name == "Scalp"
+    assert validate_definition(make_definition(name="   ")).name == ""
+    assert validate_definition(make_definition()).name == ""
