@@ -185,6 +185,8 @@ def test_a_broken_csv_file_is_an_error_state_not_a_crash(tmp_path):
         (["--feed", "ib", "--csv", "x.csv"], "--csv goes with --feed csv."),
         (["--bar-seconds", "7"], "invalid choice"),
         (["--speed", "-1"], "invalid speed_arg value"),
+        (["--speed", "nan"], "invalid speed_arg value: 'nan'"),
+        (["--speed", "inf"], "invalid speed_arg value: 'inf'"),
     ],
 )
 def test_runengine_bad_arguments_exit_2(tmp_path, args, fragment):

@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+import math
 import signal
 from pathlib import Path
 
@@ -18,7 +19,7 @@ def speed_arg(text: str) -> float:
     if text.lower() in {"max", "0"}:
         return 0.0
     value = float(text)
-    if value <= 0:
+    if not (math.isfinite(value) and value > 0):  # NaN compares false to everything
         raise ValueError(text)
     return value
 
