@@ -7,15 +7,38 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.shortcuts import redirect
 
+from engine.core.inputs import InputError, load_json
 from rules import services
 from rules.models import Rule
 
 
+class DefinitionField(forms.CharField):
+    """The definition as JSON text, read like every other untrusted document: deep nesting
+    or a 5000-digit number is a sentence, not a RecursionError."""
+
+    widget = forms.Textarea(attrs={"rows": 12, "cols": 90})
+
+    def prepare_value(self, value):
+        if isinstance(value, dict | list):
+            return json.dumps(value, indent=2)
+        return value
+
+    def to_python(self, value):
+        text = super().to_python(value)
+        if text in self.empty_values:
+            return None
+        try:
+            return load_json(text)
+        except InputError as err:
+            raise ValidationError(f"Enter a valid JSON rule definition: {err}") from None
+
+
 class RuleAdminForm(forms.ModelForm):
+    definition = DefinitionField(help_text=Rule._meta.get_field("definition").help_text)
+
     class Meta:
         model = Rule
         fields = ["name", "definition"]
-        widgets = {"definition": forms.Textarea(attrs={"rows": 12, "cols": 90})}
 
     def clean(self):
         cleaned = super().clean()

@@ -3,8 +3,23 @@
 from django.core.exceptions import ValidationError
 from django.db import models
 
-from engine.core.rules import RuleError, validate_definition
+from engine.core.rules import RuleError, check_name, validate_definition
 from engine.core.text import format_text
+
+
+def clean_rule_name(value: object) -> str:
+    """A rule's name, trimmed; ValidationError on ``name`` unless it is one line of text.
+
+    Every way in (pages, admin, ``rules import``) names rules through this, so ``12345``,
+    ``true`` or a list is never turned into a name and a NUL or line break never stored.
+    """
+    try:
+        name = check_name(value)
+    except RuleError as err:
+        raise ValidationError({"name": f"The name {err.message}."}) from None
+    if not name:
+        raise ValidationError({"name": "The rule needs a name."})
+    return name
 
 
 class Rule(models.Model):
@@ -35,11 +50,18 @@ class Rule(models.Model):
         return self.name
 
     def clean(self) -> None:
-        self.name = (self.name or "").strip()
+        errors = {}
+        if self.name:  # an empty name already has Django's "cannot be blank"
+            try:
+                self.name = clean_rule_name(self.name)
+            except ValidationError as err:
+                errors.update(err.message_dict)
         try:
             self.definition = validate_definition(self.definition).to_json()
         except RuleError as err:
-            raise ValidationError({"definition": str(err)}) from err
+            errors["definition"] = [str(err)]
+        if errors:
+            raise ValidationError(errors)
 
     @property
     def text(self) -> str:

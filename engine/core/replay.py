@@ -15,6 +15,7 @@ from engine.core.bars import (
     iter_csv_bars,
     read_csv_rows,
 )
+from engine.core.inputs import InputError, load_json
 from engine.core.machine import Signal, SymbolMachine, signal_event
 from engine.core.rules import RuleDef, RuleError, validate_definition
 
@@ -48,13 +49,17 @@ def load_rule_file(path: str | Path) -> RuleDef:
     except UnicodeDecodeError:
         raise ReplayError(f"{path}: the rule file is not UTF-8 text", path=str(path)) from None
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise ReplayError(
-            f"{path}, line {err.lineno}: invalid JSON ({err.msg}, column {err.colno})",
-            path=str(path),
-            line=err.lineno,
-        ) from None
+        data = load_json(text)
+    except InputError as err:
+        # load_json keeps the decoder's error as the context: it has the line and column.
+        decode = err.__context__
+        if isinstance(decode, json.JSONDecodeError):
+            raise ReplayError(
+                f"{path}, line {decode.lineno}: invalid JSON ({decode.msg}, column {decode.colno})",
+                path=str(path),
+                line=decode.lineno,
+            ) from None
+        raise ReplayError(f"{path}: {err}", path=str(path)) from None
     try:
         return validate_definition(data)
     except RuleError as err:

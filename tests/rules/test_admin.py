@@ -77,3 +77,38 @@ def test_admin_clone_action(admin_client):
     admin_client.post("/admin/rules/rule/",
                       {"action": "clone_rules", "_selected_action": [system.pk]})  # fmt: skip
     assert Rule.objects.filter(name="MA Momentum copy", is_system=False).exists()
+
+
+def test_admin_refuses_a_deeply_nested_definition_with_a_sentence(admin_client):
+    resp = post_rule(admin_client, "/admin/rules/rule/add/", "Deep", "[" * 5000 + "]" * 5000)
+    assert resp.status_code == 200
+    assert "nested too deeply" in resp.content.decode()
+    assert not Rule.objects.filter(name="Deep").exists()
+
+
+def test_admin_refuses_a_5000_digit_cooldown_with_a_sentence(admin_client):
+    text = json.dumps(DEFAULT_DEFINITION).replace(
+        '"cooldown_sec": 60', '"cooldown_sec": ' + "9" * 5000
+    )
+    resp = post_rule(admin_client, "/admin/rules/rule/add/", "Huge", text)
+    assert resp.status_code == 200
+    assert "is too long" in resp.content.decode()
+    assert not Rule.objects.filter(name="Huge").exists()
+
+
+def test_admin_refuses_a_name_with_a_line_break(admin_client):
+    resp = post_rule(admin_client, "/admin/rules/rule/add/", "Two\nlines", DEFAULT_DEFINITION)
+    assert resp.status_code == 200
+    assert "control character" in resp.content.decode()
+    assert Rule.objects.count() == 1
+
+
+def test_admin_edit_shows_the_stored_definition_as_json(admin_client):
+    rule = make_rule(name="Shown")
+    page = admin_client.get(f"/admin/rules/rule/{rule.pk}/change/").content.decode()
+    assert "&quot;cooldown_sec&quot;: 60" in page
+    resp = post_rule(admin_client, f"/admin/rules/rule/{rule.pk}/change/", "Shown",
+                     {**DEFAULT_DEFINITION, "cooldown_sec": 5})  # fmt: skip
+    assert resp.status_code == 302
+    rule.refresh_from_db()
+    assert rule.cooldown_sec == 5

@@ -118,3 +118,50 @@ def test_import_creates_then_updates_by_name():
     assert second.cooldown_sec == 5
     with pytest.raises(ValidationError):
         services.rule_import(data={"name": "MA Momentum", **DEFAULT_DEFINITION})
+
+
+@pytest.mark.parametrize(
+    ("name", "words"),
+    [("a\x00b", "control character"), ("two\nlines", "control character"),
+     ("x" * 81, "at most 80"), ("  ", "needs a name")],
+)  # fmt: skip
+def test_rule_names_are_one_trimmed_line_of_text(name, words):
+    with pytest.raises(ValidationError) as info:
+        services.rule_create(name=name, definition=DEFAULT_DEFINITION)
+    assert words in " ".join(info.value.message_dict["name"])
+    assert services.rule_create(name="  Trimmed ", definition=DEFAULT_DEFINITION).name == "Trimmed"
+
+
+@pytest.mark.parametrize("name", [12345, True, ["x"], {"a": 1}, "a\x00b", "a\nb", ""])
+def test_import_refuses_a_name_that_is_not_one_line_of_text(name):
+    with pytest.raises(ValidationError) as info:
+        services.rule_import(data={"name": name, **DEFAULT_DEFINITION})
+    assert "name" in info.value.message_dict
+    assert Rule.objects.count() == 1
+
+
+def test_import_of_a_list_is_all_or_nothing():
+    good = {"name": "First", **DEFAULT_DEFINITION}
+    bad = {"name": "Second", **DEFAULT_DEFINITION, "logic": "NAND"}
+    with pytest.raises(ValidationError) as info:
+        services.rule_import_many(items=[good, bad])
+    assert info.value.messages == ["Rule 2 of 2: logic: unknown logic 'NAND'; use AND or OR."]
+    assert not Rule.objects.filter(name="First").exists()
+    rules = services.rule_import_many(items=[good, {**bad, "logic": "OR"}])
+    assert [r.name for r in rules] == ["First", "Second"]
+
+
+def test_import_of_a_list_refuses_the_same_name_twice():
+    item = {"name": "Twice", **DEFAULT_DEFINITION}
+    with pytest.raises(ValidationError, match="Rule 2 of 2: .*also the name of rule 1"):
+        services.rule_import_many(items=[item, {**item, "name": " Twice "}])
+    assert not Rule.objects.filter(name="Twice").exists()
+
+
+def test_import_of_a_list_is_refused_as_a_whole_when_one_rule_is_locked():
+    held = make_rule(name="Held")
+    make_running_engine(rule=held)
+    items = [{"name": "New", **DEFAULT_DEFINITION}, {"name": "Held", **DEFAULT_DEFINITION}]
+    with pytest.raises(ValidationError, match="Rule 2 of 2: .*stop the engine"):
+        services.rule_import_many(items=items)
+    assert not Rule.objects.filter(name="New").exists()

@@ -7,8 +7,9 @@ from pathlib import Path
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from engine.core.inputs import InputError, load_json
 from rules.models import Rule
-from rules.services import rule_import
+from rules.services import rule_import, rule_import_many
 
 
 def _error_line(err: ValidationError) -> str:
@@ -45,20 +46,24 @@ class Command(BaseCommand):
     def _import(self, file: str) -> None:
         path = Path(file)
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = load_json(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise CommandError(f"{file}: no such file.", returncode=2) from None
         except (OSError, UnicodeDecodeError) as err:
             raise CommandError(f"{file}: can't read it ({err}).", returncode=2) from None
-        except json.JSONDecodeError as err:
-            raise CommandError(
-                f"{file}: line {err.lineno}: not valid JSON ({err.msg}).", returncode=2
-            ) from None
-        items = data if isinstance(data, list) else [data]
-        for index, item in enumerate(items):
-            where = f"{file}" + (f" [rule {index + 1}]" if isinstance(data, list) else "")
-            try:
-                rule = rule_import(data=item)
-            except ValidationError as err:
-                raise CommandError(f"{where}: {_error_line(err)}", returncode=2) from None
+        except InputError as err:
+            # load_json keeps the decoder's error as the context: it has the line.
+            decode = err.__context__
+            if isinstance(decode, json.JSONDecodeError):
+                raise CommandError(
+                    f"{file}: line {decode.lineno}: not valid JSON ({decode.msg}).", returncode=2
+                ) from None
+            raise CommandError(f"{file}: {err}", returncode=2) from None
+        try:
+            rules = (
+                rule_import_many(items=data) if isinstance(data, list) else [rule_import(data=data)]
+            )
+        except ValidationError as err:
+            raise CommandError(f"{file}: {_error_line(err)}", returncode=2) from None
+        for rule in rules:
             sys.stdout.write(f"Imported rule {rule.pk}: {rule.name} ({rule.text})\n")
