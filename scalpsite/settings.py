@@ -136,12 +136,24 @@ REDIS_URL = os.environ.get("SCALP_REDIS_URL", "")
 # Group membership must outlive the longest connection: an execution program or a trader's
 # page stays connected for days (Channels' default of one day would silently drop them).
 GROUP_EXPIRY = 10 * 365 * 86400
+# channels_redis waits for a consumer's next message with a blocking pop of up to 5 s
+# (``brpop_timeout``); redis-py 8 also aborts any read after 5 s by default, so an idle
+# consumer died with TimeoutError and close code 1011 (channels_redis #422). Reads may take
+# longer than the pop; a Redis that stops answering still fails them after 30 s.
+REDIS_SOCKET_TIMEOUT = 30
+REDIS_CONNECT_TIMEOUT = 5
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [REDIS_URL],
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        "socket_timeout": REDIS_SOCKET_TIMEOUT,
+                        "socket_connect_timeout": REDIS_CONNECT_TIMEOUT,
+                    }
+                ],
                 "capacity": 1000,
                 "expiry": 30,
                 "group_expiry": GROUP_EXPIRY,

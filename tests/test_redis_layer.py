@@ -114,3 +114,55 @@ def test_two_daphnes_on_redis_deliver_to_clients_on_either(tmp_path, redis_url):
     assert len(expected) >= 3
     assert received["a"] == expected  # the bridge's own Daphne
     assert received["b"] == expected  # the other Daphne, through Redis
+
+
+IDLE_SECONDS = 10  # twice redis-py 8's default 5 s socket timeout (channels_redis #422)
+
+
+def test_sockets_on_redis_survive_idling_past_the_socket_timeout(tmp_path, redis_url):
+    from signals.services import signal_record
+    from tests.signals.helpers import T0, engine_token
+
+    env = subprocess_env(SCALP_REDIS_URL=redis_url)
+    port_a, port_b = free_port(), free_port()
+    log_path = tmp_path / "daphne.log"
+    log = log_path.open("w")
+    daphnes = [start_daphne(port_a, env, log), start_daphne(port_b, env, log)]
+    feed = {"Authorization": f"Bearer {settings_get().feed_token}"}
+    bridge_auth = {"Authorization": f"Bearer {engine_token()}"}
+
+    async def next_signal(ws) -> dict:
+        while (event := json.loads(await asyncio.wait_for(ws.recv(), 30)))["event"] != "signal":
+            pass
+        return event
+
+    async def scenario() -> tuple[dict, dict, int]:
+        async with (
+            websockets.connect(f"ws://127.0.0.1:{port_a}/ws/engine/",
+                               additional_headers=bridge_auth) as bridge,
+            websockets.connect(f"ws://127.0.0.1:{port_a}/ws/signals/",
+                               additional_headers=feed) as client_a,
+            websockets.connect(f"ws://127.0.0.1:{port_b}/ws/signals/",
+                               additional_headers=feed) as client_b,
+        ):  # fmt: skip
+            await bridge.send(json.dumps({"event": "hello"}))
+            await asyncio.sleep(IDLE_SECONDS)  # no traffic on any socket
+            row = await asyncio.to_thread(
+                signal_record, time=T0, symbol="AAPL", price=101.5, rule_id=1,
+                rule_name="MA Momentum", bar_seconds=5, values={"PRICE": 101.5},
+            )  # fmt: skip
+            await bridge.send(json.dumps(row.to_event()))
+            got_a, got_b = await next_signal(client_a), await next_signal(client_b)
+            for ws in (bridge, client_a, client_b):
+                assert ws.close_code is None, f"closed with {ws.close_code}"
+            return got_a, got_b, row.id
+
+    try:
+        got_a, got_b, signal_id = asyncio.run(scenario())
+    finally:
+        for proc in daphnes:
+            proc.terminate()
+            proc.wait(timeout=10)
+        log.close()
+    assert got_a["id"] == got_b["id"] == signal_id
+    assert "TimeoutError" not in log_path.read_text()
