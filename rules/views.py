@@ -40,11 +40,14 @@ def _locked_rule_id() -> int | None:
 @require_GET
 def rule_list(request):
     rules = list(Rule.objects.all())
+    locked_rule_id = _locked_rule_id()
+    locked = next((r for r in rules if r.pk == locked_rule_id and not r.is_system), None)
     context = {
         "rules": rules,
+        "lock_message": _lock_message(locked),
         "custom_count": sum(not rule.is_system for rule in rules),
         "active_rule_id": settings_get().active_rule_id,
-        "locked_rule_id": _locked_rule_id(),
+        "locked_rule_id": locked_rule_id,
         "engine": engine_state_get(),
     }
     return render(request, "rules/list.html", context)
@@ -62,13 +65,20 @@ def _preview_form(request=None) -> PreviewForm:
     return PreviewForm(request.POST, request.FILES, symbols=symbols, bar_seconds=bar_seconds)
 
 
+def _lock_message(rule: Rule | None) -> str:
+    """Why ``rule`` can't be edited now ('' when it can)."""
+    if rule is None:
+        return ""
+    try:
+        rule_check_editable(rule=rule)
+    except ValidationError as err:
+        return " ".join(err.messages)
+    return ""
+
+
 def _builder_context(form, *, rule=None, preview_form=None, preview=None, **extra) -> dict:
-    lock_message = ""
-    if rule is not None:
-        try:
-            rule_check_editable(rule=rule)
-        except ValidationError as err:
-            lock_message = " ".join(err.messages)
+    lock_message = _lock_message(rule)
+    form.sync_text_box()
     return {
         "form": form,
         "rule": rule,
@@ -114,12 +124,14 @@ def _builder_page(request, *, rule: Rule | None):
         form.is_valid()
         return render(request, BUILDER, _builder_context(form, rule=rule))
     if action == "preview":
+        form.use_what_is_shown(fill_rows=True)
         preview_form, result, problem = _run_preview(request, form)
         context = _builder_context(
             form, rule=rule, preview_form=preview_form, preview=result, preview_problem=problem
         )
         return render(request, BUILDER, context)
 
+    form.use_what_is_shown(fill_rows=True)
     if form.is_valid():
         name = form.cleaned_data["name"]
         try:
@@ -128,7 +140,9 @@ def _builder_page(request, *, rule: Rule | None):
             else:
                 saved = rule_update(rule=rule, name=name, definition=form.definition)
         except ValidationError as err:
-            form.add_service_error(err)
+            # The lock is already on the page in its banner: say it once.
+            if " ".join(err.messages) != _lock_message(rule):
+                form.add_service_error(err)
         else:
             verb = "Created" if rule is None else "Saved"
             messages.success(request, f"{verb} the rule “{saved.name}”: {saved.text}.")
@@ -181,6 +195,7 @@ def parse_text_view(request):
 def builder_preview_text(request):
     """As-you-type feedback: the rule's text form and every inline error slot (out of band)."""
     form = RuleBuilderForm(request.POST, live=True)
+    form.use_what_is_shown(fill_rows=False)
     form.is_valid()
     return render(request, f"{BUILDER}#feedback", _builder_context(form, oob=True))
 
@@ -189,6 +204,7 @@ def builder_preview_text(request):
 def preview(request):
     """Run the draft rule over recent bars and show the signals it would have fired."""
     form = RuleBuilderForm(request.POST, live=True)
+    form.use_what_is_shown(fill_rows=False)
     preview_form, result, problem = _run_preview(request, form)
     context = _builder_context(
         form, preview_form=preview_form, preview=result, preview_problem=problem, oob=True

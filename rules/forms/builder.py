@@ -192,6 +192,13 @@ class RuleBuilderForm(forms.Form):
         self.text_error = ""
         self.definition: dict[str, Any] | None = None
         self.focus_key = ""
+        # Which of the two the trader means (see use_what_is_shown): the text box's rule when
+        # it wins, and whether neither may be saved (the box doesn't parse, or both changed).
+        self.text_rule: dict[str, Any] | None = None
+        self.text_blocked = False
+        self.text_applied = False
+        self.shown_text = ""
+        self.shown_rows = ""
 
     # Row editing (the htmx endpoints and the no-JS buttons share these).
 
@@ -215,7 +222,7 @@ class RuleBuilderForm(forms.Form):
 
     def apply_text(self) -> bool:
         """Replace the rows (and logic) with the parsed text box; False with ``text_error``."""
-        text = (self.data.get("text") or "")[:2001]
+        text = self._posted("text")
         try:
             parsed = parse_text(text)
         except RuleError as err:
@@ -230,7 +237,85 @@ class RuleBuilderForm(forms.Form):
         self.data["logic"] = parsed["logic"]
         if self.rows:
             self.focus_key = self.rows[0].key
+        self.text_applied = True
         return True
+
+    # The text box and the rows: Save (and Preview) use what the trader sees.
+
+    def _posted(self, name: str) -> str:
+        return (self.data.get(name) or "").strip()[:2001] if self.is_bound else ""
+
+    def rows_text(self) -> str:
+        """The rows' own canonical text with the chosen logic, or "" while one is invalid."""
+        logic = self.data.get("logic") if self.is_bound else self.initial.get("logic", "AND")
+        try:
+            return format_text({"logic": logic, "conditions": [r.to_json() for r in self.rows]})
+        except RuleError:
+            return ""
+
+    def use_what_is_shown(self, *, fill_rows: bool) -> None:
+        """Decide whether the rows or the text box hold the rule the trader means.
+
+        The page renders the box in agreement with the rows and remembers both in
+        ``shown_text`` / ``shown_rows``. The text box wins when it was typed in and the rows
+        were not touched since; the rows win when the box was not typed in. When both
+        changed and they disagree, nothing is saved and ``text_error`` says so: a typed
+        text is never dropped silently. ``fill_rows`` shows the text's rule in the rows (a
+        whole page is rendered); the htmx fragments keep the rows they answer for.
+        """
+        typed_text = self._posted("text")
+        if not typed_text:
+            return
+        rows_text = self.rows_text()
+        try:
+            parsed: dict[str, Any] | None = parse_text(typed_text)
+        except RuleError as err:
+            parsed, problem = None, sentence(err.message)
+        if parsed is not None and rows_text and format_text(parsed) == rows_text:
+            return
+        if typed_text == self._posted("shown_text"):
+            return  # the box is as the page showed it: the rows changed since
+        if rows_text and rows_text != self._posted("shown_rows"):
+            self.text_blocked = True
+            self.text_error = (
+                "The text box and the rows say different things and both changed: press "
+                "Fill rows to use the text, or clear the text box to keep the rows."
+            )
+        elif parsed is None:
+            self.text_blocked = True
+            self.text_error = problem
+        else:
+            self.text_rule = parsed
+            if fill_rows:
+                self.rows = rows_from_definition(parsed)
+                for row in self.rows:
+                    row.key = new_row_key()
+                self.data = self.data.copy()
+                self.data["logic"] = parsed["logic"]
+
+    def sync_text_box(self) -> None:
+        """What the text box and its two hidden companions render with."""
+        rows_text = self.rows_text()
+        if not self.is_bound:
+            self.initial["text"] = self.shown_text = self.shown_rows = rows_text
+            return
+        typed_text = self._posted("text")
+        try:
+            agrees = bool(rows_text) and format_text(parse_text(typed_text)) == rows_text
+        except RuleError:
+            agrees = False
+        if agrees or self.text_applied:
+            self.shown_text, self.shown_rows = typed_text, rows_text
+            return
+        if not typed_text or typed_text == self._posted("shown_text"):
+            box = rows_text or typed_text
+            self.data = self.data.copy()
+            self.data["text"] = box
+            self.shown_text = box
+            self.shown_rows = rows_text or self._posted("shown_rows")
+            return
+        # Typed and disagreeing: keep what the page knew, so Save still sees what changed.
+        self.shown_text, self.shown_rows = self._posted("shown_text"), self._posted("shown_rows")
 
     # Validation
 
@@ -248,6 +333,10 @@ class RuleBuilderForm(forms.Form):
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
+        if self.text_blocked:
+            return cleaned
+        if self.text_rule is not None:
+            return self._clean_text_rule(cleaned)
         self.conditions_error = self.conditions_error or ""
         for row in self.rows:
             row.errors = {}
@@ -275,6 +364,23 @@ class RuleBuilderForm(forms.Form):
             self.definition = validate_definition(draft).to_json()
         except RuleError as err:
             self.add_rule_error(err)
+        return cleaned
+
+    def _clean_text_rule(self, cleaned: dict[str, Any]) -> dict[str, Any]:
+        """The text box's rule, with the cooldown and trigger of the fields."""
+        if not all(key in cleaned for key in ("cooldown_sec", "trigger")):
+            return cleaned
+        assert self.text_rule is not None
+        draft = {
+            **self.text_rule,
+            "cooldown_sec": cleaned["cooldown_sec"],
+            "trigger": cleaned["trigger"],
+        }
+        try:
+            self.definition = validate_definition(draft).to_json()
+        except RuleError as err:
+            self.text_error = sentence(err.message)
+            self.text_blocked = True
         return cleaned
 
     def add_rule_error(self, err: RuleError) -> None:
@@ -308,6 +414,7 @@ class RuleBuilderForm(forms.Form):
         return (
             valid
             and self.definition is not None
+            and not self.text_blocked
             and not self.conditions_error
             and not any(row.errors for row in self.rows)
         )
@@ -319,6 +426,8 @@ class RuleBuilderForm(forms.Form):
     @property
     def text_form(self) -> str:
         """The draft's canonical text, or "" while it is invalid."""
+        if self.text_blocked:
+            return ""
         if self.definition is not None:
             return format_text(self.definition)
         if not self.is_bound:
@@ -339,7 +448,11 @@ class RuleBuilderForm(forms.Form):
     def condition_slots(self) -> list[tuple[str, str]]:
         """(slot id, message) of the error slots inside the conditions section."""
         logic = " ".join(self.errors.get("logic", [])) if self.is_bound else ""
-        slots = [("err-logic", logic), ("err-conditions", self.conditions_error)]
+        slots = [
+            ("err-logic", logic),
+            ("err-conditions", self.conditions_error),
+            ("err-text", self.text_error),
+        ]
         for row in self.rows:
             for part in ("left", "op", "right"):
                 slots.append((f"err-{row.key}-{part}", row.errors.get(part, "")))

@@ -1,5 +1,5 @@
 // Rule builder page: the preview chart (close prices with a marker per signal, TradingView
-// lightweight-charts; data from the json_script named by data-preview-chart) and two small form helpers.
+// lightweight-charts; data from the json_script named by data-preview-chart) and small form helpers.
 (function () {
   "use strict";
 
@@ -47,6 +47,24 @@
     if (!fill) return;
     event.preventDefault();
     fill.click();
+  });
+
+  // The text box follows the rows: once the rows change, the box shows their text (from
+  // #rule-text, redrawn on each answer), unless the trader typed in the box since it last
+  // agreed with them. Save decides from shown_text / shown_rows (rules/forms/builder.py).
+  document.addEventListener("htmx:oobAfterSwap", function (event) {
+    var shown = event.target;
+    if (!shown || shown.id !== "rule-text") return;
+    var form = document.getElementById("rule-builder");
+    var rowsText = shown.dataset.rowsText;
+    if (!form || !rowsText) return;
+    var box = form.elements.text, shownText = form.elements.shown_text;
+    var shownRows = form.elements.shown_rows;
+    if (!box || !shownText || !shownRows) return;
+    if (box.value !== shownText.value && box.value.trim() !== "") return;
+    box.value = rowsText;
+    shownText.value = rowsText;
+    shownRows.value = rowsText;
   });
 
   // Choosing a file means "preview over this file": select the CSV source for the trader.

@@ -139,3 +139,38 @@ def test_preview_shows_the_signal_count_and_a_chart(live_daphne, page, artifacts
     expect(page.locator("[data-preview-chart] canvas").first).to_be_visible()
     expect(page.get_by_test_id("preview-signals").locator("tbody tr")).to_have_count(min(count, 25))
     page.screenshot(path=artifacts_dir / "rules-preview.png", full_page=True)
+
+
+def test_save_uses_what_the_trader_sees(live_daphne, page):
+    """A text typed in the box is saved without Fill rows; edited rows show in the box."""
+    log_in(page, live_daphne, "/rules/new/")
+    box = page.get_by_label("Type the rule and fill the rows from it")
+    expect(box).to_have_value("PRICE > MA5 AND MA5 > MA10")
+    # Rows edited: the box follows them.
+    rows(page).nth(1).locator("[name=op]").select_option("crosses_above")
+    expect(box).to_have_value("PRICE > MA5 AND MA5 crosses_above MA10")
+    # Typed with the dropdown's labels, no Fill rows: the text form shows it, Save stores it.
+    page.get_by_label("Name").fill("Typed")
+    box.fill("MA5 crosses above MA20 AND PRICE ≥ VWAP")
+    expect(page.get_by_test_id("rule-text")).to_have_text(
+        "MA5 crosses_above MA20 AND PRICE >= VWAP"
+    )
+    page.get_by_role("button", name="Save rule").click()
+    page.wait_for_url(f"{live_daphne}/rules/")
+    assert Rule.objects.get(name="Typed").text == "MA5 crosses_above MA20 AND PRICE >= VWAP"
+
+
+def test_the_running_rule_is_read_only(live_daphne, page):
+    from tests.factories import make_rule, make_running_engine
+
+    running = make_rule(name="Live one")
+    make_running_engine(rule=running)
+    log_in(page, live_daphne, "/rules/")
+    row = page.get_by_test_id("rule-row").filter(has_text="Live one")
+    expect(row.get_by_role("button", name="Edit")).to_be_disabled()
+    expect(row.get_by_role("button", name="Delete")).to_be_disabled()
+    expect(page.get_by_test_id("lock-message")).to_contain_text("stop the engine before editing")
+    page.goto(f"{live_daphne}/rules/{running.pk}/edit/")
+    expect(page.get_by_label("Name")).to_be_disabled()
+    expect(page.get_by_role("button", name="Save changes")).to_be_disabled()
+    expect(page.get_by_test_id("lock-message")).to_have_count(1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from html import unescape
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -398,3 +399,111 @@ def test_preview_needs_a_file_for_the_csv_source_and_a_valid_draft(client):
     page = html(client.post("/rules/builder/preview/", bad, headers=HX))
     assert "Fix the rule&#x27;s highlighted fields first" in page
     assert "Unknown operand 'NOPE'" in slot(page, "err-r0-right")
+
+
+# Save uses what the trader sees: the text box or the rows
+
+
+def shown(page: str) -> dict:
+    """The text box and its two hidden companions, as the page rendered them."""
+    fields = {}
+    for name in ("text", "shown_text", "shown_rows"):
+        tag = re.search(rf'<input[^>]*name="{name}"[^>]*>', page)
+        assert tag, f"no {name} field"
+        value = re.search(r'value="([^"]*)"', tag[0])
+        fields[name] = unescape(value[1]) if value else ""
+    return fields
+
+
+def test_the_builder_shows_the_rows_in_the_text_box_from_the_start(client):
+    assert shown(html(client.get("/rules/new/"))) == dict.fromkeys(
+        ("text", "shown_text", "shown_rows"), "PRICE > MA5 AND MA5 > MA10"
+    )
+
+
+def test_save_uses_a_text_typed_in_the_box_without_fill_rows(client):
+    page = shown(html(client.get("/rules/new/")))
+    data = builder_data(name="Crosser", **{**page, "text": "ma5 crosses above ma20 or rsi14 ≤ 30"})
+    resp = client.post("/rules/new/", data)
+    assert resp.status_code == 302
+    assert Rule.objects.get(name="Crosser").definition["conditions"] == [
+        {"left": "MA5", "op": "crosses_above", "right": "MA20"},
+        {"left": "RSI14", "op": "<=", "right": 30},
+    ]
+    assert Rule.objects.get(name="Crosser").definition["logic"] == "OR"
+
+
+def test_save_uses_the_rows_when_only_they_changed(client):
+    page = shown(html(client.get("/rules/new/")))
+    data = builder_data((("PRICE", ">=", "MA20"),), name="Rows win", **page)
+    assert client.post("/rules/new/", data).status_code == 302
+    assert Rule.objects.get(name="Rows win").text == "PRICE >= MA20"
+
+
+def test_a_typed_text_is_never_dropped_silently(client):
+    page = shown(html(client.get("/rules/new/")))
+    before = Rule.objects.count()
+    # The box doesn't parse: nothing is saved, the sentence sits under the box.
+    bad = builder_data(name="Half", **{**page, "text": "PRICE > MA5 AND MA5 >"})
+    answer = html(client.post("/rules/new/", bad))
+    assert slot(answer, "err-text") == (
+        "Expected an operand or a number after '>', found the end of the text."
+    )
+    assert shown(answer)["text"] == "PRICE > MA5 AND MA5 >"
+    # Both the box and the rows changed and disagree: refused, the typed text kept.
+    both = builder_data((("PRICE", ">", "MA20"),), name="Both", **{**page, "text": "MA5 > MA10"})
+    answer = html(client.post("/rules/new/", both))
+    assert "both changed: press Fill rows to use the text" in slot(answer, "err-text")
+    assert shown(answer)["text"] == "MA5 > MA10"
+    assert "The rule was not saved" in answer
+    assert Rule.objects.count() == before
+    # Fill rows makes them agree: then Save saves it.
+    filled = html(client.post("/rules/new/", {**both, "action": "parse"}))
+    again = builder_data((("MA5", ">", "MA10"),), name="Both", **shown(filled))
+    assert client.post("/rules/new/", again).status_code == 302
+    assert Rule.objects.get(name="Both").text == "MA5 > MA10"
+
+
+def test_live_feedback_shows_the_rule_save_would_store(client):
+    page = shown(html(client.get("/rules/new/")))
+    data = builder_data(**{**page, "text": "MA5 crosses above MA20"})
+    answer = html(client.post("/rules/builder/text/", data, headers=HX))
+    assert "MA5 crosses_above MA20" in answer
+    assert 'data-rows-text="PRICE &gt; MA5 AND MA5 &gt; MA10"' in answer
+    data = builder_data(**{**page, "text": "MA5 crosses MA20"})
+    answer = html(client.post("/rules/builder/text/", data, headers=HX))
+    assert "'crosses' at position 5 followed by 'MA20'" in slot(answer, "err-text")
+    assert "Fix the highlighted fields" in answer
+
+
+# A running rule is locked on the pages
+
+
+def test_the_running_rule_is_locked_in_the_list_and_the_builder(client):
+    running = make_rule(name="Running now")
+    other = make_rule(name="Idle one")
+    make_running_engine(rule=running)
+    page = html(client.get("/rules/"))
+    reason = "The engine is running with the rule “Running now”: stop the engine before editing it."
+    assert reason in page
+    row = rule_row(page, running)
+    assert f"/rules/{running.pk}/edit/" not in row and f"/rules/{running.pk}/delete/" not in row
+    assert re.search(r"<button[^>]*disabled[^>]*>Edit</button>", row)
+    assert re.search(r"<button[^>]*disabled[^>]*>Delete</button>", row)
+    assert f"/rules/{other.pk}/edit/" in rule_row(page, other)
+
+    builder = html(client.get(f"/rules/{running.pk}/edit/"))
+    assert re.search(r"<fieldset[^>]*disabled", builder)
+    assert builder.count(reason) == 1
+    assert not re.search(r"<fieldset[^>]*disabled", html(client.get(f"/rules/{other.pk}/edit/")))
+
+
+def test_a_save_that_still_reaches_a_locked_rule_says_so_once(client):
+    running = make_rule(name="Running now")
+    make_running_engine(rule=running)
+    resp = client.post(f"/rules/{running.pk}/edit/", builder_data(name="Renamed"))
+    answer = html(resp)
+    assert answer.count("stop the engine before editing it") == 1
+    assert 'role="alert" id="lock-message"' in answer
+    running.refresh_from_db()
+    assert running.name == "Running now"
