@@ -6,24 +6,82 @@ from collections.abc import Iterable
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from engine.services import engine_assert_stopped, engine_assert_unlocked
+from engine.services import engine_assert_stopped, engine_assert_unlocked, engine_state_get
 from watchlists.models import MAX_SYMBOLS, Watchlist, WatchlistItem
 
-SYMBOL_RE = re.compile(r"^[A-Z0-9][A-Z0-9. ]{0,11}$")
+# IB's form: a root, then optionally one space and a class or series suffix (BRK B, BAC PRL).
+# A dot is read as that space (BRK.B is BRK B), so one list can't hold both spellings.
+SYMBOL_RE = re.compile(r"^[A-Z0-9]+( [A-Z0-9]{1,3})?$")
+MAX_SYMBOL_LENGTH = 12
+_BOX_SEPARATORS = re.compile(r"[,;\r\n]+")
+
+
+def _shown(text: str) -> str:
+    if not text.isprintable():
+        text = text.encode("unicode_escape").decode("ascii")
+    return text if len(text) <= 24 else f"{text[:16]}… ({len(text)} characters)"
 
 
 def symbol_normalize(raw: object) -> str:
-    """Upper-case, trim and validate one ticker (letters, digits, '.', space; 1–12 chars)."""
-    symbol = " ".join(str(raw or "").split()).upper()
+    """One ticker in IB's form, or ValidationError on ``symbols`` with a sentence.
+
+    The one symbol validator of every entry point (pages, admin, CLI, the csv feed, the
+    signal socket's filter): upper-cased, trimmed, 1–12 letters and digits with optionally
+    one class suffix of 1–3 after a space or a dot, stored with a space (``brk.b`` → ``BRK B``).
+    """
+    if raw is None:
+        raw = ""
+    if not isinstance(raw, str):
+        raise ValidationError({"symbols": "A symbol is text, such as AAPL or BRK B."})
+    symbol = " ".join(raw.split()).upper()
     if not symbol:
         raise ValidationError({"symbols": "A symbol can't be empty."})
-    if len(symbol) > 12:
-        raise ValidationError({"symbols": f"“{symbol}” is too long: a symbol has 1–12 characters."})
-    if not SYMBOL_RE.match(symbol):
+    words = symbol.split(" ")
+    if "." in symbol and len(words) == 1:
+        root, _, suffix = symbol.partition(".")
+        symbol = f"{root} {suffix}"
+    if SYMBOL_RE.match(symbol) and len(symbol) <= MAX_SYMBOL_LENGTH:
+        return symbol
+    if len(words) > 1 and all(re.fullmatch(r"[A-Z0-9]+(\.[A-Z0-9]+)?", w) for w in words):
         raise ValidationError(
-            {"symbols": f"“{symbol}” is not a valid symbol: use letters, digits, '.' or a space."}
+            {
+                "symbols": f"“{_shown(symbol)}” looks like {len(words)} symbols: separate "
+                "symbols with commas (a class share is written BRK B or BRK.B)."
+            }
         )
-    return symbol
+    if len(symbol) > MAX_SYMBOL_LENGTH:
+        raise ValidationError(
+            {"symbols": f"“{_shown(symbol)}” is too long: a symbol has 1–12 characters."}
+        )
+    raise ValidationError(
+        {
+            "symbols": f"“{_shown(symbol)}” is not a valid symbol: use letters, digits, "
+            "'.' or a space."
+        }
+    )
+
+
+def symbols_split(text: str) -> list[str]:
+    """The symbols typed in one box, as typed (not yet normalised).
+
+    Commas, semicolons and new lines separate symbols. A piece with spaces stays whole when
+    it is one symbol (``BRK B``) and is split at the spaces otherwise (``AAPL MSFT``), so a
+    ticker typed the IB way and a space-separated list both read as meant. Ambiguous:
+    ``AAPL IBM`` is one symbol (IBM could be a series suffix); show the user what was read.
+    """
+    pieces: list[str] = []
+    for part in _BOX_SEPARATORS.split(text or ""):
+        part = part.strip()
+        if not part:
+            continue
+        if " " in " ".join(part.split()):
+            try:
+                symbol_normalize(part)
+            except ValidationError:
+                pieces.extend(part.split())
+                continue
+        pieces.append(part)
+    return pieces
 
 
 def symbols_normalize(raw_symbols: Iterable[object]) -> list[str]:
@@ -56,8 +114,13 @@ def _assert_name_free(name: str, *, watchlist: Watchlist | None = None) -> None:
         )
 
 
+@transaction.atomic
 def watchlist_create(*, name: str, symbols: Iterable[object] = (), activate: bool = False):
+    """Create a list (all or nothing). It becomes active when asked, or when no list is
+    active and no run is live; asking while a run is live is refused before anything is made."""
     clean_symbols = symbols_normalize(symbols)
+    if activate:
+        engine_assert_stopped(action="switching the active watchlist")
     watchlist = Watchlist(name=(name or "").strip())
     _assert_name_free(watchlist.name)
     watchlist.full_clean()
@@ -66,7 +129,9 @@ def watchlist_create(*, name: str, symbols: Iterable[object] = (), activate: boo
         WatchlistItem(watchlist=watchlist, symbol=s, position=i)
         for i, s in enumerate(clean_symbols)
     )
-    if activate or not Watchlist.objects.filter(is_active=True).exists():
+    if activate or (
+        not Watchlist.objects.filter(is_active=True).exists() and not engine_state_get().is_locked
+    ):
         watchlist_activate(watchlist=watchlist)
     return watchlist
 
@@ -99,7 +164,10 @@ def watchlist_add_symbol(*, watchlist: Watchlist, symbol: object) -> Watchlist:
 
 def watchlist_remove_symbol(*, watchlist: Watchlist, symbol: str) -> Watchlist:
     symbols = watchlist.symbols
-    wanted = " ".join(str(symbol).split()).upper()
+    try:
+        wanted = symbol_normalize(symbol)
+    except ValidationError:
+        wanted = " ".join(str(symbol).split()).upper()
     if wanted not in symbols:
         raise ValidationError({"symbols": f"{wanted} is not in the watchlist."})
     return watchlist_set_symbols(watchlist=watchlist, symbols=[s for s in symbols if s != wanted])

@@ -5,15 +5,17 @@ import os
 import stat
 import subprocess
 import sys
+from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
+from django.utils import timezone
 
 from engine.services import settings_get
 from rules.models import Rule
 from tests.conftest import ROOT, subprocess_env
-from tests.factories import DEFAULT_DEFINITION
+from tests.factories import DEFAULT_DEFINITION, make_running_engine
 from watchlists.models import Watchlist
 
 
@@ -109,3 +111,83 @@ def test_watchlist_cli_create_activate_and_errors():
     missing = manage("watchlist", "activate", "Nope")
     assert missing.returncode == 2 and "No watchlist named 'Nope'" in missing.stderr
     assert not Watchlist.objects.filter(name__in=["Big", "Bad"]).exists()
+
+
+def one_line_exit_2(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+HUGE_COOLDOWN = json.dumps({"name": "x", **DEFAULT_DEFINITION}).replace(
+    '"cooldown_sec": 60', '"cooldown_sec": ' + "9" * 5000
+)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        ("[" * 5000 + "]" * 5000, "nested too deeply"),
+        (HUGE_COOLDOWN, "is too long"),
+        (json.dumps({"name": "a\x00b", **DEFAULT_DEFINITION}), "control character"),
+        (json.dumps({"name": "a\nb", **DEFAULT_DEFINITION}), "control character"),
+        (json.dumps({"name": 12345, **DEFAULT_DEFINITION}), "must be text"),
+        (json.dumps({"name": True, **DEFAULT_DEFINITION}), "must be text"),
+        (json.dumps({"name": ["x"], **DEFAULT_DEFINITION}), "must be text"),
+        ("[]", "no rules"),
+    ],
+)
+def test_rules_import_refuses_hostile_files_with_one_line(tmp_path, content, fragment):
+    path = tmp_path / "bad.json"
+    path.write_text(content)
+    assert fragment in one_line_exit_2(manage("rules", "import", str(path)))
+    assert Rule.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rules_import_of_a_list_is_all_or_nothing(tmp_path):
+    path = tmp_path / "two.json"
+    good = {"name": "First", **DEFAULT_DEFINITION}
+    path.write_text(json.dumps([good, {"name": "Second", **DEFAULT_DEFINITION, "logic": "X"}]))
+    line = one_line_exit_2(manage("rules", "import", str(path)))
+    assert "Rule 2 of 2: logic" in line
+    assert not Rule.objects.filter(name="First").exists()
+    path.write_text(json.dumps([good, {"name": "Second", **DEFAULT_DEFINITION}]))
+    result = manage("rules", "import", str(path))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("Imported rule") == 2
+    assert Rule.objects.filter(name__in=["First", "Second"]).count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        ("[" * 5000 + "]" * 5000, "nested too deeply"),
+        (HUGE_COOLDOWN, "is too long"),
+        (json.dumps({"name": "a\nb", **DEFAULT_DEFINITION}), "control character"),
+    ],
+)
+def test_replay_refuses_hostile_rule_files_with_one_line(tmp_path, content, fragment):
+    rule = tmp_path / "rule.json"
+    rule.write_text(content)
+    bars = tmp_path / "bars.csv"
+    bars.write_text("time,open,high,low,close,volume\n1700000000,1,1,1,1,1\n")
+    line = one_line_exit_2(manage("replay", "--bars", str(bars), "--rule", str(rule)))
+    assert fragment in line and "rule.json" in line
+
+
+@pytest.mark.django_db(transaction=True)
+def test_watchlist_create_activate_while_running_creates_nothing():
+    state = make_running_engine(watchlist=Watchlist.objects.get(is_active=True))
+    # Alive for an hour, so the child process sees a live run however slowly it starts.
+    state.heartbeat = timezone.now() + timedelta(hours=1)
+    state.save()
+    line = one_line_exit_2(manage("watchlist", "create", "X", "AAPL", "--activate"))
+    assert "stop it before switching the active watchlist" in line
+    assert not Watchlist.objects.filter(name="X").exists()
+    assert manage("watchlist", "create", "X", "AAPL").returncode == 0
+    assert Watchlist.objects.get(name="X").symbols == ["AAPL"]

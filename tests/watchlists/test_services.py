@@ -12,7 +12,7 @@ pytestmark = pytest.mark.django_db
 
 def test_symbols_are_normalised_and_kept_in_order():
     wl = make_watchlist(symbols=[" aapl ", "brk  b", "msft", "rds.a"])
-    assert wl.symbols == ["AAPL", "BRK B", "MSFT", "RDS.A"]
+    assert wl.symbols == ["AAPL", "BRK B", "MSFT", "RDS A"]
 
 
 def test_sixth_symbol_is_refused_with_a_clear_message():
@@ -73,3 +73,95 @@ def test_running_watchlist_is_locked():
         services.watchlist_activate(watchlist=other)
     services.watchlist_add_symbol(watchlist=other, symbol="TSLA")
     assert other.symbols == ["AAPL", "MSFT", "TSLA"]
+
+
+def test_create_with_activate_while_running_creates_nothing():
+    held = Watchlist.objects.get(is_active=True)
+    make_running_engine(watchlist=held)
+    with pytest.raises(ValidationError, match="stop it before switching the active watchlist"):
+        services.watchlist_create(name="X", symbols=["AAPL"], activate=True)
+    assert not Watchlist.objects.filter(name="X").exists()
+    assert Watchlist.objects.get(is_active=True) == held
+
+
+def test_create_while_running_with_no_active_list_creates_it_inactive():
+    held = Watchlist.objects.get(is_active=True)
+    make_running_engine(watchlist=held)
+    Watchlist.objects.filter(pk=held.pk).update(is_active=False)
+    wl = services.watchlist_create(name="X", symbols=["AAPL"])
+    assert not wl.is_active and wl.symbols == ["AAPL"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "symbol"),
+    [("BRK.B", "BRK B"), ("brk b", "BRK B"), (" Brk  B ", "BRK B"), ("bf.b", "BF B"),
+     ("BAC PRL", "BAC PRL"), ("7203", "7203"), ("SPY", "SPY")],
+)  # fmt: skip
+def test_a_class_share_has_one_form_ibs(raw, symbol):
+    assert services.symbol_normalize(raw) == symbol
+
+
+def test_brk_b_and_brk_dot_b_are_the_same_symbol():
+    with pytest.raises(ValidationError, match="BRK B is already in the watchlist"):
+        make_watchlist(symbols=["BRK B", "BRK.B"])
+    wl = make_watchlist(symbols=["BRK.B"])
+    services.watchlist_remove_symbol(watchlist=wl, symbol="brk b")
+    assert wl.symbols == []
+
+
+@pytest.mark.parametrize(
+    ("raw", "words"),
+    [
+        ("AAPL MSFT", "separate symbols with commas"),
+        ("AAPL MSFT TSLA", "separate symbols with commas"),
+        ("A B C", "separate symbols with commas"),
+        ("X" * 29, "too long"),
+        ("=1+2", "not a valid symbol"),
+        ("BRK..B", "not a valid symbol"),
+        ("BRK.", "not a valid symbol"),
+        (".B", "not a valid symbol"),
+        ("AA\x00PL", "not a valid symbol"),
+        (12345, "text"),
+        (True, "text"),
+        (["AAPL"], "text"),
+    ],
+)
+def test_symbols_that_no_entry_point_accepts(raw, words):
+    with pytest.raises(ValidationError) as info:
+        services.symbol_normalize(raw)
+    message = info.value.message_dict["symbols"][0]
+    assert words in message and len(message) < 200
+
+
+@pytest.mark.parametrize(
+    ("text", "pieces"),
+    [
+        ("AAPL, MSFT", ["AAPL", "MSFT"]),
+        ("AAPL MSFT", ["AAPL", "MSFT"]),
+        ("aapl msft\ntsla;nvda", ["aapl", "msft", "tsla", "nvda"]),
+        ("BRK B, BRK.B", ["BRK B", "BRK.B"]),
+        ("BRK B", ["BRK B"]),
+        (" , ,", []),
+        ("A$ B", ["A$", "B"]),
+    ],
+)
+def test_symbols_split_reads_a_typed_box(text, pieces):
+    assert services.symbols_split(text) == pieces
+
+
+def test_migration_stores_class_shares_in_ibs_form():
+    from importlib import import_module
+
+    from django.apps import apps
+
+    from watchlists.models import WatchlistItem
+
+    wl = make_watchlist(symbols=["AAPL", "BRK B"])
+    other = make_watchlist(name="Other", symbols=["MSFT"])
+    # Rows as an earlier version stored them.
+    WatchlistItem.objects.create(watchlist=wl, symbol="BRK.B", position=2)
+    WatchlistItem.objects.create(watchlist=other, symbol="BF.B", position=1)
+    migration = import_module("watchlists.migrations.0003_class_share_symbols_with_a_space")
+    migration.canonical_symbols(apps, None)
+    assert wl.symbols == ["AAPL", "BRK B"]
+    assert other.symbols == ["MSFT", "BF B"]
