@@ -2,6 +2,9 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
+# `make run PORT=8311 HOST=0.0.0.0` picks where the app listens.
+HOST ?= 127.0.0.1
+PORT ?= 8000
 
 .PHONY: run test venv lint bench clean
 
@@ -15,7 +18,7 @@ venv: $(VENV)/.installed
 
 run: venv
 	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python manage.py runapp
+	$(BIN)/python manage.py runapp --host $(HOST) --port $(PORT)
 
 test:
 	scripts/test

@@ -1,5 +1,8 @@
 """`runapp`: Daphne (web + sockets) and the engine worker, supervised, stopped by Ctrl-C."""
 
+import argparse
+import ctypes
+import ctypes.util
 import os
 import signal
 import socket
@@ -34,12 +37,35 @@ class Child:
 
     def start(self) -> None:
         # A new session: Ctrl-C reaches only the supervisor, which then stops children in order.
-        self.proc = subprocess.Popen(self.argv, env=self.env, start_new_session=True)
+        # If the supervisor dies without doing so (kill -9), the kernel sends them SIGTERM.
+        self.proc = subprocess.Popen(
+            self.argv, env=self.env, start_new_session=True, preexec_fn=die_with_parent()
+        )
         self.started = time.monotonic()
         self.restart_at = None
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
+
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def die_with_parent():
+    """A ``preexec_fn`` asking Linux to SIGTERM the child when this process dies, however it
+    dies (SIGKILL included); None where ``prctl`` is missing (not Linux)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    prctl = libc.prctl
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(1)
+
+    return preexec
 
 
 def port_is_free(host: str, port: int) -> bool:
@@ -52,26 +78,87 @@ def port_is_free(host: str, port: int) -> bool:
     return True
 
 
+def listening_inodes(port: int) -> set[str]:
+    """Socket inodes listening on ``port`` (any address), from /proc/net/tcp and tcp6."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if (
+                len(fields) > 9
+                and fields[3] == "0A"
+                and int(fields[1].rsplit(":", 1)[1], 16) == port
+            ):
+                inodes.add(fields[9])
+    return inodes
+
+
+def port_holder(port: int) -> tuple[int, str] | None:
+    """The pid and command line of a process listening on ``port``, if this user can see it."""
+    inodes = {f"socket:[{inode}]" for inode in listening_inodes(port)}
+    if not inodes:
+        return None
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            links = {os.readlink(fd) for fd in (entry / "fd").iterdir()}
+            if links & inodes:
+                argv = (entry / "cmdline").read_bytes().split(b"\0")
+                command = " ".join(a.decode(errors="replace") for a in argv if a)
+                return int(entry.name), command
+        except OSError:
+            continue
+    return None
+
+
+def busy_port_message(host: str, port: int) -> str:
+    holder = port_holder(port)
+    if holder is None:
+        who = ""
+        stop = "Stop it"
+    else:
+        pid, command = holder
+        if len(command) > 120:
+            command = command[:117] + "..."
+        who = f" by process {pid} ({command})"
+        stop = f"Stop it (kill {pid})"
+    return (
+        f"{host}:{port} is already in use{who}: is ScalpSignal already running? "
+        f"{stop}, or pick another port with --port."
+    )
+
+
+def port_arg(text: str) -> int:
+    from engine.core.inputs import InputError, parse_whole
+
+    try:
+        return parse_whole(text, name="--port", minimum=1, maximum=65535)
+    except InputError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 class Command(BaseCommand):
     help = "Run the web app (Daphne) and the engine worker; restart the worker if it dies."
 
     def add_arguments(self, parser):
         parser.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
-        parser.add_argument("--port", type=int, default=8000, help="port to bind (8000)")
+        parser.add_argument("--port", type=port_arg, default=8000, help="port to bind (8000)")
         parser.add_argument("--no-engine", action="store_true", help="web only, no worker")
 
     def handle(self, *args, host: str, port: int, no_engine: bool, **options):
         self.stopping = False
         if not port_is_free(host, port):
-            raise CommandError(
-                f"{host}:{port} is already in use: is ScalpSignal already running? "
-                "Stop it, or pick another port with --port.",
-                returncode=2,
-            )
+            raise CommandError(busy_port_message(host, port), returncode=2)
         call_command("migrate", interactive=False, verbosity=0)
         call_command("ensureadmin", stdout=self.stdout)
         self.children = self.make_children(host, port, with_engine=not no_engine)
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        # SIGHUP: the terminal closed. Stop the children as Ctrl-C does, not leave them running.
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, self.on_signal)
         for child in self.children:
             child.start()
