@@ -12,7 +12,13 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from engine.services import engine_assert_stopped, engine_state_get
 from scalpsite.ui import is_htmx
-from watchlists.forms import SymbolForm, WatchlistCreateForm, WatchlistNameForm
+from watchlists.forms import (
+    SymbolForm,
+    Understood,
+    WatchlistCreateForm,
+    WatchlistNameForm,
+    understand_symbols,
+)
 from watchlists.models import MAX_SYMBOLS, Watchlist
 from watchlists.services import (
     watchlist_activate,
@@ -36,6 +42,7 @@ class Card:
     lock: str = ""  # the service's sentence when a live run holds this watchlist
     errors: dict[str, str] = field(default_factory=dict)  # slot ("symbols" | "name") -> sentence
     symbol_value: str = ""  # kept in the add box after a refusal
+    seen_value: str = ""  # an entry whose reading was shown: the next Add saves it
     name_value: str = ""
     rename_open: bool = False
     notice: str = ""  # "Added NVDA." after an htmx change (read out by screen readers)
@@ -79,7 +86,9 @@ def _activate_block() -> str:
     return ""
 
 
-def _page_context(*, card: Card | None = None, create_form=None) -> dict:
+def _page_context(
+    *, card: Card | None = None, create_form=None, understood: Understood | None = None
+) -> dict:
     watchlists = list(Watchlist.objects.prefetch_related("items"))
     cards = [card if card and card.watchlist.pk == w.pk else _card(w) for w in watchlists]
     return {
@@ -88,6 +97,7 @@ def _page_context(*, card: Card | None = None, create_form=None) -> dict:
         "activate_block": _activate_block(),
         "engine": engine_state_get(),
         "create_form": create_form or WatchlistCreateForm(),
+        "understood": understood,
         "max_symbols": MAX_SYMBOLS,
     }
 
@@ -108,9 +118,26 @@ def watchlist_list(request):
     return render(request, LIST, _page_context())
 
 
+@require_GET
+def symbols_understood(request):
+    """As-you-type: how the new-watchlist box reads (count, symbols, doubts), nothing saved."""
+    understood = understand_symbols(request.GET.get("symbols", "")[:200])
+    return render(request, f"{LIST}#understood", {"understood": understood})
+
+
+LOOK_FIRST = "Check how the symbols were read (below), then press Create watchlist again."
+
+
 @require_POST
 def watchlist_create_view(request):
     form = WatchlistCreateForm(request.POST)
+    understood = understand_symbols(request.POST.get("symbols", "")[:200])
+    # An entry that may be two symbols is saved only once the trader has seen how it reads.
+    if understood.needs_a_look and request.POST.get("understood", "") != understood.text:
+        form.is_valid()
+        form.add_error("symbols", LOOK_FIRST)
+        context = _page_context(create_form=form, understood=understood)
+        return render(request, LIST, context, status=400)
     if form.is_valid():
         try:
             watchlist = watchlist_create(
@@ -125,7 +152,7 @@ def watchlist_create_view(request):
             active = " It is the active watchlist." if watchlist.is_active else ""
             messages.success(request, f"Created the watchlist “{watchlist.name}”.{active}")
             return redirect(f"{reverse('watchlists:list')}#wl-{watchlist.pk}")
-    return render(request, LIST, _page_context(create_form=form), status=400)
+    return render(request, LIST, _page_context(create_form=form, understood=understood), status=400)
 
 
 @require_POST
@@ -163,6 +190,16 @@ def symbol_add(request, pk: int):
     if not form.is_valid():
         card = _card(watchlist, errors={"symbols": " ".join(form.errors["symbol"])})
         card.symbol_value, card.focus = typed, True
+        return _card_response(request, card, ok_message="")
+    understood = understand_symbols(form.cleaned_data["symbol"])
+    if understood.needs_a_look and request.POST.get("understood", "") != understood.text:
+        card = _card(
+            watchlist,
+            errors={
+                "symbols": f"{understood.warnings[0]} Press Add again to add it as one symbol."
+            },
+        )
+        card.symbol_value, card.seen_value, card.focus = typed, understood.text, True
         return _card_response(request, card, ok_message="")
     try:
         watchlist_add_symbol(watchlist=watchlist, symbol=form.cleaned_data["symbol"])

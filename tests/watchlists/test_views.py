@@ -383,3 +383,58 @@ def test_everything_is_locked_while_the_engine_runs_with_the_watchlist(client):
     # Lists the run doesn't hold can still change.
     resp = client.post(url("symbol-add", other), {"symbol": "AMD"}, headers=HX)
     assert symbols_of(other) == ["IBM", "AMD"]
+
+
+# What the box was read as, said before saving
+
+
+def test_the_box_says_how_it_reads_as_you_type(client):
+    resp = client.get(reverse("watchlists:understand"), {"symbols": "aapl msft, brk.b"}, headers=HX)
+    fragment = text(resp)
+    assert "<html" not in fragment
+    assert "Reads as 3 symbols: AAPL, MSFT, BRK B." in fragment
+    fragment = text(client.get(reverse("watchlists:understand"), {"symbols": "BRK B, brk.b"}))
+    assert "Reads as 1 symbol: BRK B." in fragment
+    assert "BRK B is typed twice" in fragment
+    fragment = text(client.get(reverse("watchlists:understand"), {"symbols": "AAPL IBM"}))
+    assert "“AAPL IBM” is read as one symbol" in fragment
+    assert "if you meant AAPL and IBM, put a comma between them." in fragment
+
+
+def test_space_separated_symbols_are_saved_as_separate_symbols(client):
+    resp = client.post(reverse("watchlists:create"), {"name": "Spaced", "symbols": "AAPL MSFT"})
+    assert resp.status_code == 302
+    assert Watchlist.objects.get(name="Spaced").symbols == ["AAPL", "MSFT"]
+
+
+def test_an_entry_that_may_be_two_symbols_is_saved_only_once_its_reading_was_shown(client):
+    data = {"name": "Maybe", "symbols": "AAPL IBM"}
+    resp = client.post(reverse("watchlists:create"), data)
+    assert resp.status_code == 400
+    page = text(resp)
+    assert slot(page, "err-create-symbols") == (
+        "Check how the symbols were read (below), then press Create watchlist again."
+    )
+    assert "Reads as 1 symbol: AAPL IBM." in page
+    assert not Watchlist.objects.filter(name="Maybe").exists()
+    seen = re.search(r'name="understood" value="([^"]*)"', page)[1]
+    resp = client.post(reverse("watchlists:create"), {**data, "understood": seen})
+    assert resp.status_code == 302
+    assert Watchlist.objects.get(name="Maybe").symbols == ["AAPL IBM"]
+    # A class share reads as one symbol without a doubt.
+    resp = client.post(reverse("watchlists:create"), {"name": "Berkshire", "symbols": "BRK B"})
+    assert resp.status_code == 302
+
+
+def test_the_add_box_says_how_a_spaced_entry_reads_before_adding_it(client):
+    wl = make_watchlist(name="Tech", symbols=["AAPL"])
+    fragment = text(client.post(url("symbol-add", wl), {"symbol": "msft ibm"}, headers=HX))
+    assert "“MSFT IBM” is read as one symbol" in slot(fragment, f"wl-{wl.pk}-err-symbols")
+    assert symbols_of(wl) == ["AAPL"]
+    seen = re.search(r'name="understood" value="([^"]*)"', fragment)[1]
+    client.post(url("symbol-add", wl), {"symbol": "msft ibm", "understood": seen}, headers=HX)
+    assert symbols_of(wl) == ["AAPL", "MSFT IBM"]
+    client.post(url("symbol-add", wl), {"symbol": "brk.b"}, headers=HX)
+    assert symbols_of(wl) == ["AAPL", "MSFT IBM", "BRK B"]
+    fragment = text(client.post(url("symbol-add", wl), {"symbol": "BRK B"}, headers=HX))
+    assert slot(fragment, f"wl-{wl.pk}-err-symbols") == "BRK B is already in the watchlist."
