@@ -189,5 +189,15 @@ def watchlist_delete(*, watchlist: Watchlist) -> None:
     watchlist.delete()
 
 
+@transaction.atomic
+def watchlists_delete(*, watchlists: Iterable[Watchlist]) -> None:
+    """Delete several lists, all or nothing: refused if a live run holds any of them."""
+    watchlists = list(watchlists)
+    for watchlist in watchlists:
+        watchlist_check_editable(watchlist=watchlist, action="deleting it")
+    for watchlist in watchlists:
+        watchlist.delete()
+
+
 def watchlist_get_active() -> Watchlist | None:
     return Watchlist.objects.filter(is_active=True).prefetch_related("items").first()

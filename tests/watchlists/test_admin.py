@@ -56,3 +56,35 @@ def test_admin_refuses_changing_the_running_watchlist(admin_client):
     assert resp.status_code == 200
     assert "stop the engine before changing it" in resp.content.decode()
     assert wl.symbols == ["AAPL"]
+
+
+def test_admin_delete_selected_refuses_the_running_watchlist(admin_client):
+    live = make_watchlist(name="Live", symbols=["AAPL"], activate=True)
+    spare = make_watchlist(name="Spare", symbols=["MSFT"])
+    make_running_engine(watchlist=live)
+    selected = {"action": "delete_selected", "_selected_action": [live.pk, spare.pk]}
+    for data in (selected, {**selected, "post": "yes"}):  # the confirmation page, then its "Yes"
+        resp = admin_client.post("/admin/watchlists/watchlist/", data, follow=True)
+        assert resp.status_code == 200
+        assert "stop the engine before deleting it" in resp.content.decode()
+        assert set(Watchlist.objects.filter(pk__in=[live.pk, spare.pk])) == {live, spare}
+
+
+def test_admin_delete_selected_deletes_lists_no_run_holds(admin_client):
+    spare = make_watchlist(name="Spare", symbols=["MSFT"])
+    other = make_watchlist(name="Other", symbols=["TSLA"])
+    selected = {"action": "delete_selected", "_selected_action": [spare.pk, other.pk]}
+    confirm = admin_client.post("/admin/watchlists/watchlist/", selected)
+    assert confirm.status_code == 200 and "Are you sure" in confirm.content.decode()
+    resp = admin_client.post("/admin/watchlists/watchlist/", {**selected, "post": "yes"},
+                             follow=True)  # fmt: skip
+    assert "Successfully deleted 2" in resp.content.decode()
+    assert not Watchlist.objects.filter(pk__in=[spare.pk, other.pk]).exists()
+
+
+def test_admin_refuses_brk_b_beside_brk_dot_b(admin_client):
+    resp = admin_client.post("/admin/watchlists/watchlist/add/",
+                             {"name": "Class", **inline_data(["BRK B", "brk.b"])})  # fmt: skip
+    assert resp.status_code == 200
+    assert "BRK B is listed twice" in resp.content.decode()
+    assert not Watchlist.objects.filter(name="Class").exists()
