@@ -1,0 +1,82 @@
+"""The admin's Settings form: the same validation and the same run lock as the Settings page."""
+
+from __future__ import annotations
+
+import html
+
+import pytest
+
+from engine.services import settings_get
+from tests.factories import make_running_engine
+from watchlists.models import Watchlist
+
+pytestmark = pytest.mark.django_db
+
+LOCKED = "The engine is running: stop it before changing the connection, feed or bar size."
+FIELDS = ("ib_host", "ib_port", "ib_client_id", "feed", "csv_path", "bar_seconds")
+
+
+def url() -> str:
+    return f"/admin/engine/appsettings/{settings_get().pk}/change/"
+
+
+def stored() -> tuple:
+    s = settings_get()
+    return tuple(getattr(s, name) for name in FIELDS)
+
+
+def admin_data(**changes) -> dict:
+    s = settings_get()
+    data = {name: str(getattr(s, name)) for name in FIELDS}
+    data.update(changes)
+    return data
+
+
+def test_admin_shows_the_stored_settings(admin_client):
+    page = admin_client.get(url()).content.decode()
+    assert 'name="ib_host" value="127.0.0.1"' in page
+    assert 'name="ib_port" value="7497"' in page
+    assert 'name="feed" value="demo"' in page and "checked" in page
+
+
+def test_admin_saves_valid_settings(admin_client, tmp_path):
+    bars = tmp_path / "bars.csv"
+    bars.write_text("time,open,high,low,close,volume\n")
+    data = admin_data(ib_host=" tws.local ", ib_port="4002", feed="csv", csv_path=str(bars),
+                      bar_seconds="60")  # fmt: skip
+    resp = admin_client.post(url(), data)
+    assert resp.status_code == 302, resp.content.decode()[-2000:]
+    s = settings_get()
+    assert (s.ib_host, s.ib_port, s.feed, s.csv_path, s.bar_seconds) == (
+        "tws.local", 4002, "csv", str(bars), 60
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("changes", "sentence"),
+    [
+        ({"ib_host": "my tws!"},
+         "“my tws!” is not a host name or IP address, e.g. 127.0.0.1 or tws.local."),
+        ({"ib_port": "0"}, "A port is between 1 and 65535."),
+        ({"ib_port": "70000"}, "A port is between 1 and 65535."),
+        ({"feed": "csv", "csv_path": ""},
+         "The CSV feed replays a file: type the path of a CSV file of bars."),
+        ({"feed": "csv", "csv_path": "/nowhere/bars.csv"},
+         "There is no file at /nowhere/bars.csv."),
+    ],
+)  # fmt: skip
+def test_admin_refuses_what_the_settings_page_refuses(admin_client, changes, sentence):
+    before = stored()
+    resp = admin_client.post(url(), admin_data(ib_client_id="5", **changes))
+    assert resp.status_code == 200
+    assert sentence in html.unescape(resp.content.decode())
+    assert stored() == before
+
+
+def test_admin_refuses_settings_while_the_engine_runs(admin_client):
+    make_running_engine(watchlist=Watchlist.objects.get(is_active=True))
+    before = stored()
+    resp = admin_client.post(url(), admin_data(ib_port="4001", bar_seconds="60"))
+    assert resp.status_code == 200
+    assert LOCKED in html.unescape(resp.content.decode())
+    assert stored() == before
