@@ -98,6 +98,23 @@ def symbols_normalize(raw_symbols: Iterable[object]) -> list[str]:
     return symbols
 
 
+def watchlist_name_clean(raw: object) -> str:
+    """A watchlist name, trimmed: one line of text of 1–60 characters; else ValidationError."""
+    if not isinstance(raw, str):
+        raise ValidationError({"name": "A watchlist name is text, such as Tech."})
+    name = raw.strip()
+    if any(ord(ch) < 32 or 127 <= ord(ch) < 160 for ch in name):
+        raise ValidationError(
+            {"name": "A watchlist name is one line of text: no line breaks, tabs or NUL."}
+        )
+    if not name:
+        raise ValidationError({"name": "Give the watchlist a name."})
+    max_length = Watchlist._meta.get_field("name").max_length
+    if len(name) > max_length:
+        raise ValidationError({"name": f"A watchlist name has at most {max_length} characters."})
+    return name
+
+
 def watchlist_check_editable(*, watchlist: Watchlist, action: str = "changing it") -> None:
     """Raise ValidationError when a live engine run holds ``watchlist``."""
     engine_assert_unlocked(watchlist=watchlist, action=action)
@@ -121,7 +138,7 @@ def watchlist_create(*, name: str, symbols: Iterable[object] = (), activate: boo
     clean_symbols = symbols_normalize(symbols)
     if activate:
         engine_assert_stopped(action="switching the active watchlist")
-    watchlist = Watchlist(name=(name or "").strip())
+    watchlist = Watchlist(name=watchlist_name_clean(name))
     _assert_name_free(watchlist.name)
     watchlist.full_clean()
     watchlist.save()
@@ -138,7 +155,7 @@ def watchlist_create(*, name: str, symbols: Iterable[object] = (), activate: boo
 
 def watchlist_rename(*, watchlist: Watchlist, name: str) -> Watchlist:
     watchlist_check_editable(watchlist=watchlist)
-    watchlist.name = (name or "").strip()
+    watchlist.name = watchlist_name_clean(name)
     _assert_name_free(watchlist.name, watchlist=watchlist)
     watchlist.full_clean()
     watchlist.save()

@@ -165,3 +165,19 @@ def test_migration_stores_class_shares_in_ibs_form():
     migration.canonical_symbols(apps, None)
     assert wl.symbols == ["AAPL", "BRK B"]
     assert other.symbols == ["MSFT", "BF B"]
+
+
+@pytest.mark.parametrize(
+    ("name", "words"),
+    [("a\x00b", "one line of text"), ("two\nlines", "one line of text"), ("   ", "a name"),
+     (12345, "text")],
+)  # fmt: skip
+def test_watchlist_names_are_one_trimmed_line_of_text(name, words):
+    with pytest.raises(ValidationError) as info:
+        services.watchlist_create(name=name, symbols=["AAPL"])
+    assert words in " ".join(info.value.message_dict["name"])
+    wl = make_watchlist(name="Named")
+    with pytest.raises(ValidationError) as info:
+        services.watchlist_rename(watchlist=wl, name=name)
+    assert words in " ".join(info.value.message_dict["name"])
+    assert services.watchlist_rename(watchlist=wl, name="  Trimmed ").name == "Trimmed"
