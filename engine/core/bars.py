@@ -12,6 +12,11 @@ from pathlib import Path
 from typing import Final
 
 MINUTE: Final = 60
+# Bars start in [1970-01-01, 2100-01-01) UTC: every close time (start + a bar length of at
+# most that span) then stays inside what datetime and format_time can print.
+FIRST_BAR_TIME: Final = 0
+END_BAR_TIME: Final = 4_102_444_800
+TIME_RANGE_TEXT: Final = "bars must start between 1970-01-01 and 2099-12-31 (UTC)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,14 +126,35 @@ _EPOCH_DAY_CACHE: dict[str, int] = {}
 _DIGITS: Final = frozenset("0123456789")
 
 
+def time_problem(epoch: int, shown: object) -> str | None:
+    """Why ``epoch`` can't be a bar start (a sentence fragment), or None when it can."""
+    if FIRST_BAR_TIME <= epoch < END_BAR_TIME:
+        return None
+    text = str(shown)
+    if len(text) > 24:
+        text = f"{text[:12]}… ({len(text)} characters)"
+    return f"time {text!r} is out of range: {TIME_RANGE_TEXT}"
+
+
 def parse_time(text: str) -> int:
-    """Epoch seconds from ``text``: integer epoch seconds or ISO 8601 (naive means UTC).
+    """Epoch seconds from ``text``: integer epoch seconds or ISO 8601 (naive means UTC),
+    between 1970-01-01 and 2099-12-31.
 
     Raises ValueError with a readable reason. The common ``YYYY-MM-DDTHH:MM:SS[Z]`` form is
     parsed without building a datetime.
     """
+    epoch = _parse_time(text)
+    problem = time_problem(epoch, text.strip())
+    if problem is not None:
+        raise ValueError(problem)
+    return epoch
+
+
+def _parse_time(text: str) -> int:
     s = text.strip()
     if s and (s.isdigit() or (s[0] == "-" and s[1:].isdigit())) and s.isascii():
+        if len(s.lstrip("-")) > 12:  # past 2100 either way; don't convert 5000 digits
+            return END_BAR_TIME if s[0] != "-" else -END_BAR_TIME
         return int(s)
     n = len(s)
     if (n == 19 or (n == 20 and s[19] == "Z")) and s[10] in "T " and s[13] == ":" == s[16]:
@@ -166,7 +192,10 @@ def parse_time(text: str) -> int:
         parsed = parsed.replace(tzinfo=UTC)
     if parsed.microsecond:
         raise ValueError(f"time {text!r} has fractions of a second; bars start on whole seconds")
-    return int(parsed.timestamp())
+    try:
+        return int(parsed.timestamp())
+    except (OverflowError, ValueError):  # 9999-12-31T23:59:59-01:00 and the like
+        return END_BAR_TIME
 
 
 _DAY_TEXT_CACHE: dict[int, str] = {}
@@ -432,8 +461,10 @@ def _read_csv(
                     if not (sec.isdigit() and sec < "60"):
                         raise ValueError
                     t = minute_base + int(sec)
-                elif raw_t.isdigit() and raw_t.isascii():
+                elif raw_t.isdigit() and raw_t.isascii() and len(raw_t) < 11:
                     t = int(raw_t)
+                    if t >= END_BAR_TIME:
+                        raise ValueError
                 else:
                     t = parse_time(raw_t)
                     if len(raw_t) == 19 and raw_t[16] == ":":

@@ -185,6 +185,14 @@ class IBFeed(IBBars):
                 state.stale_notified = False
                 for out in self._take(state, bar):
                     yield BarEvent(out)
+            elif kind == "bad_bar":
+                _, generation, symbol, problem = item
+                if generation == self._generation:
+                    logger.warning("%s: skipped a realtime bar: %s", symbol, problem)
+                    yield StatusEvent(
+                        "notice", f"{symbol}: skipped a bar from TWS: {problem}.",
+                        symbol=symbol,
+                    )  # fmt: skip
             elif kind == "error":
                 if item[1] != self._generation:
                     continue

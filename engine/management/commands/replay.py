@@ -1,10 +1,19 @@
 """Run a rule over a CSV of bars and print one signal event JSON per line (DESIGN §5)."""
 
+import argparse
 import sys
 
 from django.core.management.base import BaseCommand
 
+from engine.core.inputs import InputError, parse_whole
 from engine.core.replay import ReplayError, load_rule_file, replay_lines
+
+
+def bar_seconds_arg(text: str) -> int:
+    try:
+        return parse_whole(text, name="--bar-seconds", minimum=1, maximum=86400)
+    except InputError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 class Command(BaseCommand):
@@ -25,7 +34,7 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--bar-seconds",
-            type=int,
+            type=bar_seconds_arg,
             metavar="N",
             help="bar length in seconds (default: the smallest gap between bars)",
         )

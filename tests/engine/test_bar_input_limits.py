@@ -1,0 +1,127 @@
+"""Bar input a person or an attacker can write: times out of range, prices finer than the core
+keeps, odd symbols — one sentence in `replay`, the preview and the csv feed, never a crash."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+
+from engine.core.bars import BarFileError, iter_csv_bars, parse_time
+from tests.conftest import ROOT, subprocess_env
+from tests.engine.helpers import engine_state, start_worker, stop_worker, wait_until
+
+HEADER = "time,open,high,low,close,volume"
+RULE = {"logic": "AND", "conditions": [{"left": "PRICE", "op": ">", "right": 0}],
+        "cooldown_sec": 0}  # fmt: skip
+BAD_TIMES = [
+    "99999999999999",
+    "-99999999999999",
+    "-5",
+    "1e20",
+    "9999-12-31T23:59:59",
+    "253402300799",
+    "0001-01-01T00:00:00",
+]
+
+
+def bar_file(tmp_path, lines: list[str], name="bars.csv", header=HEADER):
+    path = tmp_path / name
+    path.write_text("\n".join([header, *lines]) + "\n")
+    return path
+
+
+def replay(*args: str, tmp_path) -> subprocess.CompletedProcess:
+    rule = tmp_path / "rule.json"
+    rule.write_text(json.dumps(RULE))
+    return subprocess.run(
+        [sys.executable, "manage.py", "replay", "--rule", str(rule), *args],
+        cwd=ROOT, env=subprocess_env(SCALP_VAR_DIR=str(tmp_path)), capture_output=True,
+        text=True, timeout=60,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def client(db) -> Client:
+    user = get_user_model().objects.create_user("trader", "", "s3cret-pass-123")
+    client = Client(HTTP_HOST="localhost")
+    client.force_login(user)
+    return client
+
+
+def preview(client, body: bytes, name="bars.csv") -> str:
+    data = {"name": "", "logic": "AND", "cooldown_sec": "0", "trigger": "level", "text": "",
+            "row": ["r0"], "left": ["PRICE"], "op": [">"], "right": ["MA5"],
+            "source": "csv", "bars": "720",
+            "csv_file": SimpleUploadedFile(name, body, "text/csv")}  # fmt: skip
+    resp = client.post("/rules/builder/preview/", data, headers={"HX-Request": "true"})
+    assert resp.status_code == 200
+    return resp.content.decode().replace("&#x27;", "'")
+
+
+# --- times --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", BAD_TIMES)
+def test_parse_time_refuses_times_outside_1970_to_2100(text):
+    with pytest.raises(ValueError, match="out of range: bars must start between 1970-01-01"):
+        parse_time(text)
+
+
+@pytest.mark.parametrize("text", BAD_TIMES)
+def test_a_bar_file_with_a_time_out_of_range_names_the_line(tmp_path, text):
+    path = bar_file(tmp_path, ["1765877400,1,1,1,1,1", f"{text},1,1,1,1,1"])
+    with pytest.raises(BarFileError, match="line 3: time .* is out of range"):
+        list(iter_csv_bars(path))
+    with pytest.raises(BarFileError, match="line 3: time .* is out of range"):
+        list(iter_csv_bars(path, bar_seconds=5))
+
+
+def test_a_huge_gap_can_not_push_a_close_time_past_what_format_time_prints(tmp_path):
+    path = bar_file(tmp_path, ["0,1,1,1,1,1", "4102444799,1,1,1,1,1"])
+    result = replay("--bars", str(path), tmp_path=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.splitlines()) == 2
+
+
+@pytest.mark.parametrize("text", ["99999999999999", "1e20", "9999-12-31T23:59:59"])
+def test_replay_refuses_a_time_out_of_range_in_one_line(tmp_path, text):
+    path = bar_file(tmp_path, [f"{text},1,1,1,1,1"])
+    for extra in ([], ["--bar-seconds", "5"]):
+        result = replay("--bars", str(path), *extra, tmp_path=tmp_path)
+        assert result.returncode == 2
+        assert result.stderr.startswith(f"replay: {path}, line 2: time ")
+        assert "out of range" in result.stderr and "Traceback" not in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("value", ["99999999999999", "0", "-5", "1e3", "٣"])
+def test_replay_bar_seconds_out_of_range_is_one_line(tmp_path, value):
+    path = bar_file(tmp_path, ["1765877400,1,1,1,1,1"])
+    result = replay("--bars", str(path), "--bar-seconds", value, tmp_path=tmp_path)
+    assert result.returncode == 2
+    assert "--bar-seconds" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("text", ["99999999999999", "-5", "1e20", "9999-12-31T23:59:59"])
+def test_preview_of_a_time_out_of_range_is_a_sentence_not_a_500(client, text):
+    page = preview(client, f"{HEADER}\n{text},1,1,1,1,1\n".encode())
+    assert "In bars.csv, line 2: time " in page and "out of range" in page
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_csv_feed_reports_a_time_out_of_range_as_an_error_state(tmp_path):
+    path = bar_file(tmp_path, ["1765877400,1,1,1,1,1", "99999999999999,1,1,1,1,1"])
+    proc = start_worker("--csv", str(path), "--speed", "max", "--start",
+                        log_path=tmp_path / "worker.log")  # fmt: skip
+    try:
+        state = wait_until(lambda: (s := engine_state()) and s.state == "error" and s,
+                           what="the error state")  # fmt: skip
+        assert "bars.csv, line 3: time '99999999999999' is out of range" in state.message
+        assert proc.poll() is None
+    finally:
+        assert stop_worker(proc) == 0, (tmp_path / "worker.log").read_text()
+    assert "Traceback" not in (tmp_path / "worker.log").read_text()
