@@ -191,3 +191,17 @@ def test_watchlist_create_activate_while_running_creates_nothing():
     assert not Watchlist.objects.filter(name="X").exists()
     assert manage("watchlist", "create", "X", "AAPL").returncode == 0
     assert Watchlist.objects.get(name="X").symbols == ["AAPL"]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("raw", ["abc", "\u0663", "-1", "9" * 5000])
+def test_rules_export_refuses_a_bad_id_with_one_line(raw):
+    assert "id=" in one_line_exit_2(manage("rules", "export", raw))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_watchlist_create_reads_each_argument_like_the_symbols_box():
+    result = manage("watchlist", "create", "Pair", "aapl msft", "nvda,amd", "BRK.B")
+    assert result.returncode == 0, result.stderr
+    assert Watchlist.objects.get(name="Pair").symbols == ["AAPL", "MSFT", "NVDA", "AMD", "BRK B"]
+    assert "at least one symbol" in one_line_exit_2(manage("watchlist", "create", "None", " , "))

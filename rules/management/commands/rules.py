@@ -7,7 +7,7 @@ from pathlib import Path
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from engine.core.inputs import InputError, load_json
+from engine.core.inputs import InputError, load_json, parse_whole
 from rules.models import Rule
 from rules.services import rule_import, rule_import_many
 
@@ -26,14 +26,18 @@ class Command(BaseCommand):
         imp = sub.add_parser("import", help="create or update custom rules from FILE.json")
         imp.add_argument("file")
         exp = sub.add_parser("export", help="print one rule (by id) or all rules as JSON")
-        exp.add_argument("id", nargs="?", type=int)
+        exp.add_argument("id", nargs="?")
 
     def handle(self, *args, action: str, **options):
         if action == "export":
             return self._export(options.get("id"))
         return self._import(options["file"])
 
-    def _export(self, rule_id: int | None) -> None:
+    def _export(self, raw_id: str | None) -> None:
+        try:
+            rule_id = None if raw_id is None else parse_whole(raw_id, name="id", maximum=2**63 - 1)
+        except InputError as err:
+            raise CommandError(f"rules export {err}", returncode=2) from None
         if rule_id is None:
             data = [rule.to_json() for rule in Rule.objects.order_by("pk")]
         else:

@@ -4,7 +4,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from watchlists.models import Watchlist
-from watchlists.services import watchlist_activate, watchlist_create
+from watchlists.services import symbols_split, watchlist_activate, watchlist_create
 
 
 def _error_line(err: ValidationError) -> str:
@@ -29,8 +29,13 @@ class Command(BaseCommand):
     def handle(self, *args, action: str, **options):
         try:
             if action == "create":
+                # Each argument is read like the page's symbols box: "AAPL MSFT" or
+                # "AAPL,MSFT" is two symbols, "BRK B" (quoted) one.
+                symbols = [piece for arg in options["symbols"] for piece in symbols_split(arg)]
+                if not symbols:
+                    raise CommandError("Give at least one symbol, e.g. AAPL.", returncode=2)
                 wl = watchlist_create(
-                    name=options["name"], symbols=options["symbols"], activate=options["activate"]
+                    name=options["name"], symbols=symbols, activate=options["activate"]
                 )
                 state = " (active)" if wl.is_active else ""
                 self.stdout.write(f"Created watchlist {wl.name}{state}: {' '.join(wl.symbols)}")
