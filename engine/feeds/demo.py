@@ -11,7 +11,13 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from engine.core.bars import Bar
 from engine.feeds.base import BarEvent, Feed, FeedEvent, StatusEvent
 
-TICK = 0.01
+TICKS_PER_UNIT = 100  # prices are whole ticks over this: 23873 / 100 is exactly 238.73
+
+
+def tick_price(ticks: int) -> float:
+    """The price of ``ticks`` cents as the float nearest its decimal (``23873 * 0.01`` is
+    238.73000000000002; the correctly rounded quotient prints as 238.73)."""
+    return ticks / TICKS_PER_UNIT
 
 
 class DemoMarket:
@@ -41,7 +47,7 @@ class DemoMarket:
         open_ticks = self.ticks
         if self.regime == "flat":
             volume = float(rng.randint(0, 3) * 100)
-            price = open_ticks * TICK
+            price = tick_price(open_ticks)
             return Bar(symbol, start, seconds, price, price, price, price, volume)
         drift = {"up": 2, "down": -2, "chop": 0}[self.regime]
         step = drift + rng.randint(-4, 4)
@@ -54,10 +60,10 @@ class DemoMarket:
             symbol,
             start,
             seconds,
-            round(open_ticks * TICK, 2),
-            round(high_ticks * TICK, 2),
-            round(low_ticks * TICK, 2),
-            round(close_ticks * TICK, 2),
+            tick_price(open_ticks),
+            tick_price(high_ticks),
+            tick_price(low_ticks),
+            tick_price(close_ticks),
             volume,
         )
 

@@ -1,0 +1,67 @@
+"""Every price the engine outputs is the bar's decimal value: no float noise (238.73, never
+238.73000000000002) in the feed's bars, the stored signals or the events."""
+
+import asyncio
+import time
+from decimal import Decimal
+
+import pytest
+
+from engine.config import Overrides
+from engine.feeds.demo import DemoMarket
+from engine.publish import MemoryPublisher
+from engine.worker import Engine
+
+SYMBOLS = ["AAPL", "MSFT", "NVDA", "TSLA", "SPY"]
+
+
+def decimals(price: float) -> int:
+    """How many decimals the shortest text of ``price`` has (238.73 → 2)."""
+    return max(0, -Decimal(repr(price)).as_tuple().exponent)
+
+
+def test_demo_market_prices_are_cent_decimals():
+    noisy = []
+    for symbol in SYMBOLS:
+        market = DemoMarket(symbol)
+        for i in range(5000):
+            bar = market.bar(symbol, 1_765_877_400 + 5 * i, 5)
+            noisy += [p for p in (bar.open, bar.high, bar.low, bar.close) if decimals(p) > 2]
+    assert noisy == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_demo_run_stores_and_publishes_clean_prices():
+    from engine.services import settings_update
+    from signals.models import Signal
+    from tests.factories import make_watchlist
+
+    make_watchlist(name="Five", symbols=SYMBOLS, activate=True)
+    settings_update(feed="demo")
+    publisher = MemoryPublisher()
+    engine = Engine(overrides=Overrides(speed=0), publisher=publisher, start=True)
+
+    def count(kind: str) -> int:
+        return sum(1 for e in publisher.events if e.get("event") == kind)
+
+    async def run() -> None:
+        main = asyncio.create_task(engine.main())
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            if count("bar") >= 15_000 and count("signal") >= 50:
+                break
+            await asyncio.sleep(0.2)
+        engine.request_shutdown()
+        await main
+
+    asyncio.run(run())
+    bars = [e for e in publisher.events if e["event"] == "bar"]
+    signals = [e for e in publisher.events if e["event"] == "signal"]
+    assert len(bars) >= 15_000 and len(signals) >= 50
+    bar_prices = [e[k] for e in bars for k in ("open", "high", "low", "close")]
+    assert [p for p in bar_prices if decimals(p) > 2] == []
+    assert [e["price"] for e in signals if decimals(e["price"]) > 2] == []
+    stored = list(Signal.objects.all())
+    assert len(stored) == len(signals)
+    assert [s.price for s in stored if decimals(s.price) > 2] == []
+    assert [s.to_event()["price"] for s in stored if decimals(s.to_event()["price"]) > 2] == []
