@@ -20,6 +20,18 @@ IB_PORTS = (
 MAX_CLIENT_ID = 2**31 - 1
 
 
+class WholeNumberField(forms.IntegerField):
+    """An IntegerField that takes the digits 0-9 only: ``int()`` also reads Arabic-Indic and
+    full-width digits, so "٧٤٩٧" would quietly become port 7497."""
+
+    def to_python(self, value):
+        if isinstance(value, str):
+            digits = value.strip().removeprefix("-").removeprefix("+")
+            if digits and not (digits.isascii() and digits.isdigit()):
+                raise forms.ValidationError(self.error_messages["invalid"], code="invalid")
+        return super().to_python(value)
+
+
 class ConnectionForm(forms.Form):
     """Where TWS / IB Gateway listens; also what "Test connection" tries."""
 
@@ -34,7 +46,7 @@ class ConnectionForm(forms.Form):
             attrs={"class": INPUT + " font-mono", "autocomplete": "off", "spellcheck": "false"}
         ),
     )
-    ib_port = forms.IntegerField(
+    ib_port = WholeNumberField(
         label="Port",
         min_value=1,
         max_value=65535,
@@ -46,7 +58,7 @@ class ConnectionForm(forms.Form):
         },
         widget=forms.NumberInput(attrs={"class": INPUT + " font-mono", "list": "ib-ports"}),
     )
-    ib_client_id = forms.IntegerField(
+    ib_client_id = WholeNumberField(
         label="Client id",
         min_value=0,
         max_value=MAX_CLIENT_ID,

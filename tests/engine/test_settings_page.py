@@ -215,6 +215,33 @@ def test_save_refusals_are_inline_sentences(client, changes, field, sentence):
     assert stored() == before
 
 
+@pytest.mark.parametrize(
+    ("changes", "field", "sentence"),
+    [
+        (
+            {"ib_port": "\u0667\u0664\u0669\u0667"},
+            "ib_port",
+            "The port is a whole number, e.g. 7497.",
+        ),
+        ({"ib_port": "7\u00b2"}, "ib_port", "The port is a whole number, e.g. 7497."),
+        ({"ib_port": "9" * 5000}, "ib_port", "The port is a whole number, e.g. 7497."),
+        (
+            {"ib_client_id": "\uff11\uff17"},
+            "ib_client_id",
+            "The client id is a whole number, e.g. 17.",
+        ),
+    ],
+)
+def test_whole_numbers_are_ascii_digits(client, changes, field, sentence):
+    """int() takes Arabic-Indic and full-width digits: a port typed that way is refused, not
+    silently read as 7497."""
+    before = stored()
+    resp = client.post(PAGE, form_data(**{"ib_port": "4001", **changes}))
+    assert resp.status_code == 400
+    assert slot(text(resp), field) == sentence
+    assert stored() == before
+
+
 def test_save_is_refused_while_the_engine_runs(client):
     make_running_engine(watchlist=Watchlist.objects.get(is_active=True))
     page = text(client.get(PAGE))
