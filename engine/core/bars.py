@@ -11,6 +11,8 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Final
 
+from engine.core.indicators import SCALE as PRICE_SCALE  # the core keeps whole millionths
+
 MINUTE: Final = 60
 # Bars start in [1970-01-01, 2100-01-01) UTC: every close time (start + a bar length of at
 # most that span) then stays inside what datetime and format_time can print.
@@ -332,9 +334,23 @@ def _row_problem(row: list[str], cols: _Columns) -> str:
             return f"column {name}: {raw.strip()!r} is not a finite number"
         if name != "volume" and value <= 0:
             return f"column {name}: price {raw.strip()} must be positive"
+        if name != "volume" and _too_fine(value):
+            return (
+                f"column {name}: price {raw.strip()} is finer than 0.000001; "
+                "prices finer than 0.000001 are not supported yet"
+            )
         if name == "volume" and value < 0:
             return f"column volume: {raw.strip()} is negative"
     return "unreadable row"
+
+
+# Above this a double can't hold a millionth anyway, and x * PRICE_SCALE would pass 2**53.
+_FINE_CHECK_BELOW: Final = 8e9
+
+
+def _too_fine(*prices: float) -> bool:
+    """Whether a price has digits below a millionth (the decimal ``round`` would drop)."""
+    return any(p < _FINE_CHECK_BELOW and round(p * PRICE_SCALE) / PRICE_SCALE != p for p in prices)
 
 
 _BAR_SETTERS = tuple(
@@ -438,6 +454,7 @@ def _read_csv(
     limit = 1 if min_gap is not None else bar_seconds
     best = 2**62
     inf = math.inf
+    scale = float(PRICE_SCALE)
     last_sym: str | None = None
     last_t = 0
     make_bar = _bar_factory()
@@ -482,6 +499,14 @@ def _read_csv(
                 raise BarFileError(path, reader.line_num, _row_problem(row, cols)) from None
             # NaN fails every comparison; an infinity makes the sum infinite.
             if not (o > 0 and h > 0 and lo > 0 and c > 0 and v >= 0 and o + h + lo + c + v < inf):
+                raise BarFileError(path, reader.line_num, _row_problem(row, cols))
+            # The core keeps prices as whole millionths: refuse finer ones, never round them.
+            if (
+                round(o * scale) / scale != o
+                or round(h * scale) / scale != h
+                or round(lo * scale) / scale != lo
+                or round(c * scale) / scale != c
+            ) and _too_fine(o, h, lo, c):
                 raise BarFileError(path, reader.line_num, _row_problem(row, cols))
             if sym == last_sym:
                 prev = last_t
