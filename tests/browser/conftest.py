@@ -17,7 +17,18 @@ def chromium_path() -> str | None:
 
 @pytest.fixture
 def page(monkeypatch):
-    """A fresh Chromium page at 1280×800, for one test.
+    """A fresh Chromium page at 1280×800, for one test."""
+    yield from _chromium_page(monkeypatch, width=1280, height=800)
+
+
+@pytest.fixture
+def phone(monkeypatch):
+    """A fresh Chromium page at a phone's width (390×844, an iPhone 12–15), touch enabled."""
+    yield from _chromium_page(monkeypatch, width=390, height=844, has_touch=True)
+
+
+def _chromium_page(monkeypatch, *, width: int, height: int, **options):
+    """A fresh Chromium page of that size.
 
     Playwright's sync API keeps an event loop running in this thread while it is alive, so
     Django's async-context guard is lifted for exactly that window (the tests' ORM calls are
@@ -31,7 +42,7 @@ def page(monkeypatch):
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=path, headless=True, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        context = browser.new_context(viewport={"width": width, "height": height}, **options)
         yield context.new_page()
         context.close()
         browser.close()
