@@ -52,6 +52,12 @@ class WatchlistAdminForm(forms.ModelForm):
         model = Watchlist
         fields = ["name"]
 
+    def clean_name(self):
+        try:
+            return services.watchlist_name_clean(self.cleaned_data.get("name"))
+        except ValidationError as err:
+            raise ValidationError(err.message_dict["name"]) from err
+
     def clean(self):
         cleaned = super().clean()
         if self.instance.pk is not None:

@@ -88,3 +88,11 @@ def test_admin_refuses_brk_b_beside_brk_dot_b(admin_client):
     assert resp.status_code == 200
     assert "BRK B is listed twice" in resp.content.decode()
     assert not Watchlist.objects.filter(name="Class").exists()
+
+
+def test_admin_refuses_a_name_with_a_line_break(admin_client):
+    resp = admin_client.post("/admin/watchlists/watchlist/add/",
+                             {"name": "Two\nlines", **inline_data(["AAPL"])})  # fmt: skip
+    assert resp.status_code == 200
+    assert "one line of text" in resp.content.decode()
+    assert not Watchlist.objects.filter(name__startswith="Two").exists()
