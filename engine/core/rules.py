@@ -173,7 +173,7 @@ def shown(value: object) -> str:
     if isinstance(value, int):
         if abs(value) < 10**24:
             return repr(value)
-        return f"a {value.bit_length() * 30103 // 100000 + 1}-digit number"
+        return f"a number of about {value.bit_length() * 30103 // 100000 + 1} digits"
     if isinstance(value, float):
         return repr(value)
     if isinstance(value, str):
