@@ -6,6 +6,7 @@ from playwright.sync_api import expect
 
 from engine.services import engine_state_get
 from rules.models import Rule
+from rules.services import rule_activate
 from tests.browser.helpers import log_in
 from tests.factories import make_rule, make_running_engine
 from tests.signals.helpers import make_signal
@@ -68,7 +69,8 @@ def test_every_page_fits_a_phone(live_daphne, phone, artifacts_dir):
     reachable(page.get_by_role("button", name="Log in"))
 
     # A running engine with a long message, a locked rule, stored signals.
-    running = make_rule(name="Opening range breakout with a long name")
+    running = make_rule(name="Opening range breakout, long name for the picker")
+    rule_activate(rule=running)
     for n in range(12):
         make_signal(n, symbol=("AAPL", "MSFT", "BRK B")[n % 3])
     make_running_engine(rule=running, watchlist=watchlist_get_active())
