@@ -186,6 +186,11 @@ STATIC_ROOT = VAR_DIR / "staticfiles"
 
 TAILWIND_APP_NAME = "theme"
 
+# Request bodies are refused by size before they are read (scalpsite/limits.py: 1 MB, the rule
+# builder's CSV upload 5 MB, 64 KB without a session); Django's own check on form fields
+# (files excluded) agrees with the general limit.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+
 # Cookies: the app is served on loopback over plain HTTP, so Secure cookies would never be
 # sent back. HttpOnly and SameSite=Lax still apply. See docs/security.md.
 SESSION_COOKIE_HTTPONLY = True

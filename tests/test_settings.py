@@ -70,3 +70,11 @@ def test_new_tokens_are_safe_as_command_line_arguments():
     tokens = {new_token() for _ in range(200)}
     assert len(tokens) == 200
     assert all(len(t) == 64 and t[0] != "-" and set(t) <= set("0123456789abcdef") for t in tokens)
+
+
+def test_django_reads_no_more_form_data_than_the_transport_accepts():
+    from scalpsite import limits
+
+    # Form fields (files excluded) beyond the general body limit are refused by Django too.
+    assert limits.DEFAULT.size == settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    assert limits.UPLOAD.size < 2 * limits.MAX_UPLOAD_BYTES
