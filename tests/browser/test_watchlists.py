@@ -134,3 +134,19 @@ def test_locked_while_the_engine_runs(live_daphne, page, artifacts_dir):
     box.press("Enter")
     expect(chips(page, "Spare")).to_have_count(2)
     page.screenshot(path=artifacts_dir / "watchlists-locked.png", full_page=True)
+
+
+def test_the_symbols_box_says_how_it_reads_before_create(live_daphne, page, artifacts_dir):
+    log_in(page, live_daphne, "/watchlists/")
+    page.get_by_label("Name", exact=True).fill("Mixed")
+    box = page.locator("#id_symbols")
+    box.fill("aapl msft, brk.b")
+    reading = page.get_by_test_id("symbols-understood")
+    expect(reading).to_contain_text("Reads as 3 symbols: AAPL, MSFT, BRK B.")
+    box.fill("AAPL IBM")
+    expect(reading).to_contain_text("“AAPL IBM” is read as one symbol")
+    page.screenshot(path=artifacts_dir / "watchlists-reading.png", full_page=True)
+    # The reading was shown as typed: Create saves it at once.
+    page.get_by_role("button", name="Create watchlist").click()
+    expect(card(page, "Mixed")).to_be_visible()
+    assert symbols_of("Mixed") == ["AAPL IBM"]

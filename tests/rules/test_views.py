@@ -507,3 +507,16 @@ def test_a_save_that_still_reaches_a_locked_rule_says_so_once(client):
     assert 'role="alert" id="lock-message"' in answer
     running.refresh_from_db()
     assert running.name == "Running now"
+
+
+def test_make_active_is_disabled_with_the_reason_while_the_engine_runs(client):
+    idle = make_rule(name="Idle one")
+    assert f'action="/rules/{idle.pk}/activate/"' in rule_row(html(client.get("/rules/")), idle)
+    make_running_engine(rule=Rule.objects.get(is_system=True))
+    row = rule_row(html(client.get("/rules/")), idle)
+    assert f'action="/rules/{idle.pk}/activate/"' not in row
+    assert re.search(
+        r'<button[^>]*disabled[^>]*title="The engine is running: stop it before switching the '
+        r'active rule\."[^>]*>Make active</button>',
+        row,
+    )
