@@ -346,11 +346,25 @@ def _row_problem(row: list[str], cols: _Columns) -> str:
 
 # Above this a double can't hold a millionth anyway, and x * PRICE_SCALE would pass 2**53.
 _FINE_CHECK_BELOW: Final = 8e9
+# How far (relative) a float may sit from a whole number of millionths and still be read as
+# it: a few units in the last place, the noise of a float written in full (190.07 + 0.02 is
+# written 190.07000000000002 by Python and pandas), never a digit a person typed.
+_FLOAT_NOISE: Final = 1e-15
 
 
-def _too_fine(*prices: float) -> bool:
-    """Whether a price has digits below a millionth (the decimal ``round`` would drop)."""
-    return any(p < _FINE_CHECK_BELOW and round(p * PRICE_SCALE) / PRICE_SCALE != p for p in prices)
+def millionths(price: float) -> float | None:
+    """``price`` as the float of its whole number of millionths (190.07000000000002 →
+    190.07), or None when it has digits below a millionth (1.0000001)."""
+    if price >= _FINE_CHECK_BELOW:
+        return price
+    exact = round(price * PRICE_SCALE) / PRICE_SCALE
+    if exact == price or abs(price - exact) <= price * _FLOAT_NOISE:
+        return exact
+    return None
+
+
+def _too_fine(price: float) -> bool:
+    return millionths(price) is None
 
 
 _BAR_SETTERS = tuple(
@@ -500,14 +514,17 @@ def _read_csv(
             # NaN fails every comparison; an infinity makes the sum infinite.
             if not (o > 0 and h > 0 and lo > 0 and c > 0 and v >= 0 and o + h + lo + c + v < inf):
                 raise BarFileError(path, reader.line_num, _row_problem(row, cols))
-            # The core keeps prices as whole millionths: refuse finer ones, never round them.
+            # The core keeps prices as whole millionths: refuse finer ones, never round them
+            # (float noise aside: see millionths).
             if (
                 round(o * scale) / scale != o
                 or round(h * scale) / scale != h
                 or round(lo * scale) / scale != lo
                 or round(c * scale) / scale != c
-            ) and _too_fine(o, h, lo, c):
-                raise BarFileError(path, reader.line_num, _row_problem(row, cols))
+            ):
+                o, h, lo, c = map(millionths, (o, h, lo, c))  # type: ignore[assignment]
+                if o is None or h is None or lo is None or c is None:
+                    raise BarFileError(path, reader.line_num, _row_problem(row, cols))
             if sym == last_sym:
                 prev = last_t
             else:

@@ -372,7 +372,9 @@ class SymbolMachine:
             return None
         self.cooldown_until = close_time + self._cooldown
         self.state = COOLDOWN
-        return Signal(self.symbol, close_time, close, self.rule_id, self._signal_values())
+        # The price as the core holds it, whole millionths: 238.73, never 238.73000000000002.
+        price = self._price.num / SCALE  # type: ignore[operator]
+        return Signal(self.symbol, close_time, price, self.rule_id, self._signal_values())
 
     @property
     def last_close_time(self) -> int | None:

@@ -182,3 +182,11 @@ def test_the_csv_feed_refuses_seven_decimal_prices(tmp_path):
         assert "bars.csv, line 3: column close: price 1.0000001 is finer" in state.message
     finally:
         assert stop_worker(proc) == 0, (tmp_path / "worker.log").read_text()
+
+
+def test_float_noise_is_read_as_the_millionth_it_stands_for(tmp_path):
+    # Python and pandas write 190.05 + 0.02 in full; that is 190.07, not a finer price.
+    assert repr(190.05 + 0.02) == "190.07000000000002"
+    path = bar_file(tmp_path, [f"1765877400,{190.05 + 0.02!r},{0.1 + 0.2!r},1,{1.1 * 3!r},1"])
+    (bar,) = iter_csv_bars(path)
+    assert (bar.open, bar.high, bar.close) == (190.07, 0.3, 3.3)

@@ -65,3 +65,18 @@ def test_a_demo_run_stores_and_publishes_clean_prices():
     assert len(stored) == len(signals)
     assert [s.price for s in stored if decimals(s.price) > 2] == []
     assert [s.to_event()["price"] for s in stored if decimals(s.to_event()["price"]) > 2] == []
+
+
+def test_a_signal_price_is_the_millionths_the_core_compared_not_the_float_it_was_given():
+    from engine.core.bars import Bar
+    from engine.core.machine import SymbolMachine
+    from engine.core.rules import validate_definition
+
+    rule = validate_definition(
+        {"logic": "AND", "conditions": [{"left": "PRICE", "op": ">", "right": 100}],
+         "cooldown_sec": 0}
+    )  # fmt: skip
+    noisy = 190.05 + 0.02
+    assert repr(noisy) == "190.07000000000002"
+    signal = SymbolMachine(rule, "AAPL").on_bar(Bar("AAPL", 0, 5, noisy, noisy, noisy, noisy, 1))
+    assert signal is not None and repr(signal.price) == "190.07"
