@@ -25,13 +25,15 @@ DECLARED = 157_286_400  # 150 MB
 
 @pytest.fixture
 def daphne(tmp_path):
-    server = Daphne(free_port(), (tmp_path / "daphne.log").open("w"))
+    log = tmp_path / "daphne.log"
+    server = Daphne(free_port(), log.open("w"))
     server.start()
     try:
         yield server
     finally:
         server.stop()
         server.log.close()
+    assert "Traceback" not in log.read_text()
 
 
 def session_cookie() -> str:
