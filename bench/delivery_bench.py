@@ -1,6 +1,7 @@
 """Delivery benchmarks (realtime issue): latency, fan-out and resume, on real processes.
 
     .venv/bin/python bench/delivery_bench.py [latency|fanout|resume|all] [--fanout-seconds 120]
+        [--fanout-clients 1000]
 
 Each scenario starts a real Daphne and the real engine worker code (``engine.worker.Engine``
 with the real bridge publisher) fed by a scripted feed that stamps the moment each bar is
@@ -9,7 +10,8 @@ processes share this machine's wall clock, so "bar received by the worker → ev
 by the client" is measured directly. Figures are printed; nothing is asserted.
 
 - latency: 100 program clients + 5 browser sockets, 400 signals at 20/s.
-- fanout: 1,000 program clients on one Daphne, 1 signal/s for --fanout-seconds (120).
+- fanout: 1,000 program clients (--fanout-clients) on one Daphne, 1 signal/s for
+  --fanout-seconds (120).
 - resume: one client hangs up 50 times at random during 1,000 signals and resumes with since.
 """
 
@@ -365,14 +367,14 @@ def scenario_latency() -> None:
           f"p99 {percentile(first, 99):.2f} ms")  # fmt: skip
 
 
-def scenario_fanout(seconds: int) -> None:
+def scenario_fanout(seconds: int, clients: int) -> None:
     sc = Scenario("fanout")
     try:
-        result = sc.run(clients=1000, ui=0, n_bars=seconds, interval=1.0, timeout=120)
+        result = sc.run(clients=clients, ui=0, n_bars=seconds, interval=1.0, timeout=120)
     finally:
         sc.close()
     values, lost, dup = latencies_ms(result)
-    report(f"fan-out: 1,000 program clients, 1 signal/s for {seconds} s", values, lost, dup)
+    report(f"fan-out: {clients:,} program clients, 1 signal/s for {seconds} s", values, lost, dup)
 
 
 def scenario_resume() -> None:
@@ -399,6 +401,7 @@ def main() -> None:
         choices=["all", "latency", "fanout", "resume", "_clients", "_engine"],
     )
     parser.add_argument("--fanout-seconds", type=int, default=120)
+    parser.add_argument("--fanout-clients", type=int, default=1000)
     for name in (
         "url",
         "token",
@@ -428,7 +431,7 @@ def main() -> None:
         if args.what in ("all", "resume"):
             scenario_resume()
         if args.what in ("all", "fanout"):
-            scenario_fanout(args.fanout_seconds)
+            scenario_fanout(args.fanout_seconds, args.fanout_clients)
 
 
 if __name__ == "__main__":

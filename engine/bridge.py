@@ -1,8 +1,8 @@
 """The worker's side of `/ws/engine/`: events up to Daphne, Start/Stop/Reload commands down.
 
 If Daphne is down the worker keeps running and storing signals; events are not queued while
-the bridge is down (SQLite has the signals, and the web side sends what it missed by id when
-the bridge comes back). The last status is re-sent on every reconnect.
+the bridge is down: they only wake Daphne's sockets, which read the signals themselves from
+SQLite by id (docs/delivery.md). The last status is re-sent on every reconnect.
 """
 
 from __future__ import annotations

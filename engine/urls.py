@@ -9,7 +9,6 @@ app_name = "engine"
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
     path("engine/status/", views.status, name="status"),
-    path("engine/missed/", views.missed, name="missed"),
     path("engine/controls/", views.controls, name="controls"),
     path("engine/start/", views.start, name="start"),
     path("engine/stop/", views.stop, name="stop"),

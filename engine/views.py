@@ -4,9 +4,8 @@ from asgiref.sync import async_to_sync
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import ValidationError
-from django.http import HttpResponse, JsonResponse
+from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.template.loader import render_to_string
 from django.views.decorators.http import require_GET, require_POST
 
 from engine.services import (
@@ -103,18 +102,6 @@ def status(request):
     context = _controls_context()
     context["refresh"] = request.GET.get("known") != context["status"]["state"]
     return render(request, "engine/partials/status.html", context)
-
-
-@require_GET
-def missed(request):
-    """Signals after ``since``, as live fragments: the page catches up after a socket drop."""
-    since = _int(request.GET.get("since", ""))
-    rows = list(Signal.objects.filter(id__gt=since).order_by("-id")[:RECENT_SIGNALS])
-    html = "".join(
-        render_to_string("signals/partials/signal_live.html", {"signal": row.to_event()})
-        for row in reversed(rows)
-    )
-    return HttpResponse(html)
 
 
 def _controls_response(request, error: str = ""):

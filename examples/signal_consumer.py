@@ -1,6 +1,8 @@
 """Minimal external consumer of ScalpSignal's signal feed: a starting point for an execution
 system. Connects with the feed token, resumes after the last signal id it saw (kept in a small
-state file), prints each signal as one JSON line, and reconnects when the connection drops.
+state file), prints each signal as one JSON line, and reconnects when the connection drops
+(at once after 4008, "you fell behind"); it stops on a refused or rotated token or a bad URL
+(close codes: docs/delivery.md).
 
     pip install websockets
     python examples/signal_consumer.py --token "$(python manage.py feedtoken)"
@@ -14,6 +16,9 @@ import os
 from pathlib import Path
 
 import websockets
+
+# Closes that reconnecting with the same URL and token can't fix.
+FATAL_CLOSES = {4400: "the URL is wrong", 4403: "the feed token was rotated; use the new one"}
 
 
 def save_last_id(state: Path, last_id: int) -> None:
@@ -37,8 +42,19 @@ async def consume(url: str, token: str, state: Path) -> None:
                         print(json.dumps(event), flush=True)  # act on the signal here
                         last_id = event["id"]
                         save_last_id(state, last_id)
-        except (OSError, websockets.ConnectionClosed) as err:
-            print(f"# disconnected ({err}); reconnecting in 1 s", flush=True)
+        except websockets.InvalidStatus as err:
+            if err.response.status_code == 403:
+                raise SystemExit("# refused with HTTP 403: check --token") from None
+            print(f"# {err}; retrying in 1 s", flush=True)
+            await asyncio.sleep(1)
+        except websockets.ConnectionClosed as err:
+            code = err.rcvd.code if err.rcvd is not None else None
+            if code in FATAL_CLOSES:
+                raise SystemExit(f"# closed with {code}: {FATAL_CLOSES[code]}") from None
+            print(f"# disconnected ({err}); reconnecting", flush=True)
+            await asyncio.sleep(0 if code == 4008 else 1)
+        except OSError as err:
+            print(f"# can't connect ({err}); retrying in 1 s", flush=True)
             await asyncio.sleep(1)
 
 

@@ -1,9 +1,11 @@
 """The one path for live pushes: engine events in, program (JSON) and page (HTML) sockets out.
 
 The engine worker sends its events over the `/ws/engine/` bridge; the bridge consumer hands
-each one to :func:`publish`. Signals are broadcast strictly in id order, each once per Daphne
-process: a gap in the ids (events the bridge missed while it was down) is filled from SQLite,
-the source of truth, before the newer signal goes out.
+each one to :func:`publish`. For signals the channel layer is only a wake-up: every socket keeps
+its own position and reads what it has not sent from SQLite, the source of truth
+(``signals.consumers.SignalStream``; docs/delivery.md). A per-process watch (:func:`watch`)
+wakes the sockets of this process that a lost wake-up left behind, and closes program sockets
+whose feed token was rotated.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from typing import Protocol
 
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
@@ -23,51 +26,25 @@ GROUP_BARS = "bars"  # /ws/signals/ consumers that subscribed to the bar stream
 GROUP_UI = "ui"  # /ws/ui/ consumers: HTML fragments for htmx
 GROUP_ENGINE = "engine"  # the bridge consumer: commands down to the worker
 
-
-class _Broadcast:
-    """Per-process broadcast position (the id of the last signal sent to the groups)."""
-
-    def __init__(self) -> None:
-        self.last_id: int | None = None
-        self.lock = asyncio.Lock()
+WATCH_SECONDS = 0.5  # how often each Daphne process reads the newest id and the feed token
 
 
-_state = _Broadcast()
-
-
-def _max_signal_id() -> int:
+def newest_signal_id() -> int:
     from signals.models import Signal
 
     return Signal.objects.order_by("-id").values_list("id", flat=True).first() or 0
-
-
-def _signals_between(after: int, before: int | None) -> list[dict]:
-    from signals.models import Signal
-
-    rows = Signal.objects.filter(id__gt=after).order_by("id")
-    if before is not None:
-        rows = rows.filter(id__lt=before)
-    return [row.to_event() for row in rows[:10_000]]
-
-
-async def bridge_connected() -> None:
-    """The worker (re)connected: send the signals stored while the bridge was down."""
-    async with _state.lock:
-        if _state.last_id is None:
-            # First bridge of this process: clients that were away resume with ?since=.
-            _state.last_id = await database_sync_to_async(_max_signal_id)()
-            return
-        missed = await database_sync_to_async(_signals_between)(_state.last_id, None)
-        for event in missed:
-            await _send_signal(event)
 
 
 async def publish(event: dict) -> None:
     """Fan an engine event out to every program and page socket."""
     kind = event.get("event")
     if kind == "signal":
-        async with _state.lock:
-            await _publish_signal(event)
+        # The wake-up carries the frames, so a socket that is up to date sends them as they are.
+        await _feed_send(GROUP_FEED, event)
+        html = render_to_string("signals/partials/signal_live.html", {"signal": event})
+        await get_channel_layer().group_send(
+            GROUP_UI, {"type": "ui.signal", "id": event["id"], "html": html}
+        )
     elif kind == "status":
         await _feed_send(GROUP_FEED, event)
         await _group_html(render_to_string("engine/partials/status.html", {"status": event}))
@@ -78,22 +55,13 @@ async def publish(event: dict) -> None:
         logger.warning("ignoring engine event of unknown kind %r", kind)
 
 
-async def _publish_signal(event: dict) -> None:
-    signal_id = int(event["id"])
-    if _state.last_id is None:
-        _state.last_id = signal_id - 1
-    if signal_id <= _state.last_id:
-        return  # already sent
-    if signal_id > _state.last_id + 1:
-        for missed in await database_sync_to_async(_signals_between)(_state.last_id, signal_id):
-            await _send_signal(missed)
-    await _send_signal(event)
-
-
-async def _send_signal(event: dict) -> None:
-    _state.last_id = event["id"]
-    await _feed_send(GROUP_FEED, event)
-    await _group_html(render_to_string("signals/partials/signal_live.html", {"signal": event}))
+async def bridge_connected() -> None:
+    """The worker (re)connected: it sent nothing while it was away, so wake every socket
+    (in every Daphne process) to read what was stored up to now."""
+    newest = await database_sync_to_async(newest_signal_id)()
+    layer = get_channel_layer()
+    await layer.group_send(GROUP_FEED, {"type": "feed.event", "kind": "wake", "id": newest})
+    await layer.group_send(GROUP_UI, {"type": "ui.wake", "id": newest})
 
 
 async def _feed_send(group: str, event: dict) -> None:
@@ -120,6 +88,67 @@ async def engine_command(command: str) -> None:
     )
 
 
+# --- the per-process watch ---------------------------------------------------------------
+
+
+class Watched(Protocol):
+    async def watch_round(self, *, missed: int, newest: int, feed_token: str) -> None:
+        """``missed``: an id stored a whole round ago; ``newest``: the newest id now."""
+
+
+class _Watch:
+    """The sockets of this process, and the task that looks after them while there are any."""
+
+    def __init__(self) -> None:
+        self.sockets: set[Watched] = set()
+        self.task: asyncio.Task | None = None
+
+
+_watch = _Watch()
+
+
+def _newest_and_feed_token() -> tuple[int, str]:
+    from engine.services import settings_get
+
+    return newest_signal_id(), settings_get().feed_token
+
+
+def watch(socket: Watched) -> None:
+    """Look after ``socket`` until :func:`unwatch`; starts this process's watch task."""
+    _watch.sockets.add(socket)
+    if _watch.task is None or _watch.task.done():
+        _watch.task = asyncio.get_running_loop().create_task(_watch_loop(), name="delivery-watch")
+
+
+def unwatch(socket: Watched) -> None:
+    _watch.sockets.discard(socket)
+    if not _watch.sockets and _watch.task is not None:
+        _watch.task.cancel()  # nobody to look after: no queries every half second
+        _watch.task = None
+
+
+async def _watch_loop() -> None:
+    """One query of the newest id and the feed token per round, for every socket at once.
+
+    A socket is woken only when it is still behind the newest id of the *previous* round: the
+    wake-up of a signal stored a round ago has had time to arrive, so this fires when one was
+    lost (a dropped layer message, a bridge that has not reconnected to this fresh Daphne), not
+    in the everyday race with a wake-up on its way.
+    """
+    previous = 0
+    while True:
+        try:
+            newest, feed_token = await database_sync_to_async(_newest_and_feed_token)()
+            for socket in list(_watch.sockets):
+                await socket.watch_round(missed=previous, newest=newest, feed_token=feed_token)
+            previous = newest
+        except Exception:  # a locked database, a socket that went away mid-close: next round
+            logger.exception("delivery watch: a round failed")
+        await asyncio.sleep(WATCH_SECONDS)
+
+
 def reset_for_tests() -> None:
-    global _state
-    _state = _Broadcast()
+    global _watch
+    if _watch.task is not None:
+        _watch.task.cancel()
+    _watch = _Watch()

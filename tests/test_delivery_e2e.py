@@ -10,13 +10,16 @@ import json
 import subprocess
 import sys
 import threading
+import time
+from datetime import timedelta
+from pathlib import Path
 
 import pytest
 import websockets
 
 from engine.services import settings_get
 from signals.models import Signal
-from tests.conftest import ROOT, Daphne, free_port
+from tests.conftest import ROOT, Daphne, free_port, subprocess_env
 from tests.engine.helpers import (
     engine_state,
     start_worker,
@@ -136,3 +139,101 @@ def test_example_consumer_prints_signals_and_resumes(tmp_path, live_daphne):
         proc.wait(timeout=10)
     assert [e["id"] for e in lines] == [rows[1].id, rows[2].id]
     assert state.read_text() == str(rows[2].id)
+
+
+def rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError(f"no VmRSS for {pid}")
+
+
+def test_clients_that_stop_reading_cost_daphne_little_and_are_closed_with_4008(tmp_path):
+    """Three programs ask for a 20 MB backlog and read nothing: Daphne holds only about
+    MAX_UNSENT for each, closes them after BEHIND_SECONDS, and they resume by since."""
+    from signals.consumers import BEHIND_SECONDS, CLOSE_BEHIND
+    from tests.signals.helpers import T0 as SIGNAL_T0
+
+    values = {"PRICE": 100.25, "MA5": 100.0, "MA10": 99.75}
+    Signal.objects.bulk_create(
+        [Signal(time=SIGNAL_T0 + timedelta(seconds=5 * n), symbol="AAPL", price=100.25,
+                rule_id=1, rule_name="MA Momentum", bar_seconds=5, values=values)
+         for n in range(100_000)],
+        batch_size=5000,
+    )  # fmt: skip
+    stored = list(Signal.objects.order_by("id").values_list("id", flat=True))
+    log = tmp_path / "daphne.log"
+    daphne = Daphne(free_port(), log.open("w"))
+    daphne.start()
+    url = f"ws://127.0.0.1:{daphne.port}/ws/signals/"
+    headers = {"Authorization": f"Bearer {settings_get().feed_token}"}
+
+    async def connect(since: int):
+        # No pings from the client: it would time out waiting for a pong it never reads.
+        return await websockets.connect(
+            f"{url}?since={since}", additional_headers=headers, max_queue=1, ping_interval=None
+        )
+
+    async def read_until_closed(ws) -> tuple[list[int], int | None]:
+        ids = []
+        with contextlib.suppress(websockets.ConnectionClosed):
+            while True:
+                ids.append(json.loads(await asyncio.wait_for(ws.recv(), 10))["id"])
+        return ids, ws.close_code
+
+    async def read(ws, n: int) -> list[int]:
+        return [json.loads(await asyncio.wait_for(ws.recv(), 10))["id"] for _ in range(n)]
+
+    async def scenario():
+        warm = await connect(stored[-3])  # the first socket loads templates, the ORM, …
+        assert await read(warm, 2) == stored[-2:]
+        await warm.close()
+        base = rss_bytes(daphne.proc.pid)
+        stalled = [await connect(0) for _ in range(3)]
+        peak, until = base, time.monotonic() + BEHIND_SECONDS + 30
+        # Only the server knows when it gave up on them: its log says so.
+        while log.read_text().count(f"(code {CLOSE_BEHIND})") < 3 and time.monotonic() < until:
+            peak = max(peak, rss_bytes(daphne.proc.pid))
+            await asyncio.sleep(0.1)
+        results = [await read_until_closed(ws) for ws in stalled]
+        resumed = await connect(results[0][0][-1])
+        rest = await read(resumed, len(stored) - len(results[0][0]))
+        await resumed.close()
+        return peak - base, results, rest
+
+    try:
+        growth, results, rest = asyncio.run(scenario())
+    finally:
+        daphne.stop()
+    assert [code for _, code in results] == [CLOSE_BEHIND] * 3
+    for ids, _ in results:
+        assert ids == stored[: len(ids)], "a prefix of the backlog, in order, nothing twice"
+    assert results[0][0] + rest == stored
+    # Before flow control, three such readers grew Daphne by the whole backlog each (60 MB+).
+    assert growth < 15 * 2**20, f"Daphne grew by {growth / 2**20:.1f} MB"
+
+
+def test_rotating_the_token_in_another_process_closes_old_sockets_within_a_second(live_daphne):
+    from signals.consumers import CLOSE_TOKEN
+
+    url = live_daphne.replace("http://", "ws://") + "/ws/signals/"
+    old = settings_get().feed_token
+
+    async def scenario():
+        async with websockets.connect(
+            url, additional_headers={"Authorization": f"Bearer {old}"}
+        ) as ws:
+            await asyncio.sleep(0.5)  # connected and registered
+            rotated = await asyncio.to_thread(
+                subprocess.run, [sys.executable, "manage.py", "feedtoken", "--rotate"],
+                cwd=ROOT, env=subprocess_env(), check=True, capture_output=True,
+            )  # fmt: skip
+            started = time.monotonic()
+            with contextlib.suppress(websockets.ConnectionClosed):
+                await asyncio.wait_for(ws.recv(), 3)
+            return ws.close_code, time.monotonic() - started, rotated.stdout.decode().strip()
+
+    code, seconds, new = asyncio.run(scenario())
+    assert new != old
+    assert code == CLOSE_TOKEN
+    assert seconds < 1.0

@@ -1,8 +1,10 @@
 // The dashboard's live bits: local times, cooldown countdowns, per-symbol charts, the
-// signal list's sound / notification switches, and catching up after a socket drop.
+// signal list's sound / notification switches, and resuming the socket where the list is.
 // Everything else arrives as server-rendered HTML over the /ws/ui/ socket (htmx ws).
 (function () {
   "use strict";
+
+  var CLOSE_BEHIND = 4008; // the server closed a socket that read too little (docs/delivery.md)
 
   var MAX_ROWS = 200; // live signal rows kept on the page (the history page has them all)
   var MAX_POINTS = 1500; // chart points kept per symbol
@@ -158,8 +160,19 @@
   function lastSignalId() {
     var first = document.querySelector("#live-signals .signal-row");
     var list = document.getElementById("live-signals");
-    return first ? first.dataset.signalId : list.dataset.lastId;
+    if (first) return first.dataset.signalId;
+    return list ? list.dataset.lastId : "";
   }
+
+  // Every (re)connect of the page socket asks for the signals after the newest one shown, so
+  // the list has each stored signal once, in order, through drops and Daphne restarts. Set
+  // before htmx opens the socket (on DOMContentLoaded, after this deferred script has run).
+  var createWebSocket = htmx.createWebSocket;
+  htmx.createWebSocket = function (url) {
+    var since = lastSignalId();
+    if (/\/ws\/ui\/$/.test(url) && since) url += "?since=" + encodeURIComponent(since);
+    return createWebSocket(url);
+  };
 
   // --- wiring -----------------------------------------------------------------------------
   function process(node) {
@@ -207,17 +220,18 @@
       indicator.textContent = "live";
       indicator.className = "text-xs text-emerald-400";
       if (opened) {
-        // Back after a drop (a Daphne restart): fetch what was missed, redraw the controls.
-        var since = lastSignalId();
-        htmx.ajax("GET", root.dataset.missedUrl + (since ? "?since=" + since : ""),
-                  { target: "#engine-refresh", swap: "none" });
+        // Back after a drop: the socket resends the missed signals; redraw the controls.
         htmx.ajax("GET", root.dataset.controlsUrl, { target: "#engine-controls", swap: "outerHTML" });
       }
       opened = true;
     });
-    document.body.addEventListener("htmx:wsClose", function () {
+    document.body.addEventListener("htmx:wsClose", function (e) {
       indicator.textContent = "live updates interrupted: reconnecting…";
       indicator.className = "text-xs text-amber-300";
+      // htmx reconnects by itself only after 1006/1011/1012/1013.
+      if (e.detail.event && e.detail.event.code === CLOSE_BEHIND) {
+        setTimeout(e.detail.socketWrapper.reconnect, 1000);
+      }
     });
   });
 })();

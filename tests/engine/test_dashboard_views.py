@@ -1,5 +1,5 @@
 """The control panel's views: Start/Stop through the services, pickers locked while a run
-holds them, the polled status, catching up after a socket drop."""
+holds them, the polled status."""
 
 import pytest
 from django.test import Client
@@ -87,12 +87,3 @@ def test_polled_status_asks_for_a_redraw_only_when_the_state_changed(admin_clien
     assert 'data-state="offline"' in same and "engine-refresh" not in same
     changed = admin_client.get("/engine/status/?known=running").content.decode()
     assert 'id="engine-refresh" hx-swap-oob="true"' in changed
-
-
-def test_missed_signals_come_back_as_live_fragments_oldest_first(admin_client):
-    rows = [make_signal(n) for n in range(1, 5)]
-    html = admin_client.get(f"/engine/missed/?since={rows[1].id}").content.decode()
-    assert html.index(f'id="signal-{rows[2].id}"') < html.index(f'id="signal-{rows[3].id}"')
-    assert f'id="signal-{rows[1].id}"' not in html
-    assert 'hx-swap-oob="afterbegin:#live-signals"' in html
-    assert admin_client.get("/engine/missed/?since=x").status_code == 200

@@ -59,13 +59,46 @@ async def test_since_resumes_from_the_database_then_goes_live_without_duplicates
     assert [e["id"] for e in backlog] == [r.id for r in rows[2:]]
     assert set(backlog[0]) >= {"event", "symbol", "price", "rule_id", "timestamp", "id"}
     assert backlog[0]["timestamp"] == "2025-12-16T14:30:15Z"
-    row = await sync_to_async(make_signal)(6)
-    await realtime.bridge_connected()  # first bridge: the broadcast position is now id 6
+    row = await sync_to_async(make_signal)(6)  # stored while the bridge was down
+    await realtime.bridge_connected()  # the bridge is back: every socket reads what it lacks
+    assert (await receive(comm))["id"] == row.id
     await realtime.publish(row.to_event())  # a re-delivery of 6: not sent twice
     assert await comm.receive_nothing(timeout=0.2)
     row7 = await sync_to_async(make_signal)(7)
     await realtime.publish(row7.to_event())
     assert (await receive(comm))["id"] == row7.id
+    await comm.disconnect()
+
+
+async def test_without_since_a_program_starts_at_the_newest_stored_signal():
+    old = await sync_to_async(make_signal)(1)
+    comm = await connect_feed()
+    await realtime.publish(old.to_event())  # stored before it connected: not sent
+    new = await sync_to_async(make_signal)(2)
+    await realtime.publish(new.to_event())
+    assert (await receive(comm))["id"] == new.id
+    assert await comm.receive_nothing(timeout=0.2)
+    await comm.disconnect()
+
+
+async def test_a_signal_that_follows_the_last_one_sent_needs_no_query(monkeypatch):
+    from signals.consumers import SignalFeedConsumer
+
+    await sync_to_async(make_signal)(0)  # the socket starts after it: the next id is new
+    comm = await connect_feed()
+    reads = []
+    real_read_page = SignalFeedConsumer.read_page
+
+    def counted(self, after, upto):
+        reads.append((after, upto))
+        return real_read_page(self, after, upto)
+
+    monkeypatch.setattr(SignalFeedConsumer, "read_page", counted)
+    rows = [await sync_to_async(make_signal)(n) for n in range(1, 4)]
+    for row in rows:
+        await realtime.publish(row.to_event())
+    assert [(await receive(comm))["id"] for _ in rows] == [r.id for r in rows]
+    assert reads == []
     await comm.disconnect()
 
 
@@ -121,6 +154,8 @@ async def test_bars_stream_and_status_events():
         ('{"action": "subscribe", "symbols": ["AA$"]}', "not a valid symbol"),
         ('{"action": "subscribe", "stream": "ticks"}', "Unknown stream 'ticks'"),
         ('{"action": "subscribe"}', 'needs "symbols" or "stream"'),
+        ("[" * 1000 + "]" * 1000, "nested too deeply"),
+        ('{"action": "ping", "n": 1' + "0" * 5000 + "}", "is too long"),
     ],
 )
 async def test_bad_frames_get_an_error_event_and_the_connection_stays_open(frame, fragment):
@@ -133,11 +168,48 @@ async def test_bad_frames_get_an_error_event_and_the_connection_stays_open(frame
     await comm.disconnect()
 
 
-async def test_a_bad_since_is_explained_then_closed():
-    comm = await connect_feed("/ws/signals/?since=abc")
+@pytest.mark.parametrize(
+    ("since", "fragment"),
+    [("abc", "since='abc' is not a whole number"), ("%C2%B2", "since='²' is not a whole number")],
+)
+async def test_a_bad_since_is_explained_then_closed(since, fragment):
+    comm = await connect_feed(f"/ws/signals/?since={since}")
     event = await receive(comm)
-    assert event["event"] == "error" and "since='abc' is not a signal id" in event["message"]
-    assert (await comm.receive_output(timeout=1))["type"] == "websocket.close"
+    assert event["event"] == "error" and fragment in event["message"]
+    assert await comm.receive_output(timeout=1) == {"type": "websocket.close", "code": 4400}
+
+
+async def test_a_rotated_token_closes_the_programs_connected_with_the_old_one():
+    from engine.services import feed_token_rotate
+
+    comm = await connect_feed()
+    await sync_to_async(feed_token_rotate)()  # as the Settings page or `feedtoken --rotate` do
+    closed = await comm.receive_output(timeout=1 + realtime.WATCH_SECONDS)
+    assert closed == {"type": "websocket.close", "code": 4403}
+
+
+async def test_a_signal_whose_wake_up_was_lost_arrives_anyway():
+    comm = await connect_feed()
+    row = await sync_to_async(make_signal)(1)  # stored; no publish (a lost layer message)
+    assert (await receive(comm))["id"] == row.id  # within two rounds of the watch
+    await realtime.publish(row.to_event())  # the late wake-up: not sent twice
+    assert await comm.receive_nothing(timeout=0.2)
+    await comm.disconnect()
+
+
+async def test_a_socket_that_stays_behind_is_closed_and_resumes_by_since(monkeypatch):
+    from signals import consumers
+
+    rows = [await sync_to_async(make_signal)(n) for n in range(1, 4)]
+    monkeypatch.setattr(consumers, "BEHIND_SECONDS", 0.2)
+    monkeypatch.setattr(consumers, "unsent_bytes", lambda protocol: consumers.MAX_UNSENT + 1)
+    comm = await connect_feed("/ws/signals/?since=0")
+    closed = await comm.receive_output(timeout=2)  # nothing is sent to a socket that is behind
+    assert closed == {"type": "websocket.close", "code": 4008}
+    monkeypatch.undo()
+    comm = await connect_feed(f"/ws/signals/?since={rows[0].id}")
+    assert [(await receive(comm))["id"] for _ in rows[1:]] == [r.id for r in rows[1:]]
+    await comm.disconnect()
 
 
 async def ui_headers(*, origin: str = "http://127.0.0.1:8000", login: bool = True):
@@ -225,27 +297,54 @@ async def test_bridge_reconnect_sends_what_the_web_side_missed():
 
 
 async def test_live_signals_published_while_the_backlog_is_read_follow_it_in_order(monkeypatch):
-    """The in-process layer hands live events straight to the consumer; one that arrives while
-    the consumer is still reading its backlog waits and goes out after it, once."""
+    """A live signal that arrives while the socket reads its backlog waits for the backlog:
+    it goes out after it, once."""
     from asgiref.sync import async_to_sync
 
-    from signals import consumers
+    from signals.consumers import SignalFeedConsumer
 
     rows = [await sync_to_async(make_signal)(n) for n in range(1, 4)]
-    await realtime.bridge_connected()
-    real_backlog, live = consumers._backlog, []
+    real_read_page, live = SignalFeedConsumer.read_page, []
 
-    def backlog_with_a_live_signal_meanwhile(after, symbols, limit):
-        batch = real_backlog(after, symbols, limit)
+    def page_with_a_live_signal_meanwhile(self, after, upto):
+        page = real_read_page(self, after, upto)
         if not live:
             row = make_signal(10)
             live.append(row)
             async_to_sync(realtime.publish)(row.to_event())  # runs on the consumer's loop
-        return batch
+        return page
 
-    monkeypatch.setattr(consumers, "_backlog", backlog_with_a_live_signal_meanwhile)
+    monkeypatch.setattr(SignalFeedConsumer, "read_page", page_with_a_live_signal_meanwhile)
     comm = await connect_feed(f"/ws/signals/?since={rows[0].id}")
     got = [(await receive(comm))["id"] for _ in range(3)]
     assert got == [rows[1].id, rows[2].id, live[0].id]
     assert await comm.receive_nothing(timeout=0.2)
+    await comm.disconnect()
+
+
+async def test_a_long_backlog_goes_out_in_pages_in_order(monkeypatch):
+    from signals import consumers
+
+    monkeypatch.setattr(consumers, "PAGE_ROWS", 2)
+    rows = [await sync_to_async(make_signal)(n, symbol=("AAPL", "MSFT")[n % 2]) for n in range(7)]
+    comm = await connect_feed("/ws/signals/?since=0&symbols=MSFT")
+    msft = [r.id for r in rows if r.symbol == "MSFT"]
+    assert [(await receive(comm))["id"] for _ in msft] == msft
+    later = await sync_to_async(make_signal)(8, symbol="MSFT")
+    await realtime.publish(later.to_event())
+    assert (await receive(comm))["id"] == later.id
+    await comm.disconnect()
+
+
+async def test_ui_socket_resumes_after_since_in_order():
+    rows = [await sync_to_async(make_signal)(n) for n in range(1, 4)]
+    comm = communicator(f"/ws/ui/?since={rows[0].id}", headers=await ui_headers())
+    assert (await comm.connect())[0]
+    for row in rows[1:]:
+        html = await comm.receive_from(timeout=3)
+        assert 'hx-swap-oob="afterbegin:#live-signals"' in html
+        assert f'data-signal-id="{row.id}"' in html
+    live = await sync_to_async(make_signal)(4)
+    await realtime.publish(live.to_event())
+    assert f'data-signal-id="{live.id}"' in await comm.receive_from(timeout=3)
     await comm.disconnect()
