@@ -399,8 +399,15 @@ def _bar_factory() -> Callable[[str, int, int, float, float, float, float, float
     return make
 
 
+SymbolCheck = Callable[[str], str]
+
+
 def iter_csv_bars(
-    path: str | Path, *, symbol: str | None = None, bar_seconds: int | None = None
+    path: str | Path,
+    *,
+    symbol: str | None = None,
+    bar_seconds: int | None = None,
+    check_symbol: SymbolCheck | None = None,
 ) -> Iterator[Bar]:
     """Yield the bars of a CSV file in file order (DESIGN §5 format).
 
@@ -413,13 +420,17 @@ def iter_csv_bars(
 
     Raises :class:`BarFileError` (file, line, problem) for a missing column, an unparsable
     number or time, bars out of order per symbol, or bars that overlap ``bar_seconds``.
-    Memory use does not grow with the file.
+    ``check_symbol`` (the app's symbol validator) sees each symbol once: it returns the
+    symbol to use or raises ValueError with a sentence, which names the line it came from.
+    Memory use does not grow with the number of bars.
     """
     if bar_seconds is None:
         bar_seconds = infer_bar_seconds(path, symbol=symbol) or MINUTE
     elif bar_seconds <= 0:
         raise BarFileError(path, None, f"bar length must be positive, got {bar_seconds}")
-    return read_csv_bars(path, symbol=symbol, bar_seconds=bar_seconds, min_gap=None)
+    return read_csv_bars(
+        path, symbol=symbol, bar_seconds=bar_seconds, min_gap=None, check_symbol=check_symbol
+    )
 
 
 def read_csv_bars(
@@ -428,6 +439,7 @@ def read_csv_bars(
     symbol: str | None,
     bar_seconds: int,
     min_gap: list[int] | None,
+    check_symbol: SymbolCheck | None = None,
 ) -> Iterator[Bar]:
     """One pass over a bar file: :func:`iter_csv_bars` without the inference pass.
 
@@ -436,7 +448,7 @@ def read_csv_bars(
     length in the same pass and stamp ``bar_seconds`` later); otherwise bars closer than
     ``bar_seconds`` are an error.
     """
-    return _read_csv(path, symbol, bar_seconds, min_gap, as_tuples=False)  # type: ignore[return-value]
+    return _read_csv(path, symbol, bar_seconds, min_gap, check_symbol, as_tuples=False)  # type: ignore[return-value]
 
 
 def read_csv_rows(
@@ -445,10 +457,11 @@ def read_csv_rows(
     symbol: str | None,
     bar_seconds: int,
     min_gap: list[int] | None,
+    check_symbol: SymbolCheck | None = None,
 ) -> Iterator[tuple[str, int, float, float, float, float, float]]:
     """:func:`read_csv_bars` yielding ``(symbol, time, open, high, low, close, volume)``
     tuples instead of Bars (cheaper, for bulk replay). Same checks and errors."""
-    return _read_csv(path, symbol, bar_seconds, min_gap, as_tuples=True)  # type: ignore[return-value]
+    return _read_csv(path, symbol, bar_seconds, min_gap, check_symbol, as_tuples=True)  # type: ignore[return-value]
 
 
 def _read_csv(
@@ -456,6 +469,7 @@ def _read_csv(
     symbol: str | None,
     bar_seconds: int,
     min_gap: list[int] | None,
+    check_symbol: SymbolCheck | None,
     *,
     as_tuples: bool,
 ) -> Iterator[Bar | tuple[str, int, float, float, float, float, float]]:
@@ -470,6 +484,8 @@ def _read_csv(
     inf = math.inf
     scale = float(PRICE_SCALE)
     last_sym: str | None = None
+    name = ""  # last_sym as check_symbol returned it
+    names: dict[str, str] = {}
     last_t = 0
     make_bar = _bar_factory()
     minute_prefix, minute_base = "", 0
@@ -532,6 +548,16 @@ def _read_csv(
                     last[last_sym] = last_t
                 prev = last.get(sym)
                 last_sym = sym
+                if check_symbol is None or not sym:
+                    name = sym
+                elif (known := names.get(sym)) is not None:
+                    name = known
+                else:
+                    try:
+                        name = names[sym] = check_symbol(sym)
+                    except ValueError as err:
+                        where = "column symbol" if isym is not None else "symbol from the file name"
+                        raise BarFileError(path, reader.line_num, f"{where}: {err}") from None
             if prev is not None:
                 gap = t - prev
                 if gap < limit:
@@ -551,9 +577,9 @@ def _read_csv(
                 raise BarFileError(path, reader.line_num, "empty symbol")
             last_t = t
             if as_tuples:
-                yield sym, t, o, h, lo, c, v
+                yield name, t, o, h, lo, c, v
             else:
-                yield make_bar(sym, t, bar_seconds, o, h, lo, c, v)
+                yield make_bar(name, t, bar_seconds, o, h, lo, c, v)
     except csv.Error as err:
         raise BarFileError(path, reader.line_num, f"unreadable CSV ({err})") from None
     except UnicodeDecodeError:

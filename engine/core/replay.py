@@ -11,6 +11,7 @@ from typing import Any
 from engine.core.bars import (
     MINUTE,
     BarFileError,
+    SymbolCheck,
     format_time,
     iter_csv_bars,
     read_csv_rows,
@@ -77,6 +78,7 @@ def replay_events(
     *,
     symbol: str | None = None,
     bar_seconds: int | None = None,
+    check_symbol: SymbolCheck | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Run ``rule`` over the bars in ``bars_path`` and yield DESIGN §3 signal events.
 
@@ -95,13 +97,21 @@ def replay_events(
         if bar_seconds is not None:
             if bar_seconds <= 0:
                 raise ReplayError(f"--bar-seconds must be positive, got {bar_seconds}")
-            rows = read_csv_rows(bars_path, symbol=symbol, bar_seconds=bar_seconds, min_gap=None)
+            rows = read_csv_rows(
+                bars_path,
+                symbol=symbol,
+                bar_seconds=bar_seconds,
+                min_gap=None,
+                check_symbol=check_symbol,
+            )
             yield from _events(_run(rows, rule, bar_seconds), rule, bar_seconds, shift=0)
             return
         min_gap = [0]
         dumps = json.JSONEncoder(separators=(",", ":")).encode
         # Bars stamped with length 0 (close = start) until the real length is known.
-        rows = read_csv_rows(bars_path, symbol=symbol, bar_seconds=0, min_gap=min_gap)
+        rows = read_csv_rows(
+            bars_path, symbol=symbol, bar_seconds=0, min_gap=min_gap, check_symbol=check_symbol
+        )
         with tempfile.TemporaryFile("w+", encoding="utf-8") as spill:
             held: list[Signal] = []
             spilled = 0
@@ -165,8 +175,12 @@ def replay_lines(
     *,
     symbol: str | None = None,
     bar_seconds: int | None = None,
+    check_symbol: SymbolCheck | None = None,
 ) -> Iterator[str]:
     """:func:`replay_events` as compact JSON lines (no trailing newline)."""
     dumps = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": ")).encode
-    for event in replay_events(bars_path, rule, symbol=symbol, bar_seconds=bar_seconds):
+    events = replay_events(
+        bars_path, rule, symbol=symbol, bar_seconds=bar_seconds, check_symbol=check_symbol
+    )
+    for event in events:
         yield dumps(event)

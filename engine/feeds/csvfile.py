@@ -10,6 +10,19 @@ from engine.core.bars import Bar, BarFileError, MinuteAggregator, iter_csv_bars
 from engine.feeds.base import BarEvent, Feed, FeedError, FeedEvent, StatusEvent
 
 
+def watchlist_symbol(raw: str) -> str:
+    """The watchlist's symbol validator as the bar reader's ``check_symbol``: one rule for
+    every entry point (pages, CLI, csv feed, replay, preview). ValueError with its sentence."""
+    from django.core.exceptions import ValidationError
+
+    from watchlists.services import symbol_normalize
+
+    try:
+        return symbol_normalize(raw)
+    except ValidationError as err:
+        raise ValueError(" ".join(err.messages).rstrip(".")) from None
+
+
 class CsvFeed(Feed):
     """Bars from a CSV file (DESIGN §5 format). Symbols come from the file, not the watchlist.
 
@@ -26,7 +39,7 @@ class CsvFeed(Feed):
         self.bars_read = 0
 
     def _bars(self, bar_seconds: int) -> Iterator[Bar]:
-        bars = iter_csv_bars(self.path)
+        bars = iter_csv_bars(self.path, check_symbol=watchlist_symbol)
         first = next(bars, None)
         if first is None:
             return

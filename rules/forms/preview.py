@@ -12,6 +12,7 @@ from django import forms
 
 from engine.core.bars import BarFileError, iter_csv_bars
 from engine.core.rules import RuleDef
+from engine.feeds.csvfile import watchlist_symbol
 from rules.forms.common import sentence
 from rules.preview import PreviewResult, demo_bars, simulate
 from scalpsite.ui import INPUT
@@ -120,7 +121,8 @@ class PreviewForm(forms.Form):
                 for chunk in upload.chunks():
                     out.write(chunk)
             try:
-                result = simulate(rule, iter_csv_bars(path), source="csv")
+                bars = iter_csv_bars(path, check_symbol=watchlist_symbol)
+                result = simulate(rule, bars, source="csv")
             except BarFileError as err:
                 where = f"{label}, line {err.line}" if err.line is not None else label
                 # "In …" keeps the file name as typed (sentence() would capitalise it).

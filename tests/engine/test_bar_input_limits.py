@@ -190,3 +190,53 @@ def test_float_noise_is_read_as_the_millionth_it_stands_for(tmp_path):
     path = bar_file(tmp_path, [f"1765877400,{190.05 + 0.02!r},{0.1 + 0.2!r},1,{1.1 * 3!r},1"])
     (bar,) = iter_csv_bars(path)
     assert (bar.open, bar.high, bar.close) == (190.07, 0.3, 3.3)
+
+
+# --- symbols: the watchlist's validator at every entry point -------------------------------
+
+LONG = "A" * 29
+
+
+@pytest.mark.parametrize("symbol", ["=1+2", LONG, "AAPL;rm"])
+def test_replay_refuses_a_symbol_the_watchlist_refuses(tmp_path, symbol):
+    path = bar_file(tmp_path, [f"{symbol},1765877400,1,1,1,1,1"],
+                    header=f"symbol,{HEADER}")  # fmt: skip
+    result = replay("--bars", str(path), tmp_path=tmp_path)
+    assert result.returncode == 2, result.stdout
+    assert result.stderr.startswith(f"replay: {path}, line 2: column symbol: ")
+    assert "Traceback" not in result.stderr and len(result.stderr.splitlines()) == 1
+    result = replay("--bars", str(path), "--symbol", symbol, tmp_path=tmp_path)
+    assert result.returncode == 2, result.stdout
+    assert result.stderr.startswith("replay: --symbol: ") and "symbol" in result.stderr[17:]
+    assert len(result.stderr.splitlines()) == 1
+
+
+def test_replay_names_a_file_without_a_symbol_column_through_the_same_validator(tmp_path):
+    path = bar_file(tmp_path, ["1765877400,1,1,1,1,1"], name="=cmd_5s.csv")
+    result = replay("--bars", str(path), tmp_path=tmp_path)
+    assert result.returncode == 2, result.stdout
+    assert f"replay: {path}, line 2: symbol from the file name: " in result.stderr
+    assert "=CMD" in result.stderr
+
+
+def test_preview_refuses_a_symbol_the_watchlist_refuses(client):
+    page = preview(client, f"symbol,{HEADER}\n=1+2,1765877400,1,1,1,1,1\n".encode())
+    assert "In bars.csv, line 2: column symbol: " in page and "=1+2" in page
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_csv_feed_refuses_a_symbol_the_watchlist_refuses(tmp_path):
+    rows = ["AAPL,1765877400,1,1,1,1,1", "AAPL,1765877405,1,1,1,1,1",
+            f"{LONG},1765877405,1,1,1,1,1"]  # fmt: skip
+    path = bar_file(tmp_path, rows, header=f"symbol,{HEADER}")
+    proc = start_worker("--csv", str(path), "--speed", "max", "--start",
+                        log_path=tmp_path / "worker.log")  # fmt: skip
+    try:
+        state = wait_until(lambda: (s := engine_state()) and s.state == "error" and s,
+                           what="the error state")  # fmt: skip
+        assert "bars.csv, line 4: column symbol: " in state.message
+    finally:
+        assert stop_worker(proc) == 0, (tmp_path / "worker.log").read_text()
+    from signals.models import Signal
+
+    assert not Signal.objects.filter(symbol=LONG).exists()

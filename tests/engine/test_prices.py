@@ -62,7 +62,8 @@ def test_a_demo_run_stores_and_publishes_clean_prices():
     assert [p for p in bar_prices if decimals(p) > 2] == []
     assert [e["price"] for e in signals if decimals(e["price"]) > 2] == []
     stored = list(Signal.objects.all())
-    assert len(stored) == len(signals)
+    # Shutdown may cancel the run between storing a signal and publishing it.
+    assert len(stored) >= len(signals)
     assert [s.price for s in stored if decimals(s.price) > 2] == []
     assert [s.to_event()["price"] for s in stored if decimals(s.to_event()["price"]) > 2] == []
 

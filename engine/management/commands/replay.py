@@ -7,6 +7,7 @@ from django.core.management.base import BaseCommand
 
 from engine.core.inputs import InputError, parse_whole
 from engine.core.replay import ReplayError, load_rule_file, replay_lines
+from engine.feeds.csvfile import watchlist_symbol
 
 
 def bar_seconds_arg(text: str) -> int:
@@ -42,8 +43,17 @@ class Command(BaseCommand):
     def handle(self, *args, bars: str, rule: str, symbol=None, bar_seconds=None, **options):
         out = self.stdout
         try:
+            if symbol is not None:
+                try:
+                    watchlist_symbol(symbol)
+                except ValueError as err:
+                    raise ReplayError(f"--symbol: {err}") from None
             definition = load_rule_file(rule)
-            for line in replay_lines(bars, definition, symbol=symbol, bar_seconds=bar_seconds):
+            lines = replay_lines(
+                bars, definition, symbol=symbol, bar_seconds=bar_seconds,
+                check_symbol=watchlist_symbol,
+            )  # fmt: skip
+            for line in lines:
                 out.write(line)
             out.flush()
         except ReplayError as err:
