@@ -532,7 +532,15 @@ def _read_csv(
                 raise BarFileError(path, reader.line_num, _row_problem(row, cols))
             # The core keeps prices as whole millionths: refuse finer ones, never round them
             # (float noise aside: see millionths).
+            # Text of at most 7 characters without an exponent has at most 6 decimals.
             if (
+                len(raw_o) > 7
+                or len(raw_h) > 7
+                or len(raw_l) > 7
+                or len(raw_c) > 7
+                or "e" in (text := raw_o + raw_h + raw_l + raw_c)
+                or "E" in text
+            ) and (
                 round(o * scale) / scale != o
                 or round(h * scale) / scale != h
                 or round(lo * scale) / scale != lo
