@@ -70,8 +70,60 @@
   // Choosing a file means "preview over this file": select the CSV source for the trader.
   document.addEventListener("change", function (event) {
     var input = event.target;
-    if (input.name !== "csv_file" || !input.files || !input.files.length) return;
+    if (input.name !== "csv_file") return;
+    checkSize(input);
+    if (!input.files || !input.files.length) return;
     var csvRadio = document.querySelector("input[name=source][value=csv]");
     if (csvRadio) csvRadio.checked = true;
+  });
+
+  // The CSV file's size is checked here, before it is sent: the server refuses a larger upload
+  // with a bare 413 before reading it (scalpsite/limits.py), so the form's own "over 5 MB"
+  // sentence would never come back.
+  var MB = 1024 * 1024;
+
+  function oversize(input) {
+    var holder = input.closest("[data-max-upload-mb]");
+    var file = input.files && input.files[0];
+    if (!holder || !file) return "";
+    var limit = Number(holder.dataset.maxUploadMb);
+    if (!(limit > 0) || file.size <= limit * MB) return "";
+    // Rounded up as the server does (rules/forms/preview.py): never "5.0 MB" for 5.01 MB.
+    var size = (Math.ceil((file.size * 10) / MB) / 10).toFixed(1);
+    return "The file is " + size + " MB, over the preview's " + limit + " MB limit; " +
+      "cut it to the bars you want to see.";
+  }
+
+  // Shows (or clears) the sentence beside the file field; returns it.
+  function checkSize(input) {
+    var slot = document.getElementById("err-csv-size");
+    var sentence = oversize(input);
+    if (slot) slot.textContent = sentence;
+    if (sentence) {
+      input.setAttribute("aria-invalid", "true");
+      input.setAttribute("aria-describedby", slot ? slot.id : "");
+    } else {
+      input.removeAttribute("aria-invalid");
+    }
+    return sentence;
+  }
+
+  // Preview: a request that would carry a file over the limit is not sent.
+  document.addEventListener("htmx:configRequest", function (event) {
+    var sent = event.detail.formData;
+    var form = document.getElementById("rule-builder");
+    var input = form && form.elements.csv_file;
+    if (!sent || !sent.has("csv_file") || !input || !checkSize(input)) return;
+    event.preventDefault();
+    input.focus();
+  });
+
+  // Save (a plain form post) never reads the preview's file: one over the limit is left out
+  // (a disabled field is not sent), so the rule is still saved instead of refused with a 413.
+  document.addEventListener("submit", function (event) {
+    var input = event.target.elements && event.target.elements.csv_file;
+    if (!input || input.disabled || !checkSize(input)) return;
+    input.disabled = true;
+    setTimeout(function () { input.disabled = false; }, 0);
   });
 })();
