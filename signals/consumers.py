@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import logging
 import time
 from urllib.parse import parse_qs
@@ -16,7 +15,6 @@ from urllib.parse import parse_qs
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.core.exceptions import ValidationError
-from django.template.loader import render_to_string
 
 from engine.core.inputs import InputError, load_json, parse_whole
 from engine.services import token_matches
@@ -118,11 +116,21 @@ class SignalStream:
     catching_up: asyncio.Task | None = None
     protocol = None
     closing = False
+    symbols: frozenset[str] | None = None  # None: every symbol
+
+    def signal_frame(self, event: dict) -> str:
+        """What this socket sends for a signal event."""
+        raise NotImplementedError
 
     def read_page(self, after: int, upto: int) -> list[tuple[int, str]]:
         """(id, frame) of at most PAGE_ROWS signals with ``after < id <= upto`` that this socket
         wants, in id order. Runs in a thread."""
-        raise NotImplementedError
+        from signals.models import Signal
+
+        rows = Signal.objects.filter(id__gt=after, id__lte=upto).order_by("id")
+        if self.symbols is not None:
+            rows = rows.filter(symbol__in=self.symbols)
+        return [(row.id, self.signal_frame(row.to_event())) for row in rows[:PAGE_ROWS]]
 
     async def stream_start(self, group: str, deliver, since: int | None) -> None:
         """Join ``group`` (``deliver`` gets its messages straight from the in-process layer),
@@ -236,7 +244,6 @@ class SignalFeedConsumer(SignalStream, AsyncWebsocketConsumer):
     """Programs: token auth, ``?since=`` resume, ``?symbols=`` filter, a few JSON commands."""
 
     token: str | None = None
-    symbols: frozenset[str] | None = None
     bars = False
 
     async def connect(self) -> None:
@@ -259,15 +266,8 @@ class SignalFeedConsumer(SignalStream, AsyncWebsocketConsumer):
     async def disconnect(self, code) -> None:
         await self.stream_stop(GROUP_FEED, GROUP_BARS)
 
-    def read_page(self, after: int, upto: int) -> list[tuple[int, str]]:
-        from signals.models import Signal
-
-        rows = Signal.objects.filter(id__gt=after, id__lte=upto).order_by("id")
-        if self.symbols is not None:
-            rows = rows.filter(symbol__in=self.symbols)
-        return [
-            (row.id, json.dumps(row.to_event(), separators=(",", ":"))) for row in rows[:PAGE_ROWS]
-        ]
+    def signal_frame(self, event: dict) -> str:
+        return realtime.event_text(event)
 
     async def watch_round(self, *, missed: int, newest: int, feed_token: str) -> None:
         if not token_matches(self.token, feed_token):
@@ -276,7 +276,7 @@ class SignalFeedConsumer(SignalStream, AsyncWebsocketConsumer):
             await super().watch_round(missed=missed, newest=newest, feed_token=feed_token)
 
     async def send_event(self, event: dict) -> None:
-        await self.send(text_data=json.dumps(event, separators=(",", ":")))
+        await self.send(text_data=realtime.event_text(event))
 
     async def dispatch(self, message: dict) -> None:
         # Channels closes stale DB connections (a thread hop) before every handler; the
@@ -376,12 +376,8 @@ class UiConsumer(SignalStream, AsyncWebsocketConsumer):
     async def disconnect(self, code) -> None:
         await self.stream_stop(GROUP_UI)
 
-    def read_page(self, after: int, upto: int) -> list[tuple[int, str]]:
-        from signals.models import Signal
-
-        rows = Signal.objects.filter(id__gt=after, id__lte=upto).order_by("id")[:PAGE_ROWS]
-        live = "signals/partials/signal_live.html"
-        return [(row.id, render_to_string(live, {"signal": row.to_event()})) for row in rows]
+    def signal_frame(self, event: dict) -> str:
+        return realtime.signal_html(event)
 
     async def dispatch(self, message: dict) -> None:
         if message["type"].startswith("ui."):  # no database here: skip Channels' per-message hop

@@ -29,6 +29,16 @@ GROUP_ENGINE = "engine"  # the bridge consumer: commands down to the worker
 WATCH_SECONDS = 0.5  # how often each Daphne process reads the newest id and the feed token
 
 
+def event_text(event: dict) -> str:
+    """An event as the JSON text every program socket gets."""
+    return json.dumps(event, separators=(",", ":"))
+
+
+def signal_html(event: dict) -> str:
+    """A signal as the HTML every page socket gets: a live row and its tile's last signal."""
+    return render_to_string("signals/partials/signal_live.html", {"signal": event})
+
+
 def newest_signal_id() -> int:
     from signals.models import Signal
 
@@ -41,9 +51,8 @@ async def publish(event: dict) -> None:
     if kind == "signal":
         # The wake-up carries the frames, so a socket that is up to date sends them as they are.
         await _feed_send(GROUP_FEED, event)
-        html = render_to_string("signals/partials/signal_live.html", {"signal": event})
         await get_channel_layer().group_send(
-            GROUP_UI, {"type": "ui.signal", "id": event["id"], "html": html}
+            GROUP_UI, {"type": "ui.signal", "id": event["id"], "html": signal_html(event)}
         )
     elif kind == "status":
         await _feed_send(GROUP_FEED, event)
@@ -72,7 +81,7 @@ async def _feed_send(group: str, event: dict) -> None:
         "kind": event["event"],
         "id": event.get("id"),
         "symbol": event.get("symbol"),
-        "text": json.dumps(event, separators=(",", ":")),
+        "text": event_text(event),
     }
     await get_channel_layer().group_send(group, message)
 
