@@ -246,7 +246,7 @@ def test_save_is_refused_while_the_engine_runs(client):
     make_running_engine(watchlist=Watchlist.objects.get(is_active=True))
     page = text(client.get(PAGE))
     assert LOCKED in page
-    assert re.search(r'<fieldset class="space-y-3" disabled>', page)
+    assert re.search(r'<fieldset class="min-w-0 space-y-3" disabled>', page)
     before = stored()
     resp = client.post(PAGE, form_data(ib_port="4001", bar_seconds="60"))
     assert resp.status_code == 400
