@@ -187,6 +187,9 @@ def test_a_broken_csv_file_is_an_error_state_not_a_crash(tmp_path):
         (["--speed", "-1"], "invalid speed_arg value"),
         (["--speed", "nan"], "invalid speed_arg value: 'nan'"),
         (["--speed", "inf"], "invalid speed_arg value: 'inf'"),
+        (["--speed", "٣"], "invalid speed_arg value"),
+        (["--rule", "٣"], "--rule='٣' is not a whole number"),
+        (["--rule", "9" * 5000], "is out of range"),
     ],
 )
 def test_runengine_bad_arguments_exit_2(tmp_path, args, fragment):

@@ -1,5 +1,6 @@
 """`runengine`: the worker process (feeds → signal core → SQLite → publisher)."""
 
+import argparse
 import asyncio
 import logging
 import math
@@ -10,6 +11,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from engine.bridge import BridgePublisher
 from engine.config import Overrides
+from engine.core.inputs import InputError, parse_whole
 from engine.feeds import FEEDS
 from engine.lock import WorkerLock, WorkerLockHeld, lock_path
 from engine.worker import Engine
@@ -18,10 +20,19 @@ from engine.worker import Engine
 def speed_arg(text: str) -> float:
     if text.lower() in {"max", "0"}:
         return 0.0
+    if not text.isascii():  # float() reads Arabic-Indic and full-width digits
+        raise ValueError(text)
     value = float(text)
     if not (math.isfinite(value) and value > 0):  # NaN compares false to everything
         raise ValueError(text)
     return value
+
+
+def rule_id_arg(text: str) -> int:
+    try:
+        return parse_whole(text, name="--rule", minimum=1, maximum=2**63 - 1)
+    except InputError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 class Command(BaseCommand):
@@ -34,7 +45,9 @@ class Command(BaseCommand):
             "--speed", type=speed_arg, metavar="X",
             help="replay speed for demo/csv: 1 = real time, 10 = ten times faster, max = no wait",
         )  # fmt: skip
-        parser.add_argument("--rule", type=int, metavar="ID", help="rule id instead of the active")
+        parser.add_argument(
+            "--rule", type=rule_id_arg, metavar="ID", help="rule id instead of the active"
+        )
         parser.add_argument("--watchlist", metavar="NAME", help="watchlist instead of the active")
         parser.add_argument("--bar-seconds", type=int, choices=(5, 60), help="bar size")
         parser.add_argument("--start", action="store_true", help="start scanning right away")
