@@ -47,10 +47,18 @@ def engine_assert_unlocked(*, rule=None, watchlist=None, action: str) -> None:
         )
 
 
-def engine_assert_stopped(*, action: str) -> None:
-    """Refuse ``action`` (switching the active rule or watchlist) while a run is live."""
+def engine_stopped_problem(*, action: str) -> str:
+    """Why ``action`` (switching the active rule or watchlist) is refused now; '' when it
+    isn't. Pages show it beside the disabled control."""
     if engine_state_get().is_locked:
-        raise ValidationError(f"The engine is running: stop it before {action}.")
+        return f"The engine is running: stop it before {action}."
+    return ""
+
+
+def engine_assert_stopped(*, action: str) -> None:
+    """Refuse ``action`` while a run is live."""
+    if problem := engine_stopped_problem(action=action):
+        raise ValidationError(problem)
 
 
 SETTINGS_FIELDS = {"ib_host", "ib_port", "ib_client_id", "feed", "csv_path", "bar_seconds"}

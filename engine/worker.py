@@ -122,8 +122,7 @@ class Engine:
         self.reload_requested = False
         self.run: Run | None = None
         self.state = EngineState.State.IDLE
-        self.message = ""
-        self.published_state = False  # nothing published yet: the first state always goes out
+        self.message: str | None = None  # None until the first state is published
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -322,11 +321,10 @@ class Engine:
     async def set_state(self, state: str, message: str) -> None:
         """Store the state; publish it only when it changed (a feed retrying TWS repeats the
         same sentence every few seconds). The heartbeat is written either way."""
-        if (state, message) == (self.state, self.message) and self.published_state:
+        if (state, message) == (self.state, self.message):
             await sync_to_async(db_write_state)(heartbeat=timezone.now())
             return
         self.state, self.message = state, message
-        self.published_state = True
         await sync_to_async(db_write_state)(state=state, message=message, heartbeat=timezone.now())
         await self.publisher.publish(
             {"event": "status", "state": state, "message": message,

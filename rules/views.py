@@ -5,7 +5,7 @@ from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from engine.services import engine_assert_stopped, engine_state_get, settings_get
+from engine.services import engine_state_get, engine_stopped_problem, settings_get
 from rules.forms import (
     MAX_UPLOAD_BYTES,
     OPERAND_SUGGESTIONS,
@@ -45,7 +45,7 @@ def rule_list(request):
     context = {
         "rules": rules,
         "lock_message": _lock_message(locked),
-        "activate_block": _activate_block(),
+        "activate_block": engine_stopped_problem(action="switching the active rule"),
         "custom_count": sum(not rule.is_system for rule in rules),
         "active_rule_id": settings_get().active_rule_id,
         "locked_rule_id": locked_rule_id,
@@ -72,15 +72,6 @@ def _lock_message(rule: Rule | None) -> str:
         return ""
     try:
         rule_check_editable(rule=rule)
-    except ValidationError as err:
-        return " ".join(err.messages)
-    return ""
-
-
-def _activate_block() -> str:
-    """Why no rule can be made active right now ('' when one can)."""
-    try:
-        engine_assert_stopped(action="switching the active rule")
     except ValidationError as err:
         return " ".join(err.messages)
     return ""

@@ -113,19 +113,20 @@ def _limited_request(base: type) -> type:
         limits_body = True
         refused = False
         body_limit = DEFAULT
+        body_path = "/"
         body_seen = 0
 
         def gotLength(self, length):
             # The headers (and cookies) are in; nothing of the body has been stored yet.
             cookies = self.received_cookies
-            path = request_path(getattr(self.channel, "_path", b"/"))
+            self.body_path = request_path(getattr(self.channel, "_path", b"/"))
             self.body_limit = limit_for(
-                path, has_session=settings.SESSION_COOKIE_NAME.encode() in cookies
+                self.body_path, has_session=settings.SESSION_COOKIE_NAME.encode() in cookies
             )
             if length is not None and length > self.body_limit.size:
                 # No "100 Continue" after the answer: the client need not send the body.
                 self.requestHeaders.removeHeader(b"Expect")
-                self.refuse(path, f"Content-Length {length}")
+                self.refuse(f"Content-Length {length}")
                 length = 0
             super().gotLength(length)
 
@@ -134,7 +135,7 @@ def _limited_request(base: type) -> type:
                 return
             self.body_seen += len(data)
             if self.body_seen > self.body_limit.size:
-                self.refuse(request_path(getattr(self.channel, "_path", b"/")), "a longer body")
+                self.refuse("a longer body")
                 return
             super().handleContentChunk(data)
 
@@ -142,10 +143,12 @@ def _limited_request(base: type) -> type:
             if not self.refused:
                 super().requestReceived(command, path, version)
 
-        def refuse(self, path: str, what: str) -> None:
+        def refuse(self, what: str) -> None:
             self.refused = True
             channel, transport = self.channel, self.channel.transport
-            logger.info("413 for %s to %s (limit %d bytes)", what, path, self.body_limit.size)
+            logger.info(
+                "413 for %s to %s (limit %d bytes)", what, self.body_path, self.body_limit.size
+            )
             transport.write(response_413(self.body_limit))
             if hasattr(transport, "loseWriteConnection"):
                 transport.loseWriteConnection()

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from django import forms
 
-from engine.core.inputs import InputError, parse_whole
+from engine.core.inputs import InputError, clip, parse_whole
 from scalpsite.ui import FIELD
 
 # The same shape the watchlists accept (letters, digits, '.', space; 1–12 characters).
@@ -22,9 +22,8 @@ def _positive_id(raw: str, what: str) -> int | None:
     try:
         return parse_whole(raw, name="id", minimum=1, maximum=MAX_ID)
     except InputError:
-        shown = raw if len(raw) <= 24 else f"{raw[:12]}… ({len(raw)} characters)"
         raise forms.ValidationError(
-            f"“{shown}” is not {what}: use a whole number above 0."
+            f"“{clip(raw)}” is not {what}: use a whole number above 0."
         ) from None
 
 

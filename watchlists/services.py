@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from engine.core.inputs import clip
 from engine.services import engine_assert_stopped, engine_assert_unlocked, engine_state_get
 from watchlists.models import MAX_SYMBOLS, Watchlist, WatchlistItem
 
@@ -19,7 +20,7 @@ _BOX_SEPARATORS = re.compile(r"[,;\r\n]+")
 def _shown(text: str) -> str:
     if not text.isprintable():
         text = text.encode("unicode_escape").decode("ascii")
-    return text if len(text) <= 24 else f"{text[:16]}… ({len(text)} characters)"
+    return clip(text, keep=16)
 
 
 def symbol_normalize(raw: object) -> str:

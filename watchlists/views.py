@@ -10,7 +10,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from engine.services import engine_assert_stopped, engine_state_get
+from engine.services import engine_state_get, engine_stopped_problem
 from scalpsite.ui import is_htmx
 from watchlists.forms import (
     SymbolForm,
@@ -77,15 +77,6 @@ def _card(watchlist: Watchlist, **extra) -> Card:
     return card
 
 
-def _activate_block() -> str:
-    """Why no watchlist can be activated right now ('' when one can)."""
-    try:
-        engine_assert_stopped(action=ACTIVATE_ACTION)
-    except ValidationError as err:
-        return " ".join(err.messages)
-    return ""
-
-
 def _page_context(
     *, card: Card | None = None, create_form=None, understood: Understood | None = None
 ) -> dict:
@@ -94,7 +85,7 @@ def _page_context(
     return {
         "cards": cards,
         "has_active": any(w.is_active for w in watchlists),
-        "activate_block": _activate_block(),
+        "activate_block": engine_stopped_problem(action=ACTIVATE_ACTION),
         "engine": engine_state_get(),
         "create_form": create_form or WatchlistCreateForm(),
         "understood": understood,
@@ -105,7 +96,11 @@ def _page_context(
 def _card_response(request, card: Card, *, ok_message: str):
     """htmx: the card alone. Without JS: back to the page (or the page with the refusal)."""
     if is_htmx(request):
-        context = {"card": card, "activate_block": _activate_block(), "max_symbols": MAX_SYMBOLS}
+        context = {
+            "card": card,
+            "activate_block": engine_stopped_problem(action=ACTIVATE_ACTION),
+            "max_symbols": MAX_SYMBOLS,
+        }
         return render(request, f"{LIST}#card", context)
     if card.errors:
         return render(request, LIST, _page_context(card=card), status=400)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Final
 
 from engine.core.indicators import SCALE as PRICE_SCALE  # the core keeps whole millionths
+from engine.core.inputs import clip
 
 MINUTE: Final = 60
 # Bars start in [1970-01-01, 2100-01-01) UTC: every close time (start + a bar length of at
@@ -128,13 +129,12 @@ _EPOCH_DAY_CACHE: dict[str, int] = {}
 _DIGITS: Final = frozenset("0123456789")
 
 
-def time_problem(epoch: int, shown: object) -> str | None:
-    """Why ``epoch`` can't be a bar start (a sentence fragment), or None when it can."""
+def time_problem(epoch: int, shown: object = None) -> str | None:
+    """Why ``epoch`` can't be a bar start (a sentence fragment naming ``shown``, by default
+    the time formatted), or None when it can."""
     if FIRST_BAR_TIME <= epoch < END_BAR_TIME:
         return None
-    text = str(shown)
-    if len(text) > 24:
-        text = f"{text[:12]}… ({len(text)} characters)"
+    text = clip(str(shown if shown is not None else format_time(epoch)))
     return f"time {text!r} is out of range: {TIME_RANGE_TEXT}"
 
 
@@ -334,7 +334,7 @@ def _row_problem(row: list[str], cols: _Columns) -> str:
             return f"column {name}: {raw.strip()!r} is not a finite number"
         if name != "volume" and value <= 0:
             return f"column {name}: price {raw.strip()} must be positive"
-        if name != "volume" and _too_fine(value):
+        if name != "volume" and millionths(value) is None:
             return (
                 f"column {name}: price {raw.strip()} is finer than 0.000001; "
                 "prices finer than 0.000001 are not supported yet"
@@ -361,10 +361,6 @@ def millionths(price: float) -> float | None:
     if exact == price or abs(price - exact) <= price * _FLOAT_NOISE:
         return exact
     return None
-
-
-def _too_fine(price: float) -> bool:
-    return millionths(price) is None
 
 
 _BAR_SETTERS = tuple(

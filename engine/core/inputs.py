@@ -10,14 +10,38 @@ from __future__ import annotations
 import json
 import math
 
-__all__ = ["MAX_JSON_DEPTH", "MAX_NUMBER_CHARS", "InputError", "load_json", "parse_whole"]
+__all__ = [
+    "MAX_JSON_DEPTH",
+    "MAX_NUMBER_CHARS",
+    "InputError",
+    "clip",
+    "load_json",
+    "parse_whole",
+]
 
 MAX_JSON_DEPTH = 32  # a list of rules of conditions is 4 deep; nothing we read needs more
 MAX_NUMBER_CHARS = 40  # longer than any price, id or cooldown a person or TWS writes
 
 
 class InputError(ValueError):
-    """Bad input; ``str()`` is one sentence a user can act on."""
+    """Bad input; ``str()`` is one sentence a user can act on.
+
+    For a JSON syntax error, ``syntax`` is the decoder's reason and ``line``/``column`` its
+    position, so a caller can word the sentence for its own file."""
+
+    def __init__(
+        self, message: str, *, syntax: str | None = None, line: int = 0, column: int = 0
+    ) -> None:
+        super().__init__(message)
+        self.syntax = syntax
+        self.line = line
+        self.column = column
+
+
+def clip(text: str, *, keep: int = 12) -> str:
+    """``text`` for a message: as it is up to 24 characters, else its first ``keep`` and its
+    length (a 5000-digit value is named, not printed)."""
+    return text if len(text) <= 24 else f"{text[:keep]}… ({len(text)} characters)"
 
 
 def _number_too_long(text: str) -> InputError:
@@ -80,7 +104,10 @@ def load_json(text: str | bytes | bytearray, *, max_depth: int = MAX_JSON_DEPTH)
         )
     except json.JSONDecodeError as err:
         raise InputError(
-            f"invalid JSON at line {err.lineno}, column {err.colno}: {err.msg}."
+            f"invalid JSON at line {err.lineno}, column {err.colno}: {err.msg}.",
+            syntax=err.msg,
+            line=err.lineno,
+            column=err.colno,
         ) from None
     except RecursionError:
         raise InputError(f"the JSON is nested too deeply (at most {max_depth} levels).") from None
@@ -97,7 +124,7 @@ def parse_whole(raw: str, *, name: str, maximum: int, minimum: int = 0) -> int:
     5000-digit value costs nothing.
     """
     text = raw.strip()
-    shown = text if len(text) <= 24 else f"{text[:12]}… ({len(text)} characters)"
+    shown = clip(text)
     if not (text.isascii() and text.isdigit()):
         raise InputError(f"{name}={shown!r} is not a whole number: use the digits 0-9.")
     digits = text.lstrip("0") or "0"

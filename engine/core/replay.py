@@ -52,13 +52,11 @@ def load_rule_file(path: str | Path) -> RuleDef:
     try:
         data = load_json(text)
     except InputError as err:
-        # load_json keeps the decoder's error as the context: it has the line and column.
-        decode = err.__context__
-        if isinstance(decode, json.JSONDecodeError):
+        if err.syntax is not None:
             raise ReplayError(
-                f"{path}, line {decode.lineno}: invalid JSON ({decode.msg}, column {decode.colno})",
+                f"{path}, line {err.line}: invalid JSON ({err.syntax}, column {err.column})",
                 path=str(path),
-                line=decode.lineno,
+                line=err.line,
             ) from None
         raise ReplayError(f"{path}: {err}", path=str(path)) from None
     try:

@@ -34,6 +34,21 @@ def bar_file(tmp_path, lines: list[str], name="bars.csv", header=HEADER):
     return path
 
 
+def csv_feed_error(tmp_path, path) -> str:
+    """Run the csv feed over ``path`` in a worker process; the error state's message. The
+    worker must survive the bad file, stop cleanly and log no traceback."""
+    log_path = tmp_path / "worker.log"
+    proc = start_worker("--csv", str(path), "--speed", "max", "--start", log_path=log_path)
+    try:
+        state = wait_until(lambda: (s := engine_state()) and s.state == "error" and s,
+                           what="the error state")  # fmt: skip
+        assert proc.poll() is None, "the worker must survive bad input"
+    finally:
+        assert stop_worker(proc) == 0, log_path.read_text()
+    assert "Traceback" not in log_path.read_text()
+    return state.message
+
+
 def replay(*args: str, tmp_path) -> subprocess.CompletedProcess:
     rule = tmp_path / "rule.json"
     rule.write_text(json.dumps(RULE))
@@ -115,16 +130,8 @@ def test_preview_of_a_time_out_of_range_is_a_sentence_not_a_500(client, text):
 @pytest.mark.django_db(transaction=True)
 def test_the_csv_feed_reports_a_time_out_of_range_as_an_error_state(tmp_path):
     path = bar_file(tmp_path, ["1765877400,1,1,1,1,1", "99999999999999,1,1,1,1,1"])
-    proc = start_worker("--csv", str(path), "--speed", "max", "--start",
-                        log_path=tmp_path / "worker.log")  # fmt: skip
-    try:
-        state = wait_until(lambda: (s := engine_state()) and s.state == "error" and s,
-                           what="the error state")  # fmt: skip
-        assert "bars.csv, line 3: time '99999999999999' is out of range" in state.message
-        assert proc.poll() is None
-    finally:
-        assert stop_worker(proc) == 0, (tmp_path / "worker.log").read_text()
-    assert "Traceback" not in (tmp_path / "worker.log").read_text()
+    message = csv_feed_error(tmp_path, path)
+    assert "bars.csv, line 3: time '99999999999999' is out of range" in message
 
 
 # --- prices finer than the core keeps -----------------------------------------------------
@@ -174,14 +181,8 @@ def test_preview_refuses_seven_decimal_prices(client):
 @pytest.mark.django_db(transaction=True)
 def test_the_csv_feed_refuses_seven_decimal_prices(tmp_path):
     path = bar_file(tmp_path, ["1765877400,1,1,1,1,1", "1765877405,1,1,1,1.0000001,1"])
-    proc = start_worker("--csv", str(path), "--speed", "max", "--start",
-                        log_path=tmp_path / "worker.log")  # fmt: skip
-    try:
-        state = wait_until(lambda: (s := engine_state()) and s.state == "error" and s,
-                           what="the error state")  # fmt: skip
-        assert "bars.csv, line 3: column close: price 1.0000001 is finer" in state.message
-    finally:
-        assert stop_worker(proc) == 0, (tmp_path / "worker.log").read_text()
+    message = csv_feed_error(tmp_path, path)
+    assert "bars.csv, line 3: column close: price 1.0000001 is finer" in message
 
 
 def test_float_noise_is_read_as_the_millionth_it_stands_for(tmp_path):
@@ -229,14 +230,7 @@ def test_the_csv_feed_refuses_a_symbol_the_watchlist_refuses(tmp_path):
     rows = ["AAPL,1765877400,1,1,1,1,1", "AAPL,1765877405,1,1,1,1,1",
             f"{LONG},1765877405,1,1,1,1,1"]  # fmt: skip
     path = bar_file(tmp_path, rows, header=f"symbol,{HEADER}")
-    proc = start_worker("--csv", str(path), "--speed", "max", "--start",
-                        log_path=tmp_path / "worker.log")  # fmt: skip
-    try:
-        state = wait_until(lambda: (s := engine_state()) and s.state == "error" and s,
-                           what="the error state")  # fmt: skip
-        assert "bars.csv, line 4: column symbol: " in state.message
-    finally:
-        assert stop_worker(proc) == 0, (tmp_path / "worker.log").read_text()
+    assert "bars.csv, line 4: column symbol: " in csv_feed_error(tmp_path, path)
     from signals.models import Signal
 
     assert not Signal.objects.filter(symbol=LONG).exists()

@@ -57,7 +57,8 @@ def test_runapp_serves_the_app_and_the_first_run_password_logs_in(tmp_path):
     assert "ScalpSignal stopped." in out
 
 
-def test_runapp_refuses_a_busy_port(tmp_path):
+def test_runapp_refuses_a_busy_port_naming_the_process_holding_it(tmp_path):
+    import os
     import socket
 
     with socket.socket() as busy:
@@ -70,7 +71,9 @@ def test_runapp_refuses_a_busy_port(tmp_path):
             text=True, timeout=60,
         )  # fmt: skip
     assert result.returncode == 2
-    assert "already in use" in result.stderr and "Traceback" not in result.stderr
+    assert f"127.0.0.1:{port} is already in use by process {os.getpid()} (" in result.stderr
+    assert f"kill {os.getpid()}" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 @pytest.mark.django_db(transaction=True)

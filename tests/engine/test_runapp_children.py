@@ -1,16 +1,16 @@
-"""`runapp`'s children die with it (SIGHUP, SIGKILL), and a busy port names its holder."""
+"""`runapp`'s children die with it (SIGHUP, SIGKILL), and bad ports are one line."""
 
 import os
 import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import ROOT, free_port, subprocess_env, wait_for_port
+from tests.engine.helpers import wait_until
 
 
 def children_of(pid: int) -> list[int]:
@@ -42,15 +42,6 @@ def port_free(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) != 0
 
 
-def wait_for(predicate, *, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
 def start_runapp(tmp_path, port: int) -> tuple[subprocess.Popen, list[int]]:
     proc = subprocess.Popen(
         [sys.executable, "manage.py", "runapp", "--port", str(port)],
@@ -58,7 +49,7 @@ def start_runapp(tmp_path, port: int) -> tuple[subprocess.Popen, list[int]]:
         stdout=(tmp_path / "runapp.log").open("w"), stderr=subprocess.STDOUT,
     )  # fmt: skip
     wait_for_port(port, proc=proc, timeout=60)
-    wait_for(lambda: len(children_of(proc.pid)) == 2, timeout=60, what="daphne and the worker")
+    wait_until(lambda: len(children_of(proc.pid)) == 2, timeout=60, what="daphne and the worker")
     return proc, children_of(proc.pid)
 
 
@@ -77,9 +68,9 @@ def test_children_die_with_runapp_and_the_port_is_freed(tmp_path, signum):
         os.kill(proc.pid, signum)
         proc.wait(timeout=60)
         name = signal.Signals(signum).name
-        wait_for(lambda: not any(is_running(pid) for pid in children), timeout=30,
+        wait_until(lambda: not any(is_running(pid) for pid in children), timeout=30,
                  what=f"daphne and the worker to end after {name}")  # fmt: skip
-        wait_for(lambda: port_free(port), timeout=30, what="the port to be free")
+        wait_until(lambda: port_free(port), timeout=30, what="the port to be free")
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -87,22 +78,6 @@ def test_children_die_with_runapp_and_the_port_is_freed(tmp_path, signum):
     if signum == signal.SIGHUP:
         assert proc.returncode == 0
         assert "ScalpSignal stopped." in (tmp_path / "runapp.log").read_text()
-
-
-def test_a_busy_port_names_the_process_holding_it(tmp_path):
-    with socket.socket() as busy:
-        busy.bind(("127.0.0.1", 0))
-        busy.listen()
-        port = busy.getsockname()[1]
-        result = subprocess.run(
-            [sys.executable, "manage.py", "runapp", "--no-engine", "--port", str(port)],
-            cwd=ROOT, env=subprocess_env(SCALP_VAR_DIR=str(tmp_path)), capture_output=True,
-            text=True, timeout=60,
-        )  # fmt: skip
-    assert result.returncode == 2
-    assert f"127.0.0.1:{port} is already in use by process {os.getpid()} (" in result.stderr
-    assert f"kill {os.getpid()}" in result.stderr
-    assert "Traceback" not in result.stderr
 
 
 @pytest.mark.parametrize("port", ["99999", "0", "80x"])

@@ -9,7 +9,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from engine.core.bars import Bar, format_time, time_problem
+from engine.core.bars import Bar, time_problem
 from engine.feeds.base import BarEvent, FeedEvent, StatusEvent
 from engine.feeds.ib import library
 from engine.feeds.ib.connection import IBConnection, SymbolState
@@ -50,7 +50,7 @@ class IBBars(IBConnection):
             # The library keeps every bar; the engine keeps its own bounded buffers.
             bar_list.clear()
             bar = library.realtime_bar(symbol, rt)
-            problem = time_problem(bar.time, format_time(bar.time))
+            problem = time_problem(bar.time)
             if problem is not None:
                 # Taken in, it would block every later bar (older than it) and break the
                 # close-time arithmetic: skip it and say so.

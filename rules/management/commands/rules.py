@@ -56,11 +56,9 @@ class Command(BaseCommand):
         except (OSError, UnicodeDecodeError) as err:
             raise CommandError(f"{file}: can't read it ({err}).", returncode=2) from None
         except InputError as err:
-            # load_json keeps the decoder's error as the context: it has the line.
-            decode = err.__context__
-            if isinstance(decode, json.JSONDecodeError):
+            if err.syntax is not None:
                 raise CommandError(
-                    f"{file}: line {decode.lineno}: not valid JSON ({decode.msg}).", returncode=2
+                    f"{file}: line {err.line}: not valid JSON ({err.syntax}).", returncode=2
                 ) from None
             raise CommandError(f"{file}: {err}", returncode=2) from None
         try:
