@@ -1,9 +1,9 @@
 """The Signal model: one row per (rule, symbol, bar close time), written by the engine."""
 
-from datetime import UTC
-
 from django.db import models
 from django.utils import timezone
+
+from signals import events
 
 
 class Signal(models.Model):
@@ -39,16 +39,15 @@ class Signal(models.Model):
     def __str__(self) -> str:
         return f"{self.symbol} {self.price} @ {self.time:%Y-%m-%d %H:%M:%S}Z"
 
-    def to_event(self) -> dict:
+    def to_event(self) -> events.SignalEvent:
         """The DESIGN §3 event JSON for this signal."""
-        return {
-            "event": "signal",
-            "symbol": self.symbol,
-            "price": self.price,
-            "rule_id": self.rule_id,
-            "timestamp": self.time.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "id": self.id,
-            "rule_name": self.rule_name,
-            "bar_seconds": self.bar_seconds,
-            "values": self.values,
-        }
+        return events.signal(
+            id=self.id,
+            symbol=self.symbol,
+            price=self.price,
+            rule_id=self.rule_id,
+            rule_name=self.rule_name,
+            close_time=int(self.time.timestamp()),
+            bar_seconds=self.bar_seconds,
+            values=self.values,
+        )

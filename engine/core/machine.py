@@ -6,9 +6,9 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from fractions import Fraction
 from math import gcd
-from typing import Any, Final, Protocol
+from typing import Final, Protocol
 
-from engine.core.bars import Bar, format_time
+from engine.core.bars import Bar
 from engine.core.indicators import (
     SCALE,
     US_SESSION_UTC_OFFSET,
@@ -40,27 +40,6 @@ class Signal:
     price: float
     rule_id: int | None
     values: dict[str, float]
-
-
-def signal_event(
-    signal: Signal,
-    *,
-    id: int,  # the signal's database id (or replay sequence number), as DESIGN §3 names it
-    rule_name: str,
-    bar_seconds: int,
-) -> dict[str, Any]:
-    """The DESIGN §3 event dict for a signal (seed keys first, then the extras)."""
-    return {
-        "event": "signal",
-        "symbol": signal.symbol,
-        "price": signal.price,
-        "rule_id": signal.rule_id,
-        "timestamp": format_time(signal.close_time),
-        "id": id,
-        "rule_name": rule_name,
-        "bar_seconds": bar_seconds,
-        "values": signal.values,
-    }
 
 
 Check = Callable[[], bool]

@@ -6,19 +6,18 @@ import json
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
 
 from engine.core.bars import (
     MINUTE,
     BarFileError,
     SymbolCheck,
-    format_time,
     iter_csv_bars,
     read_csv_rows,
 )
 from engine.core.inputs import InputError, load_json
-from engine.core.machine import Signal, SymbolMachine, signal_event
+from engine.core.machine import Signal, SymbolMachine
 from engine.core.rules import RuleDef, RuleError, validate_definition
+from signals import events
 
 __all__ = [
     "ReplayError",
@@ -77,7 +76,7 @@ def replay_events(
     symbol: str | None = None,
     bar_seconds: int | None = None,
     check_symbol: SymbolCheck | None = None,
-) -> Iterator[dict[str, Any]]:
+) -> Iterator[events.SignalEvent]:
     """Run ``rule`` over the bars in ``bars_path`` and yield DESIGN §3 signal events.
 
     One :class:`SymbolMachine` per symbol; events come in file order with ``id`` 1..N and
@@ -158,13 +157,12 @@ def _run(
 
 def _events(
     signals: Iterable[Signal], rule: RuleDef, bar_seconds: int, *, shift: int, first_id: int = 1
-) -> Iterator[dict[str, Any]]:
+) -> Iterator[events.SignalEvent]:
     rule_name = rule.name
     for number, signal in enumerate(signals, first_id):
-        event = signal_event(signal, id=number, rule_name=rule_name, bar_seconds=bar_seconds)
-        if shift:
-            event["timestamp"] = format_time(signal.close_time + shift)
-        yield event
+        yield events.signal_from(
+            signal, id=number, rule_name=rule_name, bar_seconds=bar_seconds, shift=shift
+        )
 
 
 def replay_lines(

@@ -3,7 +3,7 @@
 import pytest
 
 from engine.core.bars import Bar
-from engine.core.machine import Signal, SymbolMachine, signal_event
+from engine.core.machine import Signal, SymbolMachine
 from engine.core.rules import DEFAULT_RULE_DEFINITION, operand_period, validate_definition
 from engine.core.text import parse_text
 
@@ -248,17 +248,6 @@ def test_signal_carries_identity_price_and_values():
     assert signal == Signal("AAPL", T0 + 50, RISING[9], 2,
                             {"PRICE": 100.09, "MA5": 100.07, "MA10": 100.045})  # fmt: skip
     assert SymbolMachine(rule, "AAPL", rule_id=7).rule_id == 7
-
-
-def test_signal_event_has_the_design_keys():
-    signal = Signal("AAPL", T0 + 60, 189.2, 2, {"MA5": 189.1})
-    event = signal_event(signal, id=1042, rule_name="MA Momentum", bar_seconds=5)
-    assert event == {
-        "event": "signal", "symbol": "AAPL", "price": 189.2, "rule_id": 2,
-        "timestamp": "2025-12-16T09:31:00Z", "id": 1042, "rule_name": "MA Momentum",
-        "bar_seconds": 5, "values": {"MA5": 189.1},
-    }  # fmt: skip
-    assert list(event)[:5] == ["event", "symbol", "price", "rule_id", "timestamp"]
 
 
 def test_last_values_before_and_after_definition():

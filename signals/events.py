@@ -1,0 +1,214 @@
+"""Every event the system emits, and the one place each one's dict is built.
+
+The contract is DESIGN §3 and docs/delivery.md. The worker builds its events here, the bridge
+carries them, the sockets, REST and CSV send them, and the pure core's ``replay`` prints them,
+so this module is plain Python: no Django, nothing but the core's time format.
+
+Kinds a program can receive: ``signal``, ``status``, ``bar`` (after subscribing to the bar
+stream), ``pong``, ``subscribed`` and ``error``. ``hello`` only travels up the bridge.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Final, NotRequired, TypedDict
+
+from engine.core.bars import format_time
+from engine.core.machine import Signal
+
+SIGNAL: Final = "signal"
+STATUS: Final = "status"
+BAR: Final = "bar"
+PONG: Final = "pong"
+SUBSCRIBED: Final = "subscribed"
+ERROR: Final = "error"
+HELLO: Final = "hello"  # the worker's first frame on the bridge; never forwarded
+
+# What the worker sends over the bridge and the fan-out forwards.
+PUBLISHED: Final = frozenset({SIGNAL, STATUS, BAR})
+
+
+class SignalEvent(TypedDict):
+    """DESIGN §3: the seed's keys first, then the extras."""
+
+    event: str
+    symbol: str
+    price: float
+    rule_id: int | None
+    timestamp: str  # bar close time, UTC, YYYY-MM-DDTHH:MM:SSZ
+    id: int  # the database id (a replay's sequence number)
+    rule_name: str
+    bar_seconds: int
+    values: dict[str, float]
+
+
+class StatusEvent(TypedDict):
+    """The engine's state and its sentence. ``GET /api/engine/`` adds the details."""
+
+    event: str
+    state: str
+    message: str
+    time: str
+    desired: NotRequired[str]
+    heartbeat: NotRequired[str | None]
+    last_bar_time: NotRequired[str | None]
+    rule_id: NotRequired[int | None]
+    watchlist_id: NotRequired[int | None]
+
+
+class BarEvent(TypedDict):
+    """A closed bar with the rule's operand values and the symbol's machine state."""
+
+    event: str
+    symbol: str
+    time: str  # bar start, UTC
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+    values: dict[str, float]
+    state: str
+    cooldown_until: str | None
+
+
+class ErrorEvent(TypedDict):
+    event: str
+    message: str
+
+
+class SubscribedEvent(TypedDict):
+    event: str
+    symbols: list[str] | None  # None: every symbol
+    bars: bool
+
+
+class PongEvent(TypedDict):
+    event: str
+
+
+Event = SignalEvent | StatusEvent | BarEvent | ErrorEvent | SubscribedEvent | PongEvent
+
+
+def signal(
+    *,
+    id: int,
+    symbol: str,
+    price: float,
+    rule_id: int | None,
+    rule_name: str,
+    close_time: int,
+    bar_seconds: int,
+    values: dict[str, float],
+) -> SignalEvent:
+    """A signal; ``close_time`` is the bar's close, epoch seconds."""
+    return {
+        "event": SIGNAL,
+        "symbol": symbol,
+        "price": price,
+        "rule_id": rule_id,
+        "timestamp": format_time(close_time),
+        "id": id,
+        "rule_name": rule_name,
+        "bar_seconds": bar_seconds,
+        "values": values,
+    }
+
+
+def signal_from(
+    fired: Signal, *, id: int, rule_name: str, bar_seconds: int, shift: int = 0
+) -> SignalEvent:
+    """The event of a signal the core fired (``shift``: seconds added to its close time, for
+    a replay that learns the bar length only at the end of the file)."""
+    return signal(
+        id=id,
+        symbol=fired.symbol,
+        price=fired.price,
+        rule_id=fired.rule_id,
+        rule_name=rule_name,
+        close_time=fired.close_time + shift,
+        bar_seconds=bar_seconds,
+        values=fired.values,
+    )
+
+
+def status(
+    *,
+    state: str,
+    message: str,
+    time: int,
+    desired: str | None = None,
+    heartbeat: str | None = None,
+    last_bar_time: str | None = None,
+    rule_id: int | None = None,
+    watchlist_id: int | None = None,
+) -> StatusEvent:
+    """The engine's state. The live event carries state, message and time; ``desired`` given
+    means the full form of ``GET /api/engine/`` (heartbeat, last bar, what the run holds)."""
+    event: StatusEvent = {
+        "event": STATUS,
+        "state": state,
+        "message": message,
+        "time": format_time(time),
+    }
+    if desired is not None:
+        event["desired"] = desired
+        event["heartbeat"] = heartbeat
+        event["last_bar_time"] = last_bar_time
+        event["rule_id"] = rule_id
+        event["watchlist_id"] = watchlist_id
+    return event
+
+
+def bar(
+    *,
+    symbol: str,
+    start: int,
+    open: float,
+    high: float,
+    low: float,
+    close: float,
+    volume: float,
+    values: dict[str, float],
+    state: str,
+    cooldown_until: int | None,
+) -> BarEvent:
+    return {
+        "event": BAR,
+        "symbol": symbol,
+        "time": format_time(start),
+        "open": open,
+        "high": high,
+        "low": low,
+        "close": close,
+        "volume": volume,
+        "values": values,
+        "state": state,
+        "cooldown_until": format_time(cooldown_until) if cooldown_until else None,
+    }
+
+
+def error(message: str) -> ErrorEvent:
+    """A program's frame (or a REST request) was refused; the connection stays open."""
+    return {"event": ERROR, "message": message}
+
+
+def subscribed(symbols: frozenset[str] | None, *, bars: bool) -> SubscribedEvent:
+    return {
+        "event": SUBSCRIBED,
+        "symbols": None if symbols is None else sorted(symbols),
+        "bars": bars,
+    }
+
+
+def pong() -> PongEvent:
+    return {"event": PONG}
+
+
+def hello() -> dict[str, str]:
+    return {"event": HELLO}
+
+
+def text(event: Event | dict) -> str:
+    """An event as the compact JSON text a program socket gets (and the bridge carries)."""
+    return json.dumps(event, separators=(",", ":"))
