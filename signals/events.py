@@ -11,6 +11,7 @@ stream), ``pong``, ``subscribed`` and ``error``. ``hello`` only travels up the b
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Final, NotRequired, TypedDict
 
 from engine.core.bars import format_time
@@ -209,6 +210,6 @@ def hello() -> dict[str, str]:
     return {"event": HELLO}
 
 
-def text(event: Event | dict) -> str:
+def text(event: Event | Mapping[str, object]) -> str:
     """An event as the compact JSON text a program socket gets (and the bridge carries)."""
     return json.dumps(event, separators=(",", ":"))

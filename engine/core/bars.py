@@ -9,10 +9,13 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from operator import itemgetter
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final, Literal, TextIO, overload
 
 from engine.core.indicators import SCALE as PRICE_SCALE  # the core keeps whole millionths
 from engine.core.inputs import clip
+
+if TYPE_CHECKING:
+    from _csv import Reader as CsvReader  # csv.reader()'s type; not importable at run time
 
 MINUTE: Final = 60
 # Bars start in [1970-01-01, 2100-01-01) UTC: every close time (start + a bar length of at
@@ -242,14 +245,20 @@ class _Columns:
                 f"missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)}; "
                 f"the header needs {','.join(REQUIRED_COLUMNS)} (and optionally symbol)",
             )
-        for col in (*REQUIRED_COLUMNS, "symbol"):
-            setattr(self, col, names.index(col) if col in names else None)
+        # Indexes of the columns in a row (every required one is present, checked above).
+        self.time = names.index("time")
+        self.open = names.index("open")
+        self.high = names.index("high")
+        self.low = names.index("low")
+        self.close = names.index("close")
+        self.volume = names.index("volume")
+        self.symbol = names.index("symbol") if "symbol" in names else None
         self.width = max(
             self.time, self.open, self.high, self.low, self.close, self.volume, self.symbol or 0
         )
 
 
-def _open_csv(path: str | Path) -> tuple[Iterator[list[str]], _Columns, object]:
+def _open_csv(path: str | Path) -> tuple[CsvReader, _Columns, TextIO]:
     try:
         handle = open(path, newline="", encoding="utf-8-sig")  # noqa: SIM115 - closed by caller
     except OSError as err:
@@ -396,6 +405,8 @@ def _bar_factory() -> Callable[[str, int, int, float, float, float, float, float
 
 
 SymbolCheck = Callable[[str], str]
+BarRow = tuple[str, int, float, float, float, float, float]
+"""A bar as ``(symbol, time, open, high, low, close, volume)``, from :func:`read_csv_rows`."""
 
 
 def iter_csv_bars(
@@ -444,7 +455,7 @@ def read_csv_bars(
     length in the same pass and stamp ``bar_seconds`` later); otherwise bars closer than
     ``bar_seconds`` are an error.
     """
-    return _read_csv(path, symbol, bar_seconds, min_gap, check_symbol, as_tuples=False)  # type: ignore[return-value]
+    return _read_csv(path, symbol, bar_seconds, min_gap, check_symbol, as_tuples=False)
 
 
 def read_csv_rows(
@@ -454,10 +465,34 @@ def read_csv_rows(
     bar_seconds: int,
     min_gap: list[int] | None,
     check_symbol: SymbolCheck | None = None,
-) -> Iterator[tuple[str, int, float, float, float, float, float]]:
+) -> Iterator[BarRow]:
     """:func:`read_csv_bars` yielding ``(symbol, time, open, high, low, close, volume)``
     tuples instead of Bars (cheaper, for bulk replay). Same checks and errors."""
-    return _read_csv(path, symbol, bar_seconds, min_gap, check_symbol, as_tuples=True)  # type: ignore[return-value]
+    return _read_csv(path, symbol, bar_seconds, min_gap, check_symbol, as_tuples=True)
+
+
+@overload
+def _read_csv(
+    path: str | Path,
+    symbol: str | None,
+    bar_seconds: int,
+    min_gap: list[int] | None,
+    check_symbol: SymbolCheck | None,
+    *,
+    as_tuples: Literal[False],
+) -> Iterator[Bar]: ...
+
+
+@overload
+def _read_csv(
+    path: str | Path,
+    symbol: str | None,
+    bar_seconds: int,
+    min_gap: list[int] | None,
+    check_symbol: SymbolCheck | None,
+    *,
+    as_tuples: Literal[True],
+) -> Iterator[BarRow]: ...
 
 
 def _read_csv(
@@ -468,7 +503,7 @@ def _read_csv(
     check_symbol: SymbolCheck | None,
     *,
     as_tuples: bool,
-) -> Iterator[Bar | tuple[str, int, float, float, float, float, float]]:
+) -> Iterator[Bar | BarRow]:
     wanted = symbol.strip().upper() if symbol else None
     reader, cols, handle = _open_csv(path)
     fallback = wanted or default_symbol(path)
@@ -485,6 +520,7 @@ def _read_csv(
     last_t = 0
     make_bar = _bar_factory()
     minute_prefix, minute_base = "", 0
+    prev: int | None  # the symbol's previous bar start (a declaration: no code runs)
     # Hot loop: one try for the whole row; diagnose the field only when something fails.
     try:
         for row in reader:
@@ -542,9 +578,10 @@ def _read_csv(
                 or round(lo * scale) / scale != lo
                 or round(c * scale) / scale != c
             ):
-                o, h, lo, c = map(millionths, (o, h, lo, c))  # type: ignore[assignment]
-                if o is None or h is None or lo is None or c is None:
+                mo, mh, ml, mc = map(millionths, (o, h, lo, c))
+                if mo is None or mh is None or ml is None or mc is None:
                     raise BarFileError(path, reader.line_num, _row_problem(row, cols))
+                o, h, lo, c = mo, mh, ml, mc
             if sym == last_sym:
                 prev = last_t
             else:

@@ -49,10 +49,11 @@ def _greater(a: _Source, b: _Source, *, or_equal: bool) -> Check:
     """``a > b`` (or ``a >= b``) without division; False while either side is undefined."""
     g = gcd(a.den, b.den)
     ad, bd = a.den // g, b.den // g
-    a_fixed = isinstance(a, Value) and a.num is not None
-    b_fixed = isinstance(b, Value) and b.num is not None
-    if b_fixed:
-        limit = b.num * ad
+    # A Value with a number at compile time is a constant: fold it into ``limit``.
+    a_fixed = a.num if isinstance(a, Value) else None
+    b_fixed = b.num if isinstance(b, Value) else None
+    if b_fixed is not None:
+        limit = b_fixed * ad
         if or_equal:
 
             def check() -> bool:
@@ -66,8 +67,8 @@ def _greater(a: _Source, b: _Source, *, or_equal: bool) -> Check:
                 return x is not None and x * bd > limit
 
         return check
-    if a_fixed:
-        limit = a.num * bd
+    if a_fixed is not None:
+        limit = a_fixed * bd
         if or_equal:
 
             def check() -> bool:
@@ -352,7 +353,7 @@ class SymbolMachine:
         self.cooldown_until = close_time + self._cooldown
         self.state = COOLDOWN
         # The price as the core holds it, whole millionths: 238.73, never 238.73000000000002.
-        price = self._price.num / SCALE  # type: ignore[operator]
+        price = self._price.num / SCALE  # type: ignore[operator]  # _step set it: an int
         return Signal(self.symbol, close_time, price, self.rule_id, self._signal_values())
 
     @property

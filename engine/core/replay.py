@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from engine.core.bars import (
     MINUTE,
     BarFileError,
+    BarRow,
     SymbolCheck,
     iter_csv_bars,
     read_csv_rows,
@@ -136,13 +137,14 @@ def replay_events(
 
 
 def _run(
-    rows: Iterator[tuple[str, int, float, float, float, float, float]],
+    rows: Iterator[BarRow],
     rule: RuleDef,
     bar_seconds: int,
 ) -> Iterator[Signal]:
     machines: dict[str, SymbolMachine] = {}
-    last_symbol = None
-    on_values = None
+    last_symbol: str | None = None
+    # Bound on the first row (its symbol is never None); a declaration, no code runs.
+    on_values: Callable[[int, int, float, float, float, float, float], Signal | None]
     for sym, t, o, h, lo, c, v in rows:
         if sym != last_symbol:
             last_symbol = sym
@@ -150,7 +152,7 @@ def _run(
             if machine is None:
                 machine = machines[sym] = SymbolMachine(rule, sym)
             on_values = machine.on_values
-        signal = on_values(t, bar_seconds, o, h, lo, c, v)  # type: ignore[misc]
+        signal = on_values(t, bar_seconds, o, h, lo, c, v)
         if signal is not None:
             yield signal
 
