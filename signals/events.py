@@ -68,7 +68,7 @@ class BarEvent(TypedDict):
     low: float
     close: float
     volume: float
-    values: dict[str, float]
+    values: dict[str, float | None]  # every operand of the rule; None (null) while undefined
     state: str
     cooldown_until: str | None
 
@@ -170,7 +170,7 @@ def bar(
     low: float,
     close: float,
     volume: float,
-    values: dict[str, float],
+    values: dict[str, float | None],
     state: str,
     cooldown_until: int | None,
 ) -> BarEvent:
