@@ -1,106 +1,82 @@
-"""The IB feed's connection to TWS / IB Gateway: connect read-only, disconnect, route errors."""
+"""The connection to TWS / IB Gateway: connect read-only with a readable failure, disconnect.
+
+Used by :class:`~engine.feeds.ib.feed.IBFeed` and by the Settings page's connection test.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Literal
 
-from engine.core.bars import MinuteAggregator
-from engine.feeds.base import Feed
-from engine.feeds.ib import library
 from engine.feeds.ib.errors import (
-    FARM_OK_CODES,
     TWS_API_HELP,
     ConnectFailure,
     client_id_message,
     format_seconds,
     unreachable_message,
 )
+from engine.feeds.ib.library import ErrorCallback, IBClient
 
 logger = logging.getLogger(__name__)
 
-
-@dataclass
-class SymbolState:
-    symbol: str
-    contract: Any = None
-    realtime: Any = None  # the library's RealTimeBarList of the current connection
-    last_5s: int | None = None  # start of the last 5-second bar taken in
-    last_yielded: int | None = None  # start of the last bar yielded, in run bar size
-    last_arrival: float = 0.0  # monotonic time of the last realtime bar
-    first_live: int | None = None  # start of the first bar of the current subscription
-    warmed: bool = False
-    dropped: bool = False
-    stale_notified: bool = False
-    notices: set[int] = field(default_factory=set)
+# What a connection attempt waits for: the handshake, a refusal, or the feed being closed.
+Waiter = asyncio.Future[None] | asyncio.Future[ConnectFailure] | asyncio.Future[Literal[True]]
 
 
-class IBConnection(Feed):
-    """The settings and state of :class:`~engine.feeds.ib.feed.IBFeed`, and its connection.
+class IBConnection:
+    """At most one :class:`~engine.feeds.ib.library.IBClient` at a time, connected read-only.
 
-    Every connection gets a new generation number: callbacks and queued items of an older
-    connection are ignored."""
+    Every connection attempt gets a new ``generation`` number, and so does every disconnect:
+    events of an older connection are not passed on, and the feed tags what it queues with
+    the generation to ignore the rest. ``on_error`` gets the current connection's errors
+    (``req_id, code, message, symbol``), ``on_disconnected`` the loss of it."""
 
     def __init__(
         self,
         *,
-        host: str = "127.0.0.1",
-        port: int = 7497,
-        client_id: int = 17,
-        exchange: str = "SMART",
-        currency: str = "USD",
-        use_rth: bool = False,
-        connect_timeout: float = 10,
-        max_backoff: float = 10.0,
-        stale_after: float = 15.0,
-        clock: Callable[[], float] = time.time,
-    ):
+        host: str,
+        port: int,
+        client_id: int,
+        connect_timeout: float,
+        on_error: ErrorCallback | None = None,
+        on_disconnected: Callable[[], None] | None = None,
+    ) -> None:
         self.host = host
         self.port = int(port)
         self.client_id = int(client_id)
-        self.exchange = exchange
-        self.currency = currency
-        self.use_rth = use_rth
         self.connect_timeout = connect_timeout
-        self.max_backoff = min(max(max_backoff, 0.1), 10.0)
-        self.stale_after = stale_after
-        self.clock = clock
-        self._ib: Any = None
-        self._generation = 0
-        self._queue: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
-        self._closed = asyncio.Event()
-        self._symbols: dict[str, SymbolState] = {}
-        self._realtime_req: dict[int, str] = {}  # reqId -> symbol, current connection
-        self._request_errors: dict[str, tuple[int, str]] = {}  # symbol -> last error
-        self._aggregator: MinuteAggregator | None = None
-        self._bar_seconds = library.REALTIME_BAR_SECONDS
-        self._calendar_ready: asyncio.Future[Any] | None = None
+        self.client: IBClient | None = None  # set while connecting and connected
+        self.generation = 0
+        self._on_error = on_error
+        self._on_disconnected = on_disconnected
 
-    async def _connect(self) -> None:
-        """Connect read-only; raises :class:`ConnectFailure` with a readable message."""
-        self._generation += 1
-        generation = self._generation
-        ib = library.new_client()
+    async def connect(self, closed: asyncio.Event | None = None) -> IBClient:
+        """Connect read-only and return the client; raises :class:`ConnectFailure` with a
+        readable message. Setting ``closed`` ends the attempt (``ConnectFailure("Closed.")``).
+        """
+        self.generation += 1
+        generation = self.generation
+        closed = closed or asyncio.Event()
+        client = IBClient()
         loop = asyncio.get_running_loop()
         refused: asyncio.Future[ConnectFailure] = loop.create_future()
 
-        def on_error(req_id: int, code: int, message: str, contract: Any = None) -> None:
-            if generation != self._generation:
+        def on_error(req_id: int, code: int, message: str, symbol: str | None) -> None:
+            if generation != self.generation:
                 return
             if code == 326 and not refused.done():
                 refused.set_result(
                     ConnectFailure(client_id_message(self.client_id), permanent=True, code=326)
                 )
-            self._on_error(req_id, code, message, contract)
+            if self._on_error is not None:
+                self._on_error(req_id, code, message, symbol)
 
         def on_api_error(message: str) -> None:
             # The peer closing the socket during the handshake: fail now, not at timeout.
-            if not refused.done() and "Peer closed" in str(message):
+            if not refused.done() and "Peer closed" in message:
                 refused.set_result(
                     ConnectFailure(
                         f"TWS / IB Gateway at {self.host}:{self.port} closed the API "
@@ -110,42 +86,38 @@ class IBConnection(Feed):
                 )
 
         def on_disconnected() -> None:
-            if generation == self._generation:
-                self._queue.put_nowait(("disconnected", generation))
+            if generation == self.generation and self._on_disconnected is not None:
+                self._on_disconnected()
 
-        ib.errorEvent += on_error
-        ib.client.apiError += on_api_error
-        kwargs: dict[str, Any] = {"readonly": True, "timeout": self.connect_timeout}
-        kwargs.update(library.connect_options())
-        self._ib = ib
+        client.on_error(on_error)
+        client.on_api_error(on_api_error)
+        self.client = client
         connecting = asyncio.ensure_future(
-            ib.connectAsync(self.host, self.port, clientId=self.client_id, **kwargs)
+            client.connect(self.host, self.port, self.client_id, timeout=self.connect_timeout)
         )
-        closing = asyncio.ensure_future(self._closed.wait())
+        closing = asyncio.ensure_future(closed.wait())
+        waiting: set[Waiter] = {connecting, refused, closing}
         try:
-            done, _ = await asyncio.wait(
-                {connecting, refused, closing}, return_when=asyncio.FIRST_COMPLETED
-            )
+            done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
         finally:
             closing.cancel()
         if connecting in done and connecting.exception() is None:
-            ib.disconnectedEvent += on_disconnected
-            self._realtime_req = {}
+            client.on_disconnected(on_disconnected)
             logger.info(
                 "connected to %s:%s, server version %s",
                 self.host,
                 self.port,
-                ib.client.serverVersion(),
+                client.server_version(),
             )
-            return
+            return client
         if not connecting.done():
             connecting.cancel()
             with contextlib.suppress(BaseException):
                 await connecting
-        self._shutdown_connection()
+        self.disconnect()
         if refused.done():
             raise refused.result()
-        if self._closed.is_set():
+        if closed.is_set():
             raise ConnectFailure("Closed.")
         exc = connecting.exception()
         if isinstance(exc, TimeoutError):
@@ -161,32 +133,9 @@ class IBConnection(Feed):
             )
         raise ConnectFailure(f"Connecting to TWS / IB Gateway failed: {exc}")
 
-    def _shutdown_connection(self) -> None:
-        ib, self._ib = self._ib, None
-        self._generation += 1  # ignore late events of the old connection
-        if ib is None:
-            return
-        for state in self._symbols.values():
-            bars, state.realtime = state.realtime, None
-            if bars is not None and ib.isConnected():
-                with contextlib.suppress(Exception):
-                    ib.cancelRealTimeBars(bars)
-        self._realtime_req = {}
-        with contextlib.suppress(Exception):
-            ib.disconnect()
-        with contextlib.suppress(Exception):
-            ib.client.disconnect()
-
-    async def _sleep(self, seconds: float) -> bool:
-        """Sleep unless closed first; True if the feed was closed."""
-        with contextlib.suppress(asyncio.TimeoutError, TimeoutError):
-            await asyncio.wait_for(self._closed.wait(), seconds)
-        return self._closed.is_set()
-
-    def _on_error(self, req_id: int, code: int, message: str, contract: Any) -> None:
-        if code in FARM_OK_CODES:
-            return
-        if req_id in self._realtime_req or req_id == -1:
-            self._queue.put_nowait(("error", self._generation, req_id, code, message))
-        elif contract is not None and getattr(contract, "symbol", None):
-            self._request_errors[contract.symbol.upper()] = (code, message)
+    def disconnect(self) -> None:
+        """Drop the connection (or the attempt), if any; later events of it are ignored."""
+        client, self.client = self.client, None
+        self.generation += 1
+        if client is not None:
+            client.disconnect()

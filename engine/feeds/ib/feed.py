@@ -6,41 +6,87 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 from typing import ClassVar
 
 from engine import markethours
-from engine.core.bars import MinuteAggregator
-from engine.feeds.base import BarEvent, FeedError, FeedEvent, StatusEvent
-from engine.feeds.ib import library
-from engine.feeds.ib.bars import IBBars
-from engine.feeds.ib.connection import SymbolState
+from engine.feeds.base import BarEvent, Feed, FeedError, FeedEvent, StatusEvent
+from engine.feeds.ib.bars import MINUTE_FLUSH_AFTER, IBBars, SymbolState
+from engine.feeds.ib.connection import IBConnection
 from engine.feeds.ib.errors import (
+    FARM_OK_CODES,
     NOTHING_LEFT,
     REALTIME_SYMBOL_CODES,
     ConnectFailure,
     describe_ib_error,
     format_seconds,
 )
+from engine.feeds.ib.inbox import (
+    BadBar,
+    BarArrived,
+    Closed,
+    Disconnected,
+    ErrorArrived,
+    Inbox,
+    InboxItem,
+)
+from engine.feeds.ib.library import REALTIME_BAR_SECONDS
 
 logger = logging.getLogger(__name__)
 
 # Retry interval cap while the TWS port refuses connections (TWS not running yet).
 REFUSED_RETRY = 2.0
-# How long a minute may stay open with no new 5 s bar before it is closed anyway.
-MINUTE_FLUSH_AFTER = 10.0
 
 
-class IBFeed(IBBars):
+class IBFeed(Feed):
     """Closed bars from TWS / IB Gateway: history warm-up, then 5-second realtime bars
     (aggregated to 1 minute locally when asked), with reconnect, backfill and a per-symbol
     staleness watchdog during NYSE hours.
 
-    Settings (host, port, client id, ...) are the keyword arguments of
-    :class:`~engine.feeds.ib.connection.IBConnection`."""
+    It connects through an :class:`~engine.feeds.ib.connection.IBConnection` and takes bars
+    in through an :class:`~engine.feeds.ib.bars.IBBars` (one per run). IB's callbacks put
+    what they have into the inbox (a queue); the session loop here takes it out."""
 
     name: ClassVar[str] = "ib"
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 7497,
+        client_id: int = 17,
+        exchange: str = "SMART",
+        currency: str = "USD",
+        use_rth: bool = False,
+        connect_timeout: float = 10,
+        max_backoff: float = 10.0,
+        stale_after: float = 15.0,
+        clock: Callable[[], float] = time.time,
+    ):
+        self.host = host
+        self.port = int(port)
+        self.client_id = int(client_id)
+        self.exchange = exchange
+        self.currency = currency
+        self.use_rth = use_rth
+        self.connect_timeout = connect_timeout
+        self.max_backoff = min(max(max_backoff, 0.1), 10.0)
+        self.stale_after = stale_after
+        self.clock = clock
+        self.connection = IBConnection(
+            host=host,
+            port=port,
+            client_id=client_id,
+            connect_timeout=connect_timeout,
+            on_error=self._on_error,
+            on_disconnected=self._on_disconnected,
+        )
+        self._closed = asyncio.Event()
+        self._inbox: Inbox = asyncio.Queue()
+        self._symbols: dict[str, SymbolState] = {}
+        self._bars = self._new_bars(REALTIME_BAR_SECONDS)
+        self._calendar_ready: asyncio.Future[None] | None = None
 
     # ---- public ------------------------------------------------------------------------
 
@@ -50,9 +96,8 @@ class IBFeed(IBBars):
         if bar_seconds not in (5, 60):
             raise FeedError(f"IB bars must be 5 or 60 seconds long, not {bar_seconds}.")
         self._closed = asyncio.Event()
-        self._queue = asyncio.Queue()
-        self._bar_seconds = bar_seconds
-        self._aggregator = MinuteAggregator() if bar_seconds == 60 else None
+        self._inbox = asyncio.Queue()
+        self._bars = self._new_bars(bar_seconds)
         self._symbols = {}
         for raw in symbols:
             sym = raw.strip().upper()
@@ -66,12 +111,55 @@ class IBFeed(IBBars):
         finally:
             if self._calendar_ready is not None:
                 self._calendar_ready.cancel()
-            self._shutdown_connection()
+            self._disconnect()
 
     async def close(self) -> None:
         self._closed.set()
-        self._shutdown_connection()
-        self._queue.put_nowait(("closed",))
+        self._disconnect()
+        self._inbox.put_nowait(Closed())
+
+    # ---- connection ----------------------------------------------------------------------
+
+    def _new_bars(self, bar_seconds: int) -> IBBars:
+        return IBBars(
+            self.connection,
+            self._inbox,
+            bar_seconds=bar_seconds,
+            use_rth=self.use_rth,
+            clock=self.clock,
+        )
+
+    def _disconnect(self) -> None:
+        """Cancel the subscriptions and drop the connection."""
+        for state in self._symbols.values():
+            self._bars.unsubscribe(state)
+        self.connection.disconnect()
+
+    async def _sleep(self, seconds: float) -> bool:
+        """Sleep unless closed first; True if the feed was closed."""
+        with contextlib.suppress(asyncio.TimeoutError, TimeoutError):
+            await asyncio.wait_for(self._closed.wait(), seconds)
+        return self._closed.is_set()
+
+    def _on_error(self, req_id: int, code: int, message: str, symbol: str | None) -> None:
+        """IB's error callback (current connection only): connection and realtime errors go
+        to the inbox, those of history and contract lookups to the bars."""
+        if code in FARM_OK_CODES:
+            return
+        if req_id == -1 or self._realtime_state(req_id) is not None:
+            self._inbox.put_nowait(ErrorArrived(self.connection.generation, req_id, code, message))
+        elif symbol:
+            self._bars.note_request_error(symbol.upper(), code, message)
+
+    def _on_disconnected(self) -> None:
+        self._inbox.put_nowait(Disconnected(self.connection.generation))
+
+    def _realtime_state(self, req_id: int) -> SymbolState | None:
+        """The symbol whose current realtime subscription is ``req_id``."""
+        for state in self._symbols.values():
+            if state.realtime is not None and state.realtime.req_id == req_id:
+                return state
+        return None
 
     # ---- connection loop ---------------------------------------------------------------
 
@@ -87,7 +175,7 @@ class IBFeed(IBBars):
                 yield StatusEvent(state, f"Connecting to TWS / IB Gateway at {where}…")
                 announce = False
             try:
-                await self._connect()
+                await self.connection.connect(self._closed)
             except ConnectFailure as failure:
                 if self._closed.is_set():
                     return
@@ -117,7 +205,7 @@ class IBFeed(IBBars):
                 return
             if not any(not s.dropped for s in self._symbols.values()):
                 return
-            self._shutdown_connection()
+            self._disconnect()
             yield StatusEvent(
                 "reconnecting",
                 f"Lost the connection to TWS / IB Gateway at {where}; reconnecting.",
@@ -128,7 +216,8 @@ class IBFeed(IBBars):
     # ---- one connected session ---------------------------------------------------------
 
     async def _session(self, warmup_bars: int) -> AsyncIterator[FeedEvent]:
-        ib = self._ib
+        event: FeedEvent
+        client = self.connection.client
         pending = [s for s in self._symbols.values() if not s.dropped and s.contract is None]
         for event in await self._qualify(pending):
             yield event
@@ -145,58 +234,55 @@ class IBFeed(IBBars):
             names = ", ".join(s.symbol for s in cold)
             yield StatusEvent("warming_up", f"Loading history for {names}…")
         for state in live:
-            self._subscribe(state)
+            self._bars.subscribe(state)
         for state in live:
             if state.warmed:
-                async for event in self._backfill(state):
+                async for event in self._bars.backfill(state):
                     yield event
             else:
-                async for event in self._warm_up(state, warmup_bars):
+                async for event in self._bars.warm_up(state, warmup_bars):
                     yield event
-        if ib is not self._ib:
+        if client is not self.connection.client:
             raise ConnectionError("connection lost during warm-up")
         names = ", ".join(s.symbol for s in live if not s.dropped)
-        size = "5-second" if self._bar_seconds == 5 else "1-minute"
+        size = "5-second" if self._bars.bar_seconds == 5 else "1-minute"
         yield StatusEvent(
             "running", f"Receiving {size} bars for {names} from TWS at {self.host}:{self.port}."
         )
         market_open: bool | None = None
         last_tick = 0.0
         while not self._closed.is_set():
-            try:
-                item = await asyncio.wait_for(self._queue.get(), 1.0)
-            except TimeoutError:
-                item = ("tick",)
-            kind = item[0]
-            if kind == "closed":
+            item: InboxItem | None = None  # None: a second without news, time for the checks
+            with contextlib.suppress(TimeoutError):
+                item = await asyncio.wait_for(self._inbox.get(), 1.0)
+            generation = self.connection.generation
+            if isinstance(item, Closed):
                 return
-            if kind == "disconnected":
-                if item[1] == self._generation:
+            if isinstance(item, Disconnected):
+                if item.generation == generation:
                     raise ConnectionError("disconnected")
                 continue
-            if kind == "bar":
-                _, generation, symbol, bar = item
-                if generation != self._generation:
+            if isinstance(item, BarArrived):
+                if item.generation != generation:
                     continue
-                state = self._symbols[symbol]
+                state = self._symbols[item.symbol]
                 if state.dropped:
                     continue
                 state.last_arrival = time.monotonic()
                 state.stale_notified = False
-                for out in self._take(state, bar):
+                for out in self._bars.take(state, item.bar):
                     yield BarEvent(out)
-            elif kind == "bad_bar":
-                _, generation, symbol, problem = item
-                if generation == self._generation:
-                    logger.warning("%s: skipped a realtime bar: %s", symbol, problem)
+            elif isinstance(item, BadBar):
+                if item.generation == generation:
+                    logger.warning("%s: skipped a realtime bar: %s", item.symbol, item.problem)
                     yield StatusEvent(
-                        "notice", f"{symbol}: skipped a bar from TWS: {problem}.",
-                        symbol=symbol,
+                        "notice", f"{item.symbol}: skipped a bar from TWS: {item.problem}.",
+                        symbol=item.symbol,
                     )  # fmt: skip
-            elif kind == "error":
-                if item[1] != self._generation:
+            elif isinstance(item, ErrorArrived):
+                if item.generation != generation:
                     continue
-                async for event in self._handle_error(*item[2:]):
+                async for event in self._handle_error(item.req_id, item.code, item.message):
                     yield event
                 if not any(not s.dropped for s in self._symbols.values()):
                     yield StatusEvent("error", NOTHING_LEFT, permanent=True)
@@ -204,12 +290,11 @@ class IBFeed(IBBars):
             now = time.monotonic()
             if now - last_tick >= 1.0 and self._calendar_ready and self._calendar_ready.done():
                 last_tick = now
-                is_open = markethours.is_open(datetime.fromtimestamp(self.clock(), UTC))
+                at = datetime.fromtimestamp(self.clock(), UTC)
+                is_open = markethours.is_open(at)
                 if is_open != market_open:
-                    if not is_open:
-                        message = markethours.closed_message(
-                            datetime.fromtimestamp(self.clock(), UTC)
-                        )
+                    message = None if is_open else markethours.closed_message(at)
+                    if message is not None:
                         if not self.use_rth:
                             message = message[:-1] + " (extended-hours bars may still arrive)."
                         yield StatusEvent("notice", message)
@@ -223,12 +308,15 @@ class IBFeed(IBBars):
 
     async def _qualify(self, states: list[SymbolState]) -> list[StatusEvent]:
         events: list[StatusEvent] = []
-        ib = self._ib
+        client = self.connection.client
         for state in states:
-            self._request_errors.pop(state.symbol, None)
-            stock = library.stock(state.symbol, self.exchange, self.currency)
+            if client is None:
+                raise ConnectionError("connection lost while looking up contracts")
+            self._bars.pop_request_error(state.symbol)
             try:
-                details = await asyncio.wait_for(ib.reqContractDetailsAsync(stock), 15)
+                matches = await asyncio.wait_for(
+                    client.find_stocks(state.symbol, self.exchange, self.currency), 15
+                )
             except TimeoutError:
                 events.append(
                     StatusEvent(
@@ -239,15 +327,12 @@ class IBFeed(IBBars):
                     )
                 )
                 continue
-            if ib is not self._ib:
+            if client is not self.connection.client:
                 raise ConnectionError("connection lost while looking up contracts")
-            matches = [d for d in details if d.contract and d.contract.secType == "STK"]
             if len(matches) == 1:
-                contract = matches[0].contract
-                contract.exchange = self.exchange
-                state.contract = contract
+                state.contract = matches[0]
                 continue
-            code, text = self._request_errors.pop(state.symbol, (200, ""))
+            code, text = self._bars.pop_request_error(state.symbol) or (200, "")
             if matches:
                 message = (
                     f"{state.symbol}: IB found {len(matches)} different stocks for this symbol "
@@ -263,9 +348,7 @@ class IBFeed(IBBars):
             events.append(StatusEvent("notice", message, symbol=state.symbol, permanent=permanent))
         return events
 
-    async def _handle_error(
-        self, req_id: int, code: int, message: str
-    ) -> AsyncIterator[StatusEvent]:
+    async def _handle_error(self, req_id: int, code: int, message: str) -> AsyncIterator[FeedEvent]:
         if req_id == -1:
             if code == 326:
                 return
@@ -274,10 +357,10 @@ class IBFeed(IBBars):
                 yield StatusEvent("notice", sentence)
                 for state in self._symbols.values():
                     if not state.dropped:
-                        self._subscribe(state)
+                        self._bars.subscribe(state)
                 for state in self._symbols.values():
                     if not state.dropped:
-                        async for event in self._backfill(state):
+                        async for event in self._bars.backfill(state):
                             yield event
                 yield StatusEvent("running", "Market data renewed after IB's reconnect.")
             elif code == 1100:
@@ -292,25 +375,21 @@ class IBFeed(IBBars):
             else:
                 yield StatusEvent("notice", sentence)
             return
-        symbol = self._realtime_req.get(req_id)
-        if symbol is None:
+        refused = self._realtime_state(req_id)
+        if refused is None:
             return
-        state = self._symbols[symbol]
+        symbol = refused.symbol
         sentence, permanent = describe_ib_error(code, message)
         if code not in REALTIME_SYMBOL_CODES and not permanent:
             logger.info("IB error %s for %s: %s", code, symbol, message)
             return
         if permanent:
-            state.dropped = True
-            if state.realtime is not None and self._ib is not None:
-                with contextlib.suppress(Exception):
-                    self._ib.cancelRealTimeBars(state.realtime)
-            state.realtime = None
-            self._realtime_req.pop(req_id, None)
+            refused.dropped = True
+            self._bars.unsubscribe(refused)
             sentence += " The other symbols continue."
-        if code in state.notices and not permanent:
+        if code in refused.notices and not permanent:
             return
-        state.notices.add(code)
+        refused.notices.add(code)
         yield StatusEvent("notice", f"{symbol}: {sentence}", symbol=symbol, permanent=permanent)
 
     def _watchdog(self, now: float, market_open: bool) -> list[FeedEvent]:
@@ -319,13 +398,8 @@ class IBFeed(IBBars):
             if state.dropped or state.realtime is None:
                 continue
             silent = now - state.last_arrival
-            if self._aggregator is not None and silent > MINUTE_FLUSH_AFTER:
-                for minute in self._aggregator.flush(
-                    state.symbol, before=int(self.clock() - MINUTE_FLUSH_AFTER)
-                ):
-                    if state.last_yielded is None or minute.time > state.last_yielded:
-                        state.last_yielded = minute.time
-                        events.append(BarEvent(minute))
+            if silent > MINUTE_FLUSH_AFTER:
+                events.extend(BarEvent(minute) for minute in self._bars.flush(state))
             if market_open and silent > self.stale_after:
                 logger.info("%s silent for %.0f s; resubscribing", state.symbol, silent)
                 if not state.stale_notified:
@@ -338,5 +412,5 @@ class IBFeed(IBBars):
                         )
                     )
                     state.stale_notified = True
-                self._subscribe(state)
+                self._bars.subscribe(state)
         return events

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from datetime import datetime
 
+from engine.feeds.ib.connection import IBConnection
 from engine.feeds.ib.errors import ConnectFailure, format_seconds
-from engine.feeds.ib.feed import IBFeed
 
 
 async def test_connection(
@@ -17,25 +18,24 @@ async def test_connection(
 ) -> tuple[bool, str]:
     """Connect read-only, read the server version and accounts, disconnect; returns
     (ok, a sentence for the Settings page)."""
-    feed = IBFeed(host=host, port=port, client_id=client_id, connect_timeout=timeout)
+    connection = IBConnection(host=host, port=port, client_id=client_id, connect_timeout=timeout)
     try:
-        await asyncio.wait_for(feed._connect(), timeout + 1)
+        client = await asyncio.wait_for(connection.connect(), timeout + 1)
     except ConnectFailure as failure:
         return False, failure.message
     except TimeoutError:
-        feed._shutdown_connection()
+        connection.disconnect()
         return False, (
             f"TWS / IB Gateway at {host}:{port} did not answer within {format_seconds(timeout)}."
         )
-    ib = feed._ib
     try:
-        version = ib.client.serverVersion()
-        accounts = list(ib.managedAccounts())
-        when = None
+        version = client.server_version()
+        accounts = client.managed_accounts()
+        when: datetime | None = None
         with contextlib.suppress(Exception):
-            when = await asyncio.wait_for(ib.reqCurrentTimeAsync(), timeout)
+            when = await asyncio.wait_for(client.current_time(), timeout)
     finally:
-        feed._shutdown_connection()
+        connection.disconnect()
     kind = ""
     if accounts:
         paper = all(a.startswith("D") for a in accounts)
