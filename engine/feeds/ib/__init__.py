@@ -1,9 +1,15 @@
 """The IB feed: TWS / IB Gateway realtime bars through ib_async (ib_insync as fallback).
 
-``library`` is the only module of the project that imports the IB client library;
-``errors`` turns IB's error codes into sentences, ``connection`` connects and disconnects,
-``bars`` takes realtime and history bars in, ``feed`` runs it all as :class:`IBFeed`, and
-``probe`` is the Settings page's connection test.
+``library`` is the only module of the project that imports the IB client library: its
+``IBClient`` wraps the library's ``IB`` object in the project's own types. ``errors`` turns
+IB's error codes into sentences, ``connection`` connects an ``IBClient`` read-only and
+disconnects it, ``bars`` takes realtime and history bars in, ``inbox`` is what IB's callbacks
+hand to the feed's loop, ``feed`` runs it all as :class:`IBFeed`, and ``probe`` is the
+Settings page's connection test.
+
+    IBFeed ──> IBConnection ──> IBClient ──> ib_async / ib_insync
+      └──────> IBBars (one per run) ──> IBConnection's current IBClient
+    test_connection ──> IBConnection ──> IBClient
 """
 
 from engine.feeds.ib.errors import IB_ERROR_MESSAGES, describe_ib_error, unreachable_message

@@ -65,7 +65,7 @@ class IBBars:
         self.aggregator = MinuteAggregator() if bar_seconds == 60 else None
         self._request_errors: dict[str, tuple[int, str]] = {}  # symbol -> last error
 
-    # ---- request errors ----------------------------------------------------------------
+    # ---- request errors ------------------------------------------------------------------
 
     def note_request_error(self, symbol: str, code: int, message: str) -> None:
         self._request_errors[symbol] = (code, message)
@@ -74,7 +74,7 @@ class IBBars:
         """The last error noted for ``symbol`` since the last call, if any."""
         return self._request_errors.pop(symbol, None)
 
-    # ---- realtime bars -----------------------------------------------------------------
+    # ---- realtime bars -------------------------------------------------------------------
 
     def subscribe(self, state: SymbolState) -> None:
         """(Re)subscribe ``state``'s realtime bars on the current connection."""
@@ -138,7 +138,7 @@ class IBBars:
                 out.append(minute)
         return out
 
-    # ---- history -----------------------------------------------------------------------
+    # ---- history -------------------------------------------------------------------------
 
     async def _history(
         self, state: SymbolState, duration: int, bar_seconds: int

@@ -88,7 +88,7 @@ class IBFeed(Feed):
         self._bars = self._new_bars(REALTIME_BAR_SECONDS)
         self._calendar_ready: asyncio.Future[None] | None = None
 
-    # ---- public ------------------------------------------------------------------------
+    # ---- public --------------------------------------------------------------------------
 
     async def events(
         self, symbols: Sequence[str], *, bar_seconds: int, warmup_bars: int
@@ -118,7 +118,7 @@ class IBFeed(Feed):
         self._disconnect()
         self._inbox.put_nowait(Closed())
 
-    # ---- connection ----------------------------------------------------------------------
+    # ---- connection and IB's callbacks ---------------------------------------------------
 
     def _new_bars(self, bar_seconds: int) -> IBBars:
         return IBBars(
@@ -155,13 +155,13 @@ class IBFeed(Feed):
         self._inbox.put_nowait(Disconnected(self.connection.generation))
 
     def _realtime_state(self, req_id: int) -> SymbolState | None:
-        """The symbol whose current realtime subscription is ``req_id``."""
+        """The symbol whose realtime subscription on this connection is ``req_id``."""
         for state in self._symbols.values():
             if state.realtime is not None and state.realtime.req_id == req_id:
                 return state
         return None
 
-    # ---- connection loop ---------------------------------------------------------------
+    # ---- connection loop -----------------------------------------------------------------
 
     async def _run(self, warmup_bars: int) -> AsyncIterator[FeedEvent]:
         where = f"{self.host}:{self.port}"
@@ -213,7 +213,7 @@ class IBFeed(Feed):
             if await self._sleep(backoff):
                 return
 
-    # ---- one connected session ---------------------------------------------------------
+    # ---- one connected session -----------------------------------------------------------
 
     async def _session(self, warmup_bars: int) -> AsyncIterator[FeedEvent]:
         event: FeedEvent

@@ -62,7 +62,7 @@ class IBClient:
         self._ib: Any = ibapi.IB()
         self._realtime: dict[int, Any] = {}  # req_id -> the library's RealTimeBarList
 
-    # ---- connection --------------------------------------------------------------------
+    # ---- connection ----------------------------------------------------------------------
 
     async def connect(
         self,
@@ -101,7 +101,7 @@ class IBClient:
         when: datetime = await self._ib.reqCurrentTimeAsync()
         return when
 
-    # ---- callbacks ---------------------------------------------------------------------
+    # ---- callbacks -----------------------------------------------------------------------
 
     def on_error(self, callback: ErrorCallback) -> None:
         """Call ``callback(req_id, code, message, symbol)`` for every error and notice IB
@@ -130,7 +130,7 @@ class IBClient:
 
         self._ib.disconnectedEvent += relay
 
-    # ---- contracts and bars ------------------------------------------------------------
+    # ---- contracts and bars --------------------------------------------------------------
 
     async def find_stocks(self, symbol: str, exchange: str, currency: str) -> list[StockContract]:
         """The stocks IB's contract lookup finds for ``symbol`` on ``exchange`` in
