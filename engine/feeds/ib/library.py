@@ -13,7 +13,6 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 try:
     import ib_async as ibapi
@@ -59,8 +58,8 @@ class IBClient:
     connection attempt. Callbacks run on the event loop, in the library's event handlers."""
 
     def __init__(self) -> None:
-        self._ib: Any = ibapi.IB()
-        self._realtime: dict[int, Any] = {}  # req_id -> the library's RealTimeBarList
+        self._ib = ibapi.IB()
+        self._realtime: dict[int, ibapi.RealTimeBarList] = {}  # by request id
 
     # ---- connection ----------------------------------------------------------------------
 
@@ -74,10 +73,14 @@ class IBClient:
     ) -> None:
         """Connect read-only, fetching nothing at startup that the feed doesn't use. Raises
         what the library raises: TimeoutError, OSError (ConnectionRefusedError), ..."""
-        options: dict[str, Any] = {"readonly": True, "timeout": timeout}
+        ib = self._ib
         if hasattr(ibapi, "StartupFetchNONE"):  # ib_async only
-            options["fetchFields"] = ibapi.StartupFetchNONE
-        await self._ib.connectAsync(host, port, clientId=client_id, **options)
+            fetch = ibapi.StartupFetchNONE
+            await ib.connectAsync(
+                host, port, clientId=client_id, timeout=timeout, readonly=True, fetchFields=fetch
+            )
+        else:  # pragma: no cover - exercised in the ib_insync virtualenv
+            await ib.connectAsync(host, port, clientId=client_id, timeout=timeout, readonly=True)
 
     def disconnect(self) -> None:
         """Close the connection (or the attempt); never raises."""
@@ -108,7 +111,9 @@ class IBClient:
         sends; ``req_id`` is -1 for the connection's own, ``symbol`` names the request's
         contract when there is one."""
 
-        def relay(req_id: int, code: int, message: str, contract: Any = None) -> None:
+        def relay(
+            req_id: int, code: int, message: str, contract: ibapi.Contract | None = None
+        ) -> None:
             symbol = getattr(contract, "symbol", None) if contract is not None else None
             callback(req_id, code, message, str(symbol) if symbol else None)
 
@@ -182,7 +187,7 @@ class IBClient:
         )
         symbol = contract.symbol
 
-        def on_update(updated: Any, has_new_bar: bool) -> None:
+        def on_update(updated: ibapi.RealTimeBarList, has_new_bar: bool) -> None:
             if not has_new_bar or not updated:
                 return
             rt = updated[-1]
@@ -204,7 +209,7 @@ class IBClient:
                 self._ib.cancelRealTimeBars(bar_list)
 
 
-def _native(contract: StockContract) -> Any:
+def _native(contract: StockContract) -> ibapi.Contract:
     """The library's ``Contract`` for ``contract``."""
     return ibapi.Stock(
         contract.ib_symbol,
@@ -217,7 +222,7 @@ def _native(contract: StockContract) -> Any:
     )
 
 
-def _realtime_bar(symbol: str, rt: Any) -> Bar:
+def _realtime_bar(symbol: str, rt: ibapi.RealTimeBar) -> Bar:
     """The library's 5-second ``RealTimeBar`` as our :class:`Bar`."""
     return Bar(
         symbol,
