@@ -88,11 +88,12 @@ async def run_engine(web_url: str, n_bars: int, interval: float, stamps_path: st
     """The real Engine + BridgePublisher; bars come from a feed that stamps hand-over time."""
     from asgiref.sync import sync_to_async
 
-    import engine.worker as worker
-    from engine.bridge import BridgePublisher
+    import engine.worker.engine as worker
     from engine.core.bars import Bar
     from engine.feeds.base import BarEvent, Feed, StatusEvent
-    from engine.services import settings_get
+    from engine.tokens import engine_token
+    from engine.worker.bridge import BridgePublisher
+    from engine.worker.config import Overrides
 
     stamps: dict[int, int] = {}
 
@@ -117,11 +118,11 @@ async def run_engine(web_url: str, n_bars: int, interval: float, stamps_path: st
         async def close(self) -> None:
             self.closed = True
 
-    worker.make_feed = lambda config: ScriptedFeed()
-    token = (await sync_to_async(settings_get)()).engine_token
+    worker.make_feed = lambda config: ScriptedFeed()  # type: ignore[assignment]
+    token = await sync_to_async(engine_token)()
     publisher = BridgePublisher(web_url, token)
     engine = worker.Engine(
-        overrides=worker.Overrides(feed="demo", rule_id=int(os.environ["BENCH_RULE_ID"])),
+        overrides=Overrides(feed="demo", rule_id=int(os.environ["BENCH_RULE_ID"])),
         publisher=publisher,
         start=True,
     )

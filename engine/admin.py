@@ -4,8 +4,8 @@ from django import forms
 from django.contrib import admin
 from django.core.exceptions import ValidationError
 
-from engine.forms import SettingsForm
 from engine.models import AppSettings, EngineState
+from engine.panel.forms import SettingsForm
 from engine.services import (
     SETTINGS_FIELDS,
     SETTINGS_LOCK_ACTION,

@@ -14,7 +14,7 @@ def new_token() -> str:
 
 
 class AppSettings(models.Model):
-    """The single settings row. Environment variables override it (see ``engine.config``)."""
+    """The single settings row. Environment variables override it (see ``engine.worker.config``)."""
 
     class Feed(models.TextChoices):
         IB = "ib", "Interactive Brokers (TWS / IB Gateway)"

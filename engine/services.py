@@ -1,20 +1,25 @@
-"""State changes of the settings row and the engine-state row (the only writers of both)."""
+"""State changes of the settings row and the engine-state row: the only writers of both.
 
-import hmac
+The pages (``engine.panel``), the admin and the CLI change settings and ask for Start / Stop;
+the worker (``engine.worker``) reports its state, heartbeat and run through the ``worker_*``
+functions. Tokens are in ``engine.tokens``.
+"""
+
+from datetime import datetime
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from engine.models import AppSettings, EngineState, new_token
+from engine.models import AppSettings, EngineState
+from rules.models import Rule
+from watchlists.models import Watchlist
 
 
 def settings_get() -> AppSettings:
     """The settings row, created on first use with fresh tokens and the system rule active."""
     app_settings, _ = AppSettings.objects.get_or_create(pk=1)
     if app_settings.active_rule_id is None:
-        from rules.models import Rule
-
         system_rule = Rule.objects.filter(is_system=True).order_by("pk").first()
         if system_rule is not None:
             app_settings.active_rule = system_rule
@@ -88,20 +93,6 @@ def settings_set_active_rule(*, rule) -> AppSettings:
     return app_settings
 
 
-def feed_token_rotate() -> str:
-    app_settings = settings_get()
-    app_settings.feed_token = new_token()
-    app_settings.save(update_fields=["feed_token", "updated_at"])
-    return app_settings.feed_token
-
-
-def token_matches(given: str | None, expected: str) -> bool:
-    """Constant-time comparison of a presented token with the stored one."""
-    if not given or not expected:
-        return False
-    return hmac.compare_digest(given.encode(), expected.encode())
-
-
 def engine_request(*, desired: str) -> EngineState:
     """Record what the user wants (running / stopped); the worker acts on it."""
     if desired not in EngineState.Desired.values:
@@ -111,19 +102,6 @@ def engine_request(*, desired: str) -> EngineState:
         state.desired = desired
         state.save(update_fields=["desired", "updated_at"])
     return state
-
-
-def engine_heartbeat(*, state: str | None = None, message: str | None = None, pid=None) -> None:
-    """The worker's periodic write: heartbeat, and state/message when they changed."""
-    fields = {"heartbeat": timezone.now()}
-    if state is not None:
-        fields["state"] = state
-    if message is not None:
-        fields["message"] = message
-    if pid is not None:
-        fields["pid"] = pid
-    engine_state_get()
-    EngineState.objects.filter(pk=1).update(**fields, updated_at=timezone.now())
 
 
 def engine_is_running(state: EngineState) -> bool:
@@ -147,12 +125,10 @@ def engine_start_problems(*, state: EngineState, active_rule, watchlist) -> list
 
 def engine_start() -> EngineState:
     """The Start button: check there is something to run, then ask the worker to start."""
-    from watchlists.services import watchlist_get_active
-
     problems = engine_start_problems(
         state=engine_state_get(),
         active_rule=settings_get().active_rule,
-        watchlist=watchlist_get_active(),
+        watchlist=Watchlist.objects.filter(is_active=True).first(),
     )
     if problems:
         raise ValidationError(problems)
@@ -162,3 +138,59 @@ def engine_start() -> EngineState:
 def engine_stop() -> EngineState:
     """The Stop button: the worker cancels its subscriptions and releases the locks."""
     return engine_request(desired=EngineState.Desired.STOPPED)
+
+
+# --- the worker's writes ----------------------------------------------------------------------
+
+
+def _worker_write(**fields) -> None:
+    engine_state_get()  # the row exists
+    EngineState.objects.filter(pk=1).update(**fields, updated_at=timezone.now())
+
+
+def worker_recover(*, pid: int) -> str:
+    """At worker start: forget a run a dead worker left locked (kill -9, power loss); returns
+    a note for the log when there was one."""
+    state = engine_state_get()
+    note = ""
+    if state.run_rule_id or state.run_watchlist_id:
+        note = "Recovered from a worker that stopped without cleaning up; its locks are released."
+    _worker_write(
+        state=EngineState.State.IDLE,
+        message=note or "Engine ready. Press Start to scan.",
+        heartbeat=timezone.now(),
+        pid=pid,
+        run_rule=None,
+        run_watchlist=None,
+        run_started=None,
+    )
+    return note
+
+
+def worker_heartbeat(*, last_bar_time: datetime | None = None) -> str:
+    """The worker's tick: it is alive (and how far its bars got); returns the desired state."""
+    fields: dict = {"heartbeat": timezone.now()}
+    if last_bar_time is not None:
+        fields["last_bar_time"] = last_bar_time
+    _worker_write(**fields)
+    return engine_state_get().desired
+
+
+def worker_report(*, state: str, message: str) -> None:
+    """The worker's state and its sentence (with a heartbeat)."""
+    _worker_write(state=state, message=message, heartbeat=timezone.now())
+
+
+def worker_run_started(*, rule_id: int, watchlist_id: int | None) -> None:
+    """A run began: it holds this rule and watchlist until :func:`worker_run_ended`."""
+    _worker_write(
+        run_rule_id=rule_id,
+        run_watchlist_id=watchlist_id,
+        run_started=timezone.now(),
+        last_bar_time=None,
+    )
+
+
+def worker_run_ended() -> None:
+    """The run is over: its rule and watchlist are free again."""
+    _worker_write(run_rule=None, run_watchlist=None, run_started=None)

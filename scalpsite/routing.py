@@ -1,8 +1,7 @@
-"""WebSocket routes of every app, with the checks that belong to each kind of socket."""
+"""WebSocket routes, with the checks that belong to each kind of socket (signals/routing.py)."""
 
 from channels.routing import URLRouter
 
-from engine.routing import websocket_urlpatterns as engine_routes
-from signals.routing import websocket_urlpatterns as signals_routes
+from signals.routing import websocket_urlpatterns
 
-websocket_application = URLRouter([*engine_routes, *signals_routes])
+websocket_application = URLRouter(websocket_urlpatterns)

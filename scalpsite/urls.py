@@ -14,5 +14,5 @@ urlpatterns = [
     path("rules/", include("rules.urls")),
     path("watchlists/", include("watchlists.urls")),
     path("", include("signals.urls")),
-    path("", include("engine.urls")),
+    path("", include("engine.panel.urls")),
 ]

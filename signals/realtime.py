@@ -1,23 +1,26 @@
 """The one path for live pushes: engine events in, program (JSON) and page (HTML) sockets out.
 
-The engine worker sends its events over the `/ws/engine/` bridge; the bridge consumer hands
-each one to :func:`publish`. For signals the channel layer is only a wake-up: every socket keeps
-its own position and reads what it has not sent from SQLite, the source of truth
-(``signals.consumers.SignalStream``; docs/delivery.md). A per-process watch (:func:`watch`)
-wakes the sockets of this process that a lost wake-up left behind, and closes program sockets
-whose feed token was rotated.
+The engine worker sends its events over the `/ws/engine/` bridge; the bridge consumer
+(``signals.consumers.EngineBridgeConsumer``) hands each one to :func:`publish`. For signals
+the channel layer is only a wake-up: every socket keeps its own position and reads what it has
+not sent from SQLite, the source of truth (``signals.stream.SignalStream``; docs/delivery.md).
+A per-process watch (:func:`watch`) wakes the sockets of this process that a lost wake-up left
+behind, and closes program sockets whose feed token was rotated.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from typing import Protocol
 
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.template.loader import render_to_string
+
+from engine import tokens
+from signals import events
+from signals.services import newest_signal_id
 
 logger = logging.getLogger(__name__)
 
@@ -29,35 +32,24 @@ GROUP_ENGINE = "engine"  # the bridge consumer: commands down to the worker
 WATCH_SECONDS = 0.5  # how often each Daphne process reads the newest id and the feed token
 
 
-def event_text(event: dict) -> str:
-    """An event as the JSON text every program socket gets."""
-    return json.dumps(event, separators=(",", ":"))
-
-
 def signal_html(event: dict) -> str:
     """A signal as the HTML every page socket gets: a live row and its tile's last signal."""
     return render_to_string("signals/partials/signal_live.html", {"signal": event})
 
 
-def newest_signal_id() -> int:
-    from signals.models import Signal
-
-    return Signal.objects.order_by("-id").values_list("id", flat=True).first() or 0
-
-
 async def publish(event: dict) -> None:
     """Fan an engine event out to every program and page socket."""
     kind = event.get("event")
-    if kind == "signal":
+    if kind == events.SIGNAL:
         # The wake-up carries the frames, so a socket that is up to date sends them as they are.
         await _feed_send(GROUP_FEED, event)
         await get_channel_layer().group_send(
             GROUP_UI, {"type": "ui.signal", "id": event["id"], "html": signal_html(event)}
         )
-    elif kind == "status":
+    elif kind == events.STATUS:
         await _feed_send(GROUP_FEED, event)
         await _group_html(render_to_string("engine/partials/status.html", {"status": event}))
-    elif kind == "bar":
+    elif kind == events.BAR:
         await _feed_send(GROUP_BARS, event)
         await _group_html(render_to_string("engine/partials/tile.html", {"bar": event}))
     else:
@@ -81,7 +73,7 @@ async def _feed_send(group: str, event: dict) -> None:
         "kind": event["event"],
         "id": event.get("id"),
         "symbol": event.get("symbol"),
-        "text": event_text(event),
+        "text": events.text(event),
     }
     await get_channel_layer().group_send(group, message)
 
@@ -117,9 +109,7 @@ _watch = _Watch()
 
 
 def _newest_and_feed_token() -> tuple[int, str]:
-    from engine.services import settings_get
-
-    return newest_signal_id(), settings_get().feed_token
+    return newest_signal_id(), tokens.feed_token()
 
 
 def watch(socket: Watched) -> None:

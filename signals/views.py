@@ -1,4 +1,4 @@
-"""Signal pages and the REST mirror of the program feed."""
+"""The signal history page and its CSV export (the REST mirror is ``signals.api``)."""
 
 import csv
 import io
@@ -8,57 +8,17 @@ from datetime import UTC, datetime
 from urllib.parse import urlencode
 
 from asgiref.sync import sync_to_async
-from django.contrib.auth.decorators import login_not_required
 from django.core.handlers.asgi import ASGIRequest
 from django.db.models import QuerySet
-from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET
 
-from engine.core.inputs import InputError, parse_whole
 from rules.models import Rule
-from signals.auth import feed_token_valid, token_from_request
-from signals.forms import MAX_ID, HistoryFilterForm
+from signals.forms import HistoryFilterForm
 from signals.models import Signal
 from watchlists.models import WatchlistItem
-
-API_LIMIT_DEFAULT = 100
-API_LIMIT_MAX = 1000
-
-
-def api_authorized(request) -> bool:
-    """A logged-in session, or the external consumer token (header or ``?token=``)."""
-    return request.user.is_authenticated or feed_token_valid(token_from_request(request))
-
-
-def api_error(status: int, message: str) -> JsonResponse:
-    return JsonResponse({"event": "error", "message": message}, status=status)
-
-
-@login_not_required
-@require_GET
-def api_signals(request):
-    """``GET /api/signals/?since=<id>&symbol=&limit=``: stored signals in id order."""
-    if not api_authorized(request):
-        return api_error(403, "Send the feed token as 'Authorization: Bearer <token>'.")
-    # An empty value means the default, as a missing one does.
-    since_raw, limit_raw = request.GET.get("since", ""), request.GET.get("limit", "")
-    try:
-        since = parse_whole(since_raw, name="since", maximum=MAX_ID) if since_raw else 0
-        limit = (
-            parse_whole(limit_raw, name="limit", minimum=1, maximum=API_LIMIT_MAX)
-            if limit_raw
-            else API_LIMIT_DEFAULT
-        )
-    except InputError as err:
-        return api_error(400, str(err))
-    rows = Signal.objects.filter(id__gt=since).order_by("id")
-    if symbol := request.GET.get("symbol", "").strip().upper():
-        rows = rows.filter(symbol=symbol)
-    signals = [row.to_event() for row in rows[:limit]]
-    return JsonResponse({"signals": signals, "last_id": signals[-1]["id"] if signals else since})
-
 
 # The history page and its CSV export.
 #

@@ -151,7 +151,7 @@ def rss_bytes(pid: int) -> int:
 def test_clients_that_stop_reading_cost_daphne_little_and_are_closed_with_4008(tmp_path):
     """Three programs ask for a 20 MB backlog and read nothing: Daphne holds only about
     MAX_UNSENT for each, closes them after BEHIND_SECONDS, and they resume by since."""
-    from signals.consumers import BEHIND_SECONDS, CLOSE_BEHIND
+    from signals.stream import BEHIND_SECONDS, CLOSE_BEHIND
     from tests.signals.helpers import T0 as SIGNAL_T0
 
     values = {"PRICE": 100.25, "MA5": 100.0, "MA10": 99.75}
@@ -214,7 +214,7 @@ def test_clients_that_stop_reading_cost_daphne_little_and_are_closed_with_4008(t
 
 
 def test_rotating_the_token_in_another_process_closes_old_sockets_within_a_second(live_daphne):
-    from signals.consumers import CLOSE_TOKEN
+    from signals.stream import CLOSE_TOKEN
 
     url = live_daphne.replace("http://", "ws://") + "/ws/signals/"
     old = settings_get().feed_token

@@ -6,17 +6,16 @@ import asyncio
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 
+from django.core.exceptions import ValidationError
+
 from engine.core.bars import Bar, BarFileError, MinuteAggregator, iter_csv_bars
 from engine.feeds.base import BarEvent, Feed, FeedError, FeedEvent, StatusEvent
+from watchlists.services import symbol_normalize
 
 
 def watchlist_symbol(raw: str) -> str:
     """The watchlist's symbol validator as the bar reader's ``check_symbol``: one rule for
     every entry point (pages, CLI, csv feed, replay, preview). ValueError with its sentence."""
-    from django.core.exceptions import ValidationError
-
-    from watchlists.services import symbol_normalize
-
     try:
         return symbol_normalize(raw)
     except ValidationError as err:

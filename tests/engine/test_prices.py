@@ -7,10 +7,10 @@ from decimal import Decimal
 
 import pytest
 
-from engine.config import Overrides
 from engine.feeds.demo import DemoMarket
-from engine.publish import MemoryPublisher
-from engine.worker import Engine
+from engine.worker.config import Overrides
+from engine.worker.engine import Engine
+from engine.worker.publish import MemoryPublisher
 
 SYMBOLS = ["AAPL", "MSFT", "NVDA", "TSLA", "SPY"]
 

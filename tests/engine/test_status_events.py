@@ -9,8 +9,8 @@ from django.utils import timezone
 
 from engine.feeds.base import StatusEvent
 from engine.models import EngineState
-from engine.publish import MemoryPublisher
-from engine.worker import Engine
+from engine.worker.engine import Engine
+from engine.worker.publish import MemoryPublisher
 from tests.engine.helpers import engine_state
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -180,7 +180,7 @@ async def test_a_bad_since_is_explained_then_closed(since, fragment):
 
 
 async def test_a_rotated_token_closes_the_programs_connected_with_the_old_one():
-    from engine.services import feed_token_rotate
+    from engine.tokens import feed_token_rotate
 
     comm = await connect_feed()
     await sync_to_async(feed_token_rotate)()  # as the Settings page or `feedtoken --rotate` do
@@ -198,11 +198,11 @@ async def test_a_signal_whose_wake_up_was_lost_arrives_anyway():
 
 
 async def test_a_socket_that_stays_behind_is_closed_and_resumes_by_since(monkeypatch):
-    from signals import consumers
+    from signals import stream
 
     rows = [await sync_to_async(make_signal)(n) for n in range(1, 4)]
-    monkeypatch.setattr(consumers, "BEHIND_SECONDS", 0.2)
-    monkeypatch.setattr(consumers, "unsent_bytes", lambda protocol: consumers.MAX_UNSENT + 1)
+    monkeypatch.setattr(stream, "BEHIND_SECONDS", 0.2)
+    monkeypatch.setattr(stream, "unsent_bytes", lambda protocol: stream.MAX_UNSENT + 1)
     comm = await connect_feed("/ws/signals/?since=0")
     closed = await comm.receive_output(timeout=2)  # nothing is sent to a socket that is behind
     assert closed == {"type": "websocket.close", "code": 4008}
@@ -323,9 +323,9 @@ async def test_live_signals_published_while_the_backlog_is_read_follow_it_in_ord
 
 
 async def test_a_long_backlog_goes_out_in_pages_in_order(monkeypatch):
-    from signals import consumers
+    from signals import stream
 
-    monkeypatch.setattr(consumers, "PAGE_ROWS", 2)
+    monkeypatch.setattr(stream, "PAGE_ROWS", 2)
     rows = [await sync_to_async(make_signal)(n, symbol=("AAPL", "MSFT")[n % 2]) for n in range(7)]
     comm = await connect_feed("/ws/signals/?since=0&symbols=MSFT")
     msft = [r.id for r in rows if r.symbol == "MSFT"]

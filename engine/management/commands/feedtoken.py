@@ -2,7 +2,8 @@
 
 from django.core.management.base import BaseCommand
 
-from engine.services import feed_token_rotate, settings_get
+from engine.services import settings_get
+from engine.tokens import feed_token_rotate
 
 
 class Command(BaseCommand):

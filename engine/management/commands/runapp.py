@@ -16,6 +16,8 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
+from engine.core.inputs import InputError, parse_whole
+
 MAX_BACKOFF = 30.0
 HEALTHY_AFTER = 60.0  # a child that ran this long restarts with the shortest delay again
 STOP_GRACE = 10.0
@@ -134,8 +136,6 @@ def busy_port_message(host: str, port: int) -> str:
 
 
 def port_arg(text: str) -> int:
-    from engine.core.inputs import InputError, parse_whole
-
     try:
         return parse_whole(text, name="--port", minimum=1, maximum=65535)
     except InputError as err:

@@ -7,14 +7,19 @@ import math
 import signal
 from pathlib import Path
 
+from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from engine.bridge import BridgePublisher
-from engine.config import Overrides
 from engine.core.inputs import InputError, parse_whole
 from engine.feeds import FEEDS
-from engine.lock import WorkerLock, WorkerLockHeld, lock_path
-from engine.worker import Engine
+from engine.tokens import engine_token
+from engine.worker.bridge import BridgePublisher
+from engine.worker.config import Overrides
+from engine.worker.engine import Engine
+from engine.worker.lock import WorkerLock, WorkerLockHeld, lock_path
+from rules.models import Rule
+from watchlists.models import Watchlist
 
 
 def speed_arg(text: str) -> float:
@@ -92,9 +97,6 @@ class Command(BaseCommand):
 
     def check_overrides(self, overrides: Overrides) -> None:
         """Refuse arguments that name things that don't exist before starting anything."""
-        from rules.models import Rule
-        from watchlists.models import Watchlist
-
         if overrides.rule_id is not None and not Rule.objects.filter(pk=overrides.rule_id).exists():
             raise CommandError(f"There is no rule with id {overrides.rule_id}.", returncode=2)
         if overrides.watchlist and not Watchlist.objects.filter(name=overrides.watchlist).exists():
@@ -105,12 +107,7 @@ class Command(BaseCommand):
             raise CommandError(f"{overrides.csv_path}: no such file.", returncode=2)
 
     async def serve(self, overrides: Overrides, *, start: bool) -> None:
-        from asgiref.sync import sync_to_async
-        from django.conf import settings
-
-        from engine.services import settings_get
-
-        token = (await sync_to_async(settings_get)()).engine_token
+        token = await sync_to_async(engine_token)()
         publisher = BridgePublisher(settings.SCALP_WEB_URL, token)
         engine = Engine(overrides=overrides, publisher=publisher, start=start)
         publisher.on_command = engine.on_command

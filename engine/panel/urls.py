@@ -1,8 +1,10 @@
-"""URLs of the engine pages."""
+"""URLs of the control panel: the dashboard, the Settings page, and ``GET /api/engine/``."""
 
 from django.urls import path
 
-from engine import settings_views, views
+from engine.panel import dashboard as views
+from engine.panel import settings_page as settings_views
+from signals import api
 
 app_name = "engine"
 
@@ -20,5 +22,5 @@ urlpatterns = [
         name="settings-test-connection",
     ),
     path("settings/rotate-token/", settings_views.settings_rotate_token, name="settings-rotate"),
-    path("api/engine/", views.api_engine, name="api_engine"),
+    path("api/engine/", api.api_engine, name="api_engine"),
 ]

@@ -15,7 +15,8 @@ from collections.abc import Callable
 
 import websockets
 
-from engine.publish import Publisher
+from engine.worker.publish import Publisher
+from signals import events
 
 logger = logging.getLogger(__name__)
 
@@ -40,9 +41,9 @@ class BridgePublisher(Publisher):
         self.url = bridge_url(web_url)
         self.token = token
         self.on_command = on_command
-        self.queue: asyncio.Queue[dict] = asyncio.Queue(QUEUE_LIMIT)
+        self.queue: asyncio.Queue[events.Event] = asyncio.Queue(QUEUE_LIMIT)
         self.connected = asyncio.Event()
-        self.last_status: dict | None = None
+        self.last_status: events.Event | None = None
         self.task: asyncio.Task | None = None
         self.dropped = 0
 
@@ -50,8 +51,8 @@ class BridgePublisher(Publisher):
         if self.task is None:
             self.task = asyncio.create_task(self.run(), name="engine-bridge")
 
-    async def publish(self, event: dict) -> None:
-        if event.get("event") == "status":
+    async def publish(self, event: events.Event) -> None:
+        if event["event"] == events.STATUS:
             self.last_status = event
         if not self.connected.is_set():
             return
@@ -96,9 +97,9 @@ class BridgePublisher(Publisher):
 
     async def session(self, ws) -> None:
         logger.info("bridge connected to %s", self.url)
-        await ws.send(json.dumps({"event": "hello"}))
+        await ws.send(events.text(events.hello()))
         if self.last_status is not None:
-            await ws.send(json.dumps(self.last_status))
+            await ws.send(events.text(self.last_status))
         self.connected.set()
         receiver = asyncio.create_task(self.receive(ws))
         try:
@@ -111,7 +112,7 @@ class BridgePublisher(Publisher):
                     return
                 event = getter.result()
                 try:
-                    await ws.send(json.dumps(event, separators=(",", ":")))
+                    await ws.send(events.text(event))
                 finally:
                     self.queue.task_done()
         finally:

@@ -14,15 +14,15 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
-from engine.forms import IB_PORTS, ConnectionForm, SettingsForm
+from engine.panel.forms import IB_PORTS, ConnectionForm, SettingsForm
 from engine.services import (
     SETTINGS_LOCK_ACTION,
     engine_assert_stopped,
     engine_state_get,
-    feed_token_rotate,
     settings_get,
     settings_update,
 )
+from engine.tokens import feed_token_rotate
 from scalpsite.ui import is_htmx
 
 logger = logging.getLogger(__name__)

@@ -9,6 +9,8 @@ from django.core.exceptions import ObjectDoesNotExist
 
 from engine.core.rules import RuleDef, RuleError, validate_definition
 from engine.services import settings_get
+from rules.models import Rule
+from watchlists.models import Watchlist
 
 
 class ConfigError(Exception):
@@ -53,9 +55,6 @@ def ib_connection(app_settings) -> dict:
 
 def load_run_config(overrides: Overrides) -> RunConfig:
     """Read everything a run needs; raise ConfigError with an actionable sentence."""
-    from rules.models import Rule
-    from watchlists.models import Watchlist
-
     app_settings = settings_get()
     if overrides.rule_id is not None:
         try:

@@ -1,10 +1,8 @@
-"""Engine pages: the dashboard / control panel, its htmx pieces, and ``GET /api/engine/``."""
+"""The dashboard / control panel and its htmx pieces (status card, Start / Stop, pickers)."""
 
 from asgiref.sync import async_to_sync
 from django.contrib import messages
-from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import ValidationError
-from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
@@ -20,8 +18,7 @@ from rules.models import Rule
 from rules.services import rule_activate
 from scalpsite.ui import is_htmx
 from signals import realtime
-from signals.models import Signal
-from signals.views import api_authorized, api_error
+from signals.services import last_signal_of, latest_signals
 from watchlists.models import Watchlist
 from watchlists.services import watchlist_activate, watchlist_get_active
 
@@ -62,7 +59,7 @@ def _tiles(watchlist) -> list[dict]:
     symbols = watchlist.symbols if watchlist is not None else []
     tiles = []
     for symbol in symbols:
-        last = Signal.objects.filter(symbol=symbol).order_by("-id").first()
+        last = last_signal_of(symbol)
         tiles.append({"symbol": symbol, "last_signal": last.to_event() if last else None})
     return tiles
 
@@ -80,7 +77,7 @@ def _operands(rule) -> list[str]:
 @require_GET
 def dashboard(request):
     context = _controls_context()
-    recent = [row.to_event() for row in Signal.objects.order_by("-id")[:RECENT_SIGNALS]]
+    recent = [row.to_event() for row in latest_signals(RECENT_SIGNALS)]
     context.update(
         tiles=_tiles(context["watchlist"]),
         recent_signals=recent,
@@ -158,26 +155,3 @@ def _int(raw: str) -> int:
         return int(raw)
     except (TypeError, ValueError):
         return 0  # no such row: a 404 page, not a 500
-
-
-def engine_status(state) -> dict:
-    """The engine state as the JSON of a ``status`` event."""
-    return {
-        "event": "status",
-        "state": state.effective_state,
-        "message": state.message,
-        "desired": state.desired,
-        "heartbeat": state.heartbeat.isoformat() if state.heartbeat else None,
-        "last_bar_time": state.last_bar_time.isoformat() if state.last_bar_time else None,
-        "rule_id": state.run_rule_id,
-        "watchlist_id": state.run_watchlist_id,
-    }
-
-
-@login_not_required
-@require_GET
-def api_engine(request):
-    """``GET /api/engine/``: the engine's state (session or feed token)."""
-    if not api_authorized(request):
-        return api_error(403, "Send the feed token as 'Authorization: Bearer <token>'.")
-    return JsonResponse(engine_status(engine_state_get()))

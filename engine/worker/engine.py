@@ -7,20 +7,26 @@ import asyncio
 import contextlib
 import logging
 import os
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from asgiref.sync import sync_to_async
 from django.db import close_old_connections
-from django.utils import timezone
 
-from engine.config import ConfigError, Overrides, RunConfig, load_run_config
-from engine.core.bars import Bar, format_time
+from engine import services
+from engine.core.bars import Bar
 from engine.core.machine import Signal, SymbolMachine
-from engine.feeds import make_feed
+from engine.feeds import FEEDS
 from engine.feeds.base import BarEvent, Feed, FeedError, StatusEvent
+from engine.feeds.csvfile import CsvFeed
+from engine.feeds.demo import DemoFeed
 from engine.models import EngineState
-from engine.publish import LogPublisher, Publisher
+from engine.worker.config import ConfigError, Overrides, RunConfig, load_run_config
+from engine.worker.publish import LogPublisher, Publisher
+from signals import events
+from signals.models import Signal as StoredSignal
+from signals.services import signal_record
 
 logger = logging.getLogger(__name__)
 
@@ -54,47 +60,29 @@ class Run:
         return machine
 
 
-# --- database steps (run in Django's sync thread) --------------------------------------------
+def make_feed(config: RunConfig) -> Feed:
+    """The feed a run asked for."""
+    if config.feed == "demo":
+        return DemoFeed(speed=config.speed)
+    if config.feed == "csv":
+        return CsvFeed(config.csv_path, speed=config.speed)
+    if config.feed == "ib":
+        from engine.feeds.ib import IBFeed  # the IB library is loaded only for the ib feed
+
+        return IBFeed(**config.ib)
+    raise ValueError(f"unknown feed {config.feed!r}; use one of {', '.join(FEEDS)}")
 
 
-def db_read_desired() -> str:
-    from engine.services import engine_state_get
-
-    close_old_connections()
-    return engine_state_get().desired
-
-
-def db_write_state(**fields) -> None:
-    from engine.services import engine_state_get
-
-    engine_state_get()
-    EngineState.objects.filter(pk=1).update(**fields, updated_at=timezone.now())
-
-
-def db_recover(pid: int) -> str:
-    """At worker start: forget a run a dead worker left locked (kill -9, power loss)."""
-    from engine.services import engine_state_get
-
-    state = engine_state_get()
-    note = ""
-    if state.run_rule_id or state.run_watchlist_id:
-        note = "Recovered from a worker that stopped without cleaning up; its locks are released."
-    EngineState.objects.filter(pk=1).update(
-        state=EngineState.State.IDLE,
-        message=note or "Engine ready. Press Start to scan.",
-        heartbeat=timezone.now(),
-        pid=pid,
-        run_rule=None,
-        run_watchlist=None,
-        run_started=None,
-        updated_at=timezone.now(),
+def heartbeat(last_bar_time: int | None) -> str:
+    """The tick's database step (in Django's sync thread); returns the desired state."""
+    close_old_connections()  # a long-lived process: drop connections the database closed
+    return services.worker_heartbeat(
+        last_bar_time=utc(last_bar_time) if last_bar_time is not None else None
     )
-    return note
 
 
-def db_record_signal(signal: Signal, config: RunConfig):
-    from signals.services import signal_record
-
+def record_signal(signal: Signal, config: RunConfig) -> StoredSignal | None:
+    """Store first (None: this bar's signal was stored already), publish second."""
     return signal_record(
         time=utc(signal.close_time),
         symbol=signal.symbol,
@@ -128,13 +116,11 @@ class Engine:
 
     async def main(self) -> None:
         """Run until :meth:`request_shutdown`; never raises for feed or data problems."""
-        note = await sync_to_async(db_recover)(os.getpid())
+        note = await sync_to_async(services.worker_recover)(pid=os.getpid())
         if note:
             logger.warning(note)
         if self.start_requested:
-            from engine.services import engine_request
-
-            await sync_to_async(engine_request)(desired="running")
+            await sync_to_async(services.engine_request)(desired="running")
         try:
             while not self.shutdown.is_set():
                 await self.tick()
@@ -160,11 +146,8 @@ class Engine:
 
     async def tick(self) -> None:
         """Heartbeat, then act on the desired state (start or stop a run)."""
-        fields = {"heartbeat": timezone.now()}
-        if self.run is not None and self.run.last_bar_time is not None:
-            fields["last_bar_time"] = utc(self.run.last_bar_time)
-        await sync_to_async(db_write_state)(**fields)
-        desired = await sync_to_async(db_read_desired)()
+        last_bar_time = self.run.last_bar_time if self.run is not None else None
+        desired = await sync_to_async(heartbeat)(last_bar_time)
         if self.reload_requested:
             self.reload_requested = False
             if self.run is not None:
@@ -185,11 +168,8 @@ class Engine:
         feed = make_feed(config)
         run = Run(config=config, feed=feed)
         self.run = run
-        await sync_to_async(db_write_state)(
-            run_rule_id=config.rule_id,
-            run_watchlist_id=config.watchlist_id,
-            run_started=timezone.now(),
-            last_bar_time=None,
+        await sync_to_async(services.worker_run_started)(
+            rule_id=config.rule_id, watchlist_id=config.watchlist_id
         )
         await self.set_state(
             EngineState.State.CONNECTING,
@@ -219,13 +199,11 @@ class Engine:
         await self.set_state(EngineState.State.IDLE, message)
 
     async def release(self, run: Run) -> None:
-        await sync_to_async(db_write_state)(run_rule=None, run_watchlist=None, run_started=None)
+        await sync_to_async(services.worker_run_ended)()
 
     async def fail(self, message: str) -> None:
         """A run can't go on: show why, and stop wanting to run until the user says Start."""
-        from engine.services import engine_request
-
-        await sync_to_async(engine_request)(desired="stopped")
+        await sync_to_async(services.engine_request)(desired="stopped")
         await self.set_state(EngineState.State.ERROR, message)
 
     # --- the run -----------------------------------------------------------------------------
@@ -263,11 +241,9 @@ class Engine:
     async def end_run(self, run: Run, state: str, message: str) -> None:
         if self.run is not run:
             return
-        from engine.services import engine_request
-
         self.run = None
         await self.release(run)
-        await sync_to_async(engine_request)(desired="stopped")
+        await sync_to_async(services.engine_request)(desired="stopped")
         await self.set_state(state, message)
 
     async def on_bar(self, run: Run, bar: Bar, *, warmup: bool) -> None:
@@ -279,29 +255,26 @@ class Engine:
         run.last_bar_time = bar.close_time
         signal = machine.on_bar(bar)
         if signal is not None:
-            row = await sync_to_async(db_record_signal)(signal, run.config)
+            row = await sync_to_async(record_signal)(signal, run.config)
             if row is not None:
                 run.signals += 1
                 await self.publisher.publish(row.to_event())
         await self.publisher.publish(self.bar_event(run, bar, machine))
 
     @staticmethod
-    def bar_event(run: Run, bar: Bar, machine: SymbolMachine) -> dict:
-        return {
-            "event": "bar",
-            "symbol": bar.symbol,
-            "time": format_time(bar.time),
-            "open": bar.open,
-            "high": bar.high,
-            "low": bar.low,
-            "close": bar.close,
-            "volume": bar.volume,
-            "values": machine.last_values(),
-            "state": machine.state,
-            "cooldown_until": (
-                format_time(machine.cooldown_until) if machine.cooldown_until else None
-            ),
-        }
+    def bar_event(run: Run, bar: Bar, machine: SymbolMachine) -> events.BarEvent:
+        return events.bar(
+            symbol=bar.symbol,
+            start=bar.time,
+            open=bar.open,
+            high=bar.high,
+            low=bar.low,
+            close=bar.close,
+            volume=bar.volume,
+            values=machine.last_values(),
+            state=machine.state,
+            cooldown_until=machine.cooldown_until,
+        )
 
     async def on_status(self, event: StatusEvent, run: Run | None = None) -> None:
         message = event.message
@@ -322,11 +295,10 @@ class Engine:
         """Store the state; publish it only when it changed (a feed retrying TWS repeats the
         same sentence every few seconds). The heartbeat is written either way."""
         if (state, message) == (self.state, self.message):
-            await sync_to_async(db_write_state)(heartbeat=timezone.now())
+            await sync_to_async(heartbeat)(None)
             return
         self.state, self.message = state, message
-        await sync_to_async(db_write_state)(state=state, message=message, heartbeat=timezone.now())
+        await sync_to_async(services.worker_report)(state=state, message=message)
         await self.publisher.publish(
-            {"event": "status", "state": state, "message": message,
-             "time": format_time(int(timezone.now().timestamp()))}
-        )  # fmt: skip
+            events.status(state=state, message=message, time=int(time.time()))
+        )

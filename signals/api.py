@@ -1,0 +1,76 @@
+"""The REST mirror of the program feed: ``GET /api/signals/`` and ``GET /api/engine/``.
+
+Same JSON objects as `/ws/signals/` (``signals.events``), same token (``engine.tokens``), or a
+logged-in session.
+"""
+
+from django.contrib.auth.decorators import login_not_required
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.http import require_GET
+
+from engine.core.inputs import InputError, parse_whole
+from engine.models import EngineState
+from engine.services import engine_state_get
+from engine.tokens import feed_token_valid, token_from_request
+from signals import events
+from signals.forms import MAX_ID
+from signals.services import signals_after
+
+API_LIMIT_DEFAULT = 100
+API_LIMIT_MAX = 1000
+NO_TOKEN = "Send the feed token as 'Authorization: Bearer <token>'."
+
+
+def api_authorized(request: HttpRequest) -> bool:
+    """A logged-in session, or the external consumer token (header or ``?token=``)."""
+    return request.user.is_authenticated or feed_token_valid(token_from_request(request))
+
+
+def api_error(status: int, message: str) -> JsonResponse:
+    return JsonResponse(events.error(message), status=status)
+
+
+@login_not_required
+@require_GET
+def api_signals(request: HttpRequest) -> JsonResponse:
+    """``GET /api/signals/?since=<id>&symbol=&limit=``: stored signals in id order."""
+    if not api_authorized(request):
+        return api_error(403, NO_TOKEN)
+    # An empty value means the default, as a missing one does.
+    since_raw, limit_raw = request.GET.get("since", ""), request.GET.get("limit", "")
+    try:
+        since = parse_whole(since_raw, name="since", maximum=MAX_ID) if since_raw else 0
+        limit = (
+            parse_whole(limit_raw, name="limit", minimum=1, maximum=API_LIMIT_MAX)
+            if limit_raw
+            else API_LIMIT_DEFAULT
+        )
+    except InputError as err:
+        return api_error(400, str(err))
+    symbol = request.GET.get("symbol", "").strip().upper()
+    rows = signals_after(since, symbols=[symbol] if symbol else None, limit=limit)
+    signals = [row.to_event() for row in rows]
+    return JsonResponse({"signals": signals, "last_id": signals[-1]["id"] if signals else since})
+
+
+def engine_status(state: EngineState) -> events.StatusEvent:
+    """The engine state as the full ``status`` event."""
+    return events.status(
+        state=state.effective_state,
+        message=state.message,
+        time=int(state.updated_at.timestamp()),
+        desired=state.desired,
+        heartbeat=state.heartbeat.isoformat() if state.heartbeat else None,
+        last_bar_time=state.last_bar_time.isoformat() if state.last_bar_time else None,
+        rule_id=state.run_rule_id,
+        watchlist_id=state.run_watchlist_id,
+    )
+
+
+@login_not_required
+@require_GET
+def api_engine(request: HttpRequest) -> JsonResponse:
+    """``GET /api/engine/``: the engine's state (session or feed token)."""
+    if not api_authorized(request):
+        return api_error(403, NO_TOKEN)
+    return JsonResponse(engine_status(engine_state_get()))
