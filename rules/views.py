@@ -96,11 +96,11 @@ def _builder_context(form, *, rule=None, preview_form=None, preview=None, **extr
 def _run_preview(request, form: RuleBuilderForm):
     """Validate the draft and the preview choices; (preview form, result or None, problem)."""
     preview_form = _preview_form(request)
-    if not form.is_valid():
+    if not form.is_valid() or (rule_def := form.rule_def) is None:
         return preview_form, None, "Fix the rule's highlighted fields first; then preview it."
     if not preview_form.is_valid():
         return preview_form, None, ""
-    result = preview_form.run(form.rule_def)
+    result = preview_form.run(rule_def)
     return preview_form, result, ""
 
 

@@ -101,9 +101,9 @@ def install() -> None:
     """Use the limited request class in Daphne's HTTP factory. Does nothing outside Daphne
     (importing Twisted's web module would pick a reactor before Daphne installs its own)."""
     module = sys.modules.get("daphne.http_protocol")
-    if module is None or getattr(module.WebRequest, "limits_body", False):
+    if module is None or getattr(module.WebRequest, "limits_body", False):  # type: ignore[attr-defined]  # Daphne's, at run time
         return
-    module.WebRequest = _limited_request(module.WebRequest)
+    module.WebRequest = _limited_request(module.WebRequest)  # type: ignore[attr-defined]  # as above
 
 
 def _limited_request(base: type) -> type:

@@ -74,7 +74,7 @@ class SignalFeedConsumer(SignalStream, AsyncWebsocketConsumer):
     async def disconnect(self, code) -> None:
         await self.stream_stop(GROUP_FEED, GROUP_BARS)
 
-    def signal_frame(self, event: dict) -> str:
+    def signal_frame(self, event: events.SignalEvent) -> str:
         return events.text(event)
 
     async def watch_round(self, *, missed: int, newest: int, feed_token: str) -> None:
@@ -173,7 +173,7 @@ class UiConsumer(SignalStream, AsyncWebsocketConsumer):
     async def disconnect(self, code) -> None:
         await self.stream_stop(GROUP_UI)
 
-    def signal_frame(self, event: dict) -> str:
+    def signal_frame(self, event: events.SignalEvent) -> str:
         return realtime.signal_html(event)
 
     direct_types = ("ui.",)

@@ -32,7 +32,7 @@ GROUP_ENGINE = "engine"  # the bridge consumer: commands down to the worker
 WATCH_SECONDS = 0.5  # how often each Daphne process reads the newest id and the feed token
 
 
-def signal_html(event: dict) -> str:
+def signal_html(event: events.SignalEvent | dict) -> str:
     """A signal as the HTML every page socket gets: a live row and its tile's last signal."""
     return render_to_string("signals/partials/signal_live.html", {"signal": event})
 

@@ -12,11 +12,11 @@ import asyncio
 import functools
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from channels.db import database_sync_to_async
 
-from signals import realtime
+from signals import events, realtime
 from signals.services import newest_signal_id, signals_after
 
 logger = logging.getLogger(__name__)
@@ -32,7 +32,13 @@ CLOSE_TOKEN = 4403  # the feed token was rotated: connect with the new one
 CLOSE_BEHIND = 4008  # read too little for too long: reconnect with ?since=<last id>
 
 
-class DirectDelivery:
+if TYPE_CHECKING:  # the mixins below go before it in a consumer's bases
+    from channels.generic.websocket import AsyncWebsocketConsumer as _Consumer
+else:
+    _Consumer = object
+
+
+class DirectDelivery(_Consumer):
     """Group messages without Channels' per-message overhead, for the fan-out.
 
     A consumer names the message types it takes this way (``direct_types``, prefixes; their
@@ -45,8 +51,6 @@ class DirectDelivery:
     """
 
     direct_types: tuple[str, ...] = ()
-    channel_layer: Any
-    channel_name: str
 
     async def deliver(self, message: dict) -> None:
         raise NotImplementedError
@@ -69,7 +73,7 @@ class DirectDelivery:
         if message["type"].startswith(self.direct_types):
             await self.deliver(message)
         else:
-            await super().dispatch(message)  # type: ignore[misc]  # the consumer's
+            await super().dispatch(message)
 
 
 # --- Daphne's side of one socket -----------------------------------------------------------
@@ -96,7 +100,7 @@ def unsent_bytes(protocol) -> int:
 
     Twisted keeps them in ``dataBuffer[offset:]`` and ``_tempDataBuffer``
     (``twisted.internet.abstract.FileDescriptor``)."""
-    transport = getattr(protocol, "transport", None)
+    transport: Any = getattr(protocol, "transport", None)
     try:
         return len(transport.dataBuffer) - transport.offset + transport._tempDataLen
     except (AttributeError, TypeError):
@@ -131,7 +135,7 @@ class SignalStream(DirectDelivery):
     closing = False
     symbols: frozenset[str] | None = None  # None: every symbol
 
-    def signal_frame(self, event: dict) -> str:
+    def signal_frame(self, event: events.SignalEvent) -> str:
         """What this socket sends for a signal event."""
         raise NotImplementedError
 
@@ -195,7 +199,7 @@ class SignalStream(DirectDelivery):
 
     async def catch_up(self) -> None:
         try:
-            while self.position < self.target:
+            while self.position is not None and self.position < self.target:
                 if not await self.wait_until_drained():
                     return
                 upto = self.target

@@ -77,8 +77,7 @@ def _key(row: dict) -> tuple[datetime, int]:
 def _anchor(signal_id: int | None) -> tuple[datetime, int] | None:
     if signal_id is None:
         return None
-    found = Signal.objects.filter(pk=signal_id).values_list("time", "id").first()
-    return tuple(found) if found else None
+    return Signal.objects.filter(pk=signal_id).values_list("time", "id").first()
 
 
 def _utc_iso(moment: datetime) -> str:
@@ -118,7 +117,7 @@ def _history_page(form: HistoryFilterForm) -> dict:
         note = f"Signal #{cursor_id} no longer exists, so this is the newest page."
         before_id = after_id = None
     page: list[dict] = []
-    if after_id is not None:
+    if after_id is not None and anchor is not None:
         newer = list(
             _newer_than(rows, anchor).order_by(*OLDEST_FIRST).values(*ROW_FIELDS)[: PAGE_SIZE + 1]
         )
@@ -127,12 +126,16 @@ def _history_page(form: HistoryFilterForm) -> dict:
         if not page:  # nothing newer any more: the newest page is the useful answer
             after_id = None
     if after_id is None:
-        start = rows if before_id is None else _older_than(rows, anchor)
+        start = rows if before_id is None or anchor is None else _older_than(rows, anchor)
         older = list(start.order_by(*NEWEST_FIRST).values(*ROW_FIELDS)[: PAGE_SIZE + 1])
         has_older = len(older) > PAGE_SIZE
         page = older[:PAGE_SIZE]
-        has_newer = before_id is not None and (
-            _newer_than(rows, _key(page[0])).exists() if page else _anchor_matches(rows, anchor)
+        has_newer = (
+            before_id is not None
+            and anchor is not None
+            and (
+                _newer_than(rows, _key(page[0])).exists() if page else _anchor_matches(rows, anchor)
+            )
         )
     else:
         has_older = _older_than(rows, _key(page[-1])).exists()
@@ -213,9 +216,13 @@ async def _export_chunks_async(rows: QuerySet) -> AsyncIterator[str]:
     # Under Daphne a sync iterator would be read into one list before sending; fetching each
     # chunk in the request's sync thread keeps a million-row export streaming in bounded memory.
     chunks = _export_chunks(rows)
-    fetch = sync_to_async(next, thread_sensitive=True)
-    while (part := await fetch(chunks, None)) is not None:
+    fetch = sync_to_async(_next_chunk, thread_sensitive=True)
+    while (part := await fetch(chunks)) is not None:
         yield part
+
+
+def _next_chunk(chunks: Iterator[str]) -> str | None:
+    return next(chunks, None)
 
 
 @require_GET

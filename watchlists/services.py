@@ -110,7 +110,7 @@ def watchlist_name_clean(raw: object) -> str:
         )
     if not name:
         raise ValidationError({"name": "Give the watchlist a name."})
-    max_length = Watchlist._meta.get_field("name").max_length
+    max_length = Watchlist._meta.get_field("name").max_length or 0
     if len(name) > max_length:
         raise ValidationError({"name": f"A watchlist name has at most {max_length} characters."})
     return name

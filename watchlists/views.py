@@ -162,7 +162,7 @@ def watchlist_rename_view(request, pk: int):
         except ValidationError as err:
             errors = _sentences(err)
     else:
-        errors = {"name": " ".join(form.errors["name"])}
+        errors = {"name": " ".join(map(str, form.errors["name"]))}
     if errors:
         # The in-memory object may carry the refused name: show the stored one.
         card = _card(_fetch(pk), errors=_name_errors(errors), rename_open=True)
@@ -183,7 +183,7 @@ def symbol_add(request, pk: int):
     form = SymbolForm(request.POST)
     typed = request.POST.get("symbol", "")[:40]
     if not form.is_valid():
-        card = _card(watchlist, errors={"symbols": " ".join(form.errors["symbol"])})
+        card = _card(watchlist, errors={"symbols": " ".join(map(str, form.errors["symbol"]))})
         card.symbol_value, card.focus = typed, True
         return _card_response(request, card, ok_message="")
     understood = understand_symbols(form.cleaned_data["symbol"])

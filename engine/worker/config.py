@@ -56,6 +56,7 @@ def ib_connection(app_settings) -> dict:
 def load_run_config(overrides: Overrides) -> RunConfig:
     """Read everything a run needs; raise ConfigError with an actionable sentence."""
     app_settings = settings_get()
+    rule: Rule | None
     if overrides.rule_id is not None:
         try:
             rule = Rule.objects.get(pk=overrides.rule_id)

@@ -109,7 +109,7 @@ class Engine:
         self.wake = asyncio.Event()
         self.reload_requested = False
         self.run: Run | None = None
-        self.state = EngineState.State.IDLE
+        self.state: str = EngineState.State.IDLE
         self.message: str | None = None  # None until the first state is published
 
     # --- lifecycle ---------------------------------------------------------------------------

@@ -5,10 +5,11 @@ from __future__ import annotations
 import re
 import secrets
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.http import QueryDict
 
 from engine.core.rules import (
     DEFAULT_RULE_DEFINITION,
@@ -233,8 +234,7 @@ class RuleBuilderForm(forms.Form):
         self.rows = rows_from_definition(parsed)
         for row in self.rows:
             row.key = new_row_key()
-        self.data = self.data.copy()
-        self.data["logic"] = parsed["logic"]
+        self._post_value("logic", parsed["logic"])
         if self.rows:
             self.focus_key = self.rows[0].key
         self.text_applied = True
@@ -290,8 +290,13 @@ class RuleBuilderForm(forms.Form):
                 self.rows = rows_from_definition(parsed)
                 for row in self.rows:
                     row.key = new_row_key()
-                self.data = self.data.copy()
-                self.data["logic"] = parsed["logic"]
+                self._post_value("logic", parsed["logic"])
+
+    def _post_value(self, name: str, value: str) -> None:
+        """Change one posted value (the posted data is immutable: a changed copy replaces it)."""
+        data = cast(QueryDict, self.data).copy()
+        data[name] = value
+        self.data = data
 
     def sync_text_box(self) -> None:
         """What the text box and its two hidden companions render with."""
@@ -309,8 +314,7 @@ class RuleBuilderForm(forms.Form):
             return
         if not typed_text or typed_text == self._posted("shown_text"):
             box = rows_text or typed_text
-            self.data = self.data.copy()
-            self.data["text"] = box
+            self._post_value("text", box)
             self.shown_text = box
             self.shown_rows = rows_text or self._posted("shown_rows")
             return
@@ -332,7 +336,8 @@ class RuleBuilderForm(forms.Form):
         return name
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         if self.text_blocked:
             return cleaned
         if self.text_rule is not None:
@@ -441,13 +446,13 @@ class RuleBuilderForm(forms.Form):
     def field_slots(self) -> list[tuple[str, str]]:
         """(slot id, message) of the error slots outside the conditions section."""
         return [
-            (f"err-{name}", " ".join(self.errors.get(name, [])) if self.is_bound else "")
+            (f"err-{name}", " ".join(map(str, self.errors.get(name, []))) if self.is_bound else "")
             for name in ("name", "cooldown_sec", "trigger")
         ]
 
     def condition_slots(self) -> list[tuple[str, str]]:
         """(slot id, message) of the error slots inside the conditions section."""
-        logic = " ".join(self.errors.get("logic", [])) if self.is_bound else ""
+        logic = " ".join(map(str, self.errors.get("logic", []))) if self.is_bound else ""
         slots = [
             ("err-logic", logic),
             ("err-conditions", self.conditions_error),

@@ -77,15 +77,16 @@ class PreviewForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.symbols = symbols or ["SPY"]
         self.bar_seconds = bar_seconds
-        self.fields["symbol"].choices = [(s, s) for s in self.symbols]
-        self.fields["symbol"].initial = self.symbols[0]
+        symbol, bars = self.fields["symbol"], self.fields["bars"]
+        assert isinstance(symbol, forms.ChoiceField) and isinstance(bars, forms.ChoiceField)
+        symbol.choices = [(s, s) for s in self.symbols]
+        symbol.initial = self.symbols[0]
         # The demo history comes in the engine's bar size, so label the counts in time too.
-        self.fields["bars"].choices = [
-            (n, f"{n} bars ({_duration(n * bar_seconds)})") for n in BAR_COUNTS
-        ]
+        bars.choices = [(n, f"{n} bars ({_duration(n * bar_seconds)})") for n in BAR_COUNTS]
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         if cleaned.get("source") == "csv":
             upload = cleaned.get("csv_file")
             if not upload and "csv_file" not in self.errors:

@@ -209,7 +209,7 @@ class Command(BaseCommand):
     def stop_children(self) -> None:
         # The engine first, so its last signals still reach the web side.
         for child in reversed(self.children):
-            if child.alive():
+            if child.proc is not None and child.alive():
                 child.proc.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + STOP_GRACE
         for child in reversed(self.children):

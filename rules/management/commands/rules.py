@@ -38,6 +38,7 @@ class Command(BaseCommand):
             rule_id = None if raw_id is None else parse_whole(raw_id, name="id", maximum=2**63 - 1)
         except InputError as err:
             raise CommandError(f"rules export {err}", returncode=2) from None
+        data: list[dict] | dict
         if rule_id is None:
             data = [rule.to_json() for rule in Rule.objects.order_by("pk")]
         else:
