@@ -133,6 +133,26 @@ def signal_from(
     )
 
 
+# The CSV export's columns: a signal event's fields, flat (the history page's export).
+CSV_HEADER: Final = (
+    "id", "time_utc", "symbol", "price", "rule_id", "rule_name", "bar_seconds", "values",
+)  # fmt: skip
+
+
+def csv_fields(event: SignalEvent) -> tuple[int, str, str, float, int | None, str, int, str]:
+    """A signal event as one CSV row, in :data:`CSV_HEADER` order (``values`` as JSON)."""
+    return (
+        event["id"],
+        event["timestamp"],
+        event["symbol"],
+        event["price"],
+        event["rule_id"],
+        event["rule_name"],
+        event["bar_seconds"],
+        json.dumps(event["values"], separators=(",", ":"), sort_keys=True),
+    )
+
+
 def status(
     *,
     state: str,

@@ -2,7 +2,6 @@
 
 import csv
 import io
-import json
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from urllib.parse import urlencode
@@ -16,6 +15,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET
 
 from rules.models import Rule
+from signals import events
 from signals.forms import HistoryFilterForm
 from signals.models import Signal
 from watchlists.models import WatchlistItem
@@ -34,9 +34,7 @@ HISTORY = "signals/history.html"
 NEWEST_FIRST = ("-time", "-id")
 OLDEST_FIRST = ("time", "id")
 ROW_FIELDS = ("id", "time", "symbol", "price", "rule_id", "rule_name", "bar_seconds")
-CSV_HEADER = (
-    "id", "time_utc", "symbol", "price", "rule_id", "rule_name", "bar_seconds", "values",
-)  # fmt: skip
+CSV_HEADER = events.CSV_HEADER
 
 
 def _history_form(request) -> HistoryFilterForm:
@@ -199,9 +197,15 @@ def _export_chunks(rows: QuerySet) -> Iterator[str]:
         chunk_rows = rows if anchor is None else _newer_than(rows, anchor)
         batch = list(chunk_rows.order_by(*OLDEST_FIRST).values_list(*fields)[:EXPORT_CHUNK])
         for pk, moment, symbol, price, rule_id, rule_name, bar_seconds, values in batch:
-            values_text = json.dumps(values, separators=(",", ":"), sort_keys=True)
+            event = events.signal(
+                id=pk, symbol=symbol, price=price, rule_id=rule_id, rule_name=rule_name,
+                close_time=int(moment.timestamp()), bar_seconds=bar_seconds, values=values,
+            )  # fmt: skip
+            pk, time_utc, symbol, price, rule_id, rule_name, bar_seconds, values_text = (
+                events.csv_fields(event)
+            )
             writer.writerow(
-                (pk, _utc_iso(moment), _cell(symbol), repr(price), rule_id, _cell(rule_name),
+                (pk, time_utc, _cell(symbol), repr(price), rule_id, _cell(rule_name),
                  bar_seconds, _cell(values_text))
             )  # fmt: skip
         yield out.getvalue()
