@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 from typing import ClassVar
 
-from engine import markethours
+from engine.feeds import markethours
 from engine.feeds.base import BarEvent, Feed, FeedError, FeedEvent, StatusEvent
 from engine.feeds.ib.bars import MINUTE_FLUSH_AFTER, IBBars, SymbolState
 from engine.feeds.ib.connection import IBConnection

@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from engine import markethours
 from engine.core.bars import Bar
+from engine.feeds import markethours
 from engine.feeds.base import FeedError, StatusEvent
 from engine.feeds.ib import IB_ERROR_MESSAGES, IBFeed, describe_ib_error, test_connection
 from tests.engine.feeds.support import WAIT, FeedRun, make_bars

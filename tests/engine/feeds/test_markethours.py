@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from engine import markethours
+from engine.feeds import markethours
 
 pytestmark = pytest.mark.insync
 
