@@ -148,3 +148,35 @@ def gateway_symbol(symbol: str, history: list[tuple], **details: object) -> dict
     """A ``symbols`` item of a fake TWS script; ``history`` rows (time, o, h, l, c, v[, sym])
     become its 5-second history."""
     return {"symbol": symbol, **details, "history": {"5": [list(r[:6]) for r in history]}}
+
+
+def sawtooth(n: int, base: float) -> list[float]:
+    """Rises for 15 bars, falls for 10, repeated: the MA rule fires on each rise."""
+    out, price = [], base
+    for i in range(n):
+        price += 0.05 if i % 25 < 15 else -0.07
+        out.append(round(price, 2))
+    return out
+
+
+def sawtooth_bar_file(path: Path, n: int = 400, *, start: int = 1_765_895_400) -> Path:
+    """AAPL and MSFT 5-second sawtooth bars, ``n`` each, interleaved in time order."""
+    rows = trend_bars("AAPL", start, sawtooth(n, 190.0)) + trend_bars(
+        "MSFT", start, sawtooth(n, 410.0)
+    )
+    rows.sort(key=lambda r: (r[0], r[6]))
+    return write_bars(path, rows)
+
+
+def replay_events(bars: Path, rule, tmp_path: Path) -> list[dict]:
+    """The signal events ``manage.py replay`` computes for ``bars`` and ``rule`` (a Rule)."""
+    import json
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    rule_file = tmp_path / "rule.json"
+    rule_file.write_text(json.dumps(rule.to_json()))
+    out = StringIO()
+    call_command("replay", "--bars", str(bars), "--rule", str(rule_file), stdout=out)
+    return [json.loads(line) for line in out.getvalue().splitlines()]
