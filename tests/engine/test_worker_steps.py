@@ -629,6 +629,42 @@ def test_a_run_that_ends_between_ticks_records_its_last_bar_time(tmp_path):
     assert engine_state().last_bar_time == utc(T0 + 40 * 5)  # the dashboard's "last bar"
 
 
+END_RUN_RACE = (
+    "Bug: end_run forgets the run (self.run = None) and only then, after awaiting the lock "
+    "release, sets desired=stopped; a tick that lands in between still reads desired=running "
+    "with no run and starts the finished (or failed) run again."
+)
+
+
+@pytest.mark.xfail(strict=True, reason=END_RUN_RACE)
+def test_a_tick_while_a_run_is_ending_does_not_start_it_again(feeds):
+    engine_request(desired="running")
+    script = [StatusEvent("running", "Scripted bars."), BarEvent(bar("AAPL", 0, 100.0))]
+    ending = ScriptedFeed(script, end=True, gated=True)
+    feeds.queue += [ending, ScriptedFeed()]  # the second is what a restart would get
+    publisher = Recorder()
+    engine = Engine(publisher=publisher)
+
+    async def scenario():
+        await engine.tick()
+        run = engine.run
+        ending.go()
+        # The feed's end runs on into end_run up to its first database write.
+        await wait(ending.drained.wait(), "the feed's end")
+        assert engine.run is None, "end_run has forgotten the run"
+        await engine.tick()  # the worker's periodic tick, while end_run writes
+        await wait(run.task, "the run's end")
+        restarted = engine.run
+        if restarted is not None:
+            await engine.stop_run("Stopped.")
+        return restarted
+
+    restarted = asyncio.run(scenario())
+    assert publisher.statuses()[:2] == [("connecting", starting()), ("running", "Scripted bars.")]
+    assert restarted is None and len(feeds.configs) == 1, "the finished run started again"
+    assert publisher.statuses()[-1] == ("idle", "Feed finished: 1 bars, 0 signals.")
+
+
 # --- stop_run ------------------------------------------------------------------------------
 
 
