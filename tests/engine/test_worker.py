@@ -1,56 +1,32 @@
-"""The worker process end to end on the csv and demo feeds: signals, states, locks, stops."""
+"""The real worker process (``manage.py runengine``): a whole csv run against replay, SIGTERM,
+kill -9 and the next worker's recovery, and the exit code of bad arguments.
 
-import json
+The worker's steps (start, stop, reload, bad config, feed errors, locks, events in order) are
+tested in-process in ``test_worker_steps.py``."""
+
 import os
 import signal
-from io import StringIO
 
 import pytest
-from django.core.management import call_command
 
-from engine.services import engine_request
-from rules.models import Rule
 from signals.models import Signal
 from tests.engine.helpers import (
     engine_state,
+    replay_events,
+    sawtooth_bar_file,
     start_worker,
     stop_worker,
-    trend_bars,
     wait_until,
-    write_bars,
 )
-from tests.factories import make_rule, make_watchlist
+from tests.factories import make_rule
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 T0 = 1_765_895_400  # 2025-12-16 14:30:00 UTC, a Tuesday at the NYSE open
 
 
-def sawtooth(n: int, base: float) -> list[float]:
-    """Rises for 15 bars, falls for 10, repeated: the MA rule fires on each rise."""
-    out, price = [], base
-    for i in range(n):
-        price += 0.05 if i % 25 < 15 else -0.07
-        out.append(round(price, 2))
-    return out
-
-
-def make_bar_file(tmp_path, n=400):
-    rows = trend_bars("AAPL", T0, sawtooth(n, 190.0)) + trend_bars("MSFT", T0, sawtooth(n, 410.0))
-    rows.sort(key=lambda r: (r[0], r[6]))
-    return write_bars(tmp_path / "bars.csv", rows)
-
-
-def replay_events(bars, rule: Rule, tmp_path) -> list[dict]:
-    rule_file = tmp_path / "rule.json"
-    rule_file.write_text(json.dumps(rule.to_json()))
-    out = StringIO()
-    call_command("replay", "--bars", str(bars), "--rule", str(rule_file), stdout=out)
-    return [json.loads(line) for line in out.getvalue().splitlines()]
-
-
 def test_csv_run_stores_exactly_the_signals_replay_computes(tmp_path):
-    bars = make_bar_file(tmp_path)
+    bars = sawtooth_bar_file(tmp_path / "bars.csv")
     rule = make_rule(name="Fast", definition={
         "logic": "AND", "cooldown_sec": 30, "trigger": "level",
         "conditions": [{"left": "PRICE", "op": ">", "right": "MA5"},
@@ -74,39 +50,6 @@ def test_csv_run_stores_exactly_the_signals_replay_computes(tmp_path):
     assert stored == sorted(
         (e["timestamp"], e["symbol"], e["price"], e["rule_id"]) for e in expected
     ), "worker and replay disagree"
-
-
-def test_demo_run_follows_start_and_stop_and_locks_while_running(tmp_path):
-    from django.core.exceptions import ValidationError
-
-    from rules.services import rule_update
-    from watchlists.models import Watchlist
-    from watchlists.services import watchlist_remove_symbol
-
-    proc = start_worker("--feed", "demo", "--speed", "50", log_path=tmp_path / "worker.log")
-    try:
-        wait_until(lambda: (s := engine_state()) and s.is_alive and s.state == "idle",
-                   what="an idle worker")  # fmt: skip
-        assert Signal.objects.count() == 0
-        engine_request(desired="running")
-        wait_until(lambda: engine_state().state == "running", what="running")
-        wait_until(lambda: Signal.objects.exists(), what="a demo signal")
-        state = engine_state()
-        assert state.is_locked and state.run_rule.is_system
-        active = Watchlist.objects.get(is_active=True)
-        with pytest.raises(ValidationError, match="stop the engine"):
-            watchlist_remove_symbol(watchlist=active, symbol="TSLA")
-        custom = make_rule(name="Free to edit")
-        rule_update(rule=custom, name="Edited while running")
-        engine_request(desired="stopped")
-        wait_until(lambda: engine_state().state == "idle" and not engine_state().is_locked,
-                   what="stopped and unlocked")  # fmt: skip
-        assert engine_state().message == "Stopped."
-        count = Signal.objects.count()
-        watchlist_remove_symbol(watchlist=active, symbol="TSLA")
-    finally:
-        assert stop_worker(proc) == 0, (tmp_path / "worker.log").read_text()
-    assert Signal.objects.count() == count
 
 
 def test_sigterm_stops_cleanly_and_releases_the_locks(tmp_path):
@@ -147,33 +90,6 @@ def test_kill_9_leaves_a_stale_lock_that_expires_and_the_next_worker_clears(tmp_
         "Recovered from a worker that stopped without cleaning up"
         in (tmp_path / "worker2.log").read_text()
     )
-
-
-def test_a_run_that_cannot_start_says_why_and_does_not_retry(tmp_path):
-    wl = make_watchlist(name="Empty", symbols=[])
-    proc = start_worker("--feed", "demo", "--watchlist", "Empty", "--start",
-                        log_path=tmp_path / "worker.log")  # fmt: skip
-    try:
-        state = wait_until(lambda: (s := engine_state()) and s.state == "error" and s,
-                           what="the error state")  # fmt: skip
-        assert state.message == f"The watchlist “{wl.name}” has no symbols: add up to 5."
-        assert state.desired == "stopped" and not state.is_locked
-    finally:
-        assert stop_worker(proc) == 0
-
-
-def test_a_broken_csv_file_is_an_error_state_not_a_crash(tmp_path):
-    bad = tmp_path / "bad.csv"
-    bad.write_text("time,open,high,low,close,volume\n2025-12-16T14:30:00Z,1,2,0.5,oops,10\n")
-    proc = start_worker("--csv", str(bad), "--speed", "max", "--start",
-                        log_path=tmp_path / "worker.log")  # fmt: skip
-    try:
-        state = wait_until(lambda: (s := engine_state()) and s.state == "error" and s,
-                           what="the error state")  # fmt: skip
-        assert "bad.csv, line 2" in state.message and "close" in state.message
-        assert proc.poll() is None, "the worker must survive bad input"
-    finally:
-        assert stop_worker(proc) == 0
 
 
 @pytest.mark.parametrize(

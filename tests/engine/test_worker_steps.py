@@ -703,11 +703,22 @@ def test_stop_run_stops_a_run_in_progress_closes_the_feed_and_releases_the_locks
 # --- a feed error --------------------------------------------------------------------------
 
 
-def test_a_broken_csv_line_is_an_error_state_and_the_worker_goes_on(tmp_path):
-    path = write_bars(tmp_path / "bad.csv", zigzag_rows("AAPL", 100.0, 30, start=T0))
+@pytest.mark.parametrize(
+    ("good_bars", "broken"),
+    [
+        (0, "2025-12-16T14:30:00Z,1,2,0.5,oops,10"),  # no symbol column: BAD, from the name
+        (30, "2025-12-16T14:32:30Z,100,101,99,oops,10,AAPL"),  # after 30 good bars
+    ],
+)
+def test_a_broken_csv_line_is_an_error_state_and_the_worker_goes_on(tmp_path, good_bars, broken):
+    path = tmp_path / "bad.csv"
+    if good_bars:
+        write_bars(path, zigzag_rows("AAPL", 100.0, good_bars, start=T0))
+    else:
+        path.write_text("time,open,high,low,close,volume\n")
     with path.open("a") as fh:
-        fh.write("2025-12-16T14:32:30Z,100,101,99,oops,10,AAPL\n")
-    line = 32  # header, 30 bars, then the broken one
+        fh.write(broken + "\n")
+    line = good_bars + 2  # the header, the good bars, then the broken one
     overrides = Overrides(feed="csv", csv_path=str(path), speed=0)
     publisher = Recorder()
     engine = Engine(overrides=overrides, publisher=publisher, start=True)
@@ -744,7 +755,7 @@ def test_a_broken_csv_line_is_an_error_state_and_the_worker_goes_on(tmp_path):
         ("connecting", start), replaying, ("error", message),
         ("idle", "The engine worker stopped."),
     ]  # fmt: skip
-    assert kinds(publisher.events).count("bar") == 60
+    assert kinds(publisher.events).count("bar") == 2 * good_bars
     assert publisher.closed
     state = engine_state()
     assert (state.state, state.message) == ("idle", "The engine worker stopped.")
