@@ -191,6 +191,9 @@ def worker_run_started(*, rule_id: int, watchlist_id: int | None) -> None:
     )
 
 
-def worker_run_ended() -> None:
-    """The run is over: its rule and watchlist are free again."""
-    _worker_write(run_rule=None, run_watchlist=None, run_started=None)
+def worker_run_ended(*, last_bar_time: datetime | None = None) -> None:
+    """The run is over: its rule and watchlist are free again (and its last bar is kept)."""
+    fields: dict = {"run_rule": None, "run_watchlist": None, "run_started": None}
+    if last_bar_time is not None:
+        fields["last_bar_time"] = last_bar_time
+    _worker_write(**fields)

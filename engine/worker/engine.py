@@ -199,7 +199,8 @@ class Engine:
         await self.set_state(EngineState.State.IDLE, message)
 
     async def release(self, run: Run) -> None:
-        await sync_to_async(services.worker_run_ended)()
+        last_bar_time = utc(run.last_bar_time) if run.last_bar_time is not None else None
+        await sync_to_async(services.worker_run_ended)(last_bar_time=last_bar_time)
 
     async def fail(self, message: str) -> None:
         """A run can't go on: show why, and stop wanting to run until the user says Start."""
@@ -239,11 +240,15 @@ class Engine:
             )
 
     async def end_run(self, run: Run, state: str, message: str) -> None:
+        """The run ended by itself. "Stopped" is written while the run is still ours: a tick
+        that reads the desired state meanwhile sees the run (and leaves it) or "stopped"
+        (the worker's database calls run in one thread, in order), never a "running" with no
+        run, which would start the finished run again."""
         if self.run is not run:
             return
+        await sync_to_async(services.engine_request)(desired="stopped")
         self.run = None
         await self.release(run)
-        await sync_to_async(services.engine_request)(desired="stopped")
         await self.set_state(state, message)
 
     async def on_bar(self, run: Run, bar: Bar, *, warmup: bool) -> None:
