@@ -2,8 +2,7 @@
 
 from django.core.management.base import BaseCommand
 
-from engine.services import settings_get
-from engine.tokens import feed_token_rotate
+from engine.tokens import feed_token, feed_token_rotate
 
 
 class Command(BaseCommand):
@@ -13,5 +12,5 @@ class Command(BaseCommand):
         parser.add_argument("--rotate", action="store_true", help="generate a new token")
 
     def handle(self, *args, rotate: bool = False, **options):
-        token = feed_token_rotate() if rotate else settings_get().feed_token
+        token = feed_token_rotate() if rotate else feed_token()
         self.stdout.write(token)
