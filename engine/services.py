@@ -2,7 +2,7 @@
 
 The pages (``engine.panel``), the admin and the CLI change settings and ask for Start / Stop;
 the worker (``engine.worker``) reports its state, heartbeat and run through the ``worker_*``
-functions. Tokens are in ``engine.tokens``.
+functions. Tokens, their rotation included, are in ``engine.tokens``.
 """
 
 from datetime import datetime
