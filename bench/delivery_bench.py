@@ -33,6 +33,7 @@ import time
 from pathlib import Path
 
 import websockets
+from asgiref.sync import sync_to_async
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -86,14 +87,14 @@ def setup_django(var_dir: str) -> None:
 
 async def run_engine(web_url: str, n_bars: int, interval: float, stamps_path: str) -> None:
     """The real Engine + BridgePublisher; bars come from a feed that stamps hand-over time."""
-    from asgiref.sync import sync_to_async
-
+    # App modules are imported here, after main() has called setup_django() in this process.
     import engine.worker.engine as worker
     from engine.core.bars import Bar
     from engine.feeds.base import BarEvent, Feed, StatusEvent
     from engine.tokens import engine_token
     from engine.worker.bridge import BridgePublisher
     from engine.worker.config import Overrides
+    from signals.models import Signal
 
     stamps: dict[int, int] = {}
 
@@ -139,8 +140,6 @@ async def run_engine(web_url: str, n_bars: int, interval: float, stamps_path: st
     Path(stamps_path).write_text(json.dumps(stamps))
 
     def stored_ms() -> list[float]:
-        from signals.models import Signal
-
         return [
             (int(row.recorded_at.timestamp() * 1e6) * 1000 - stamps[int(row.time.timestamp())])
             / 1e6

@@ -52,6 +52,7 @@ def setup_django(var_dir: Path) -> None:
 
 
 def make_rules() -> dict[str, tuple[int, str]]:
+    # App modules are imported here, after main() has called setup_django().
     from rules.models import Rule
     from rules.services import rule_create
 
@@ -173,6 +174,7 @@ def main() -> int:
         var_dir = Path(tmp.name)
     setup_django(var_dir)
 
+    # Django's modules are imported once setup_django() has configured them for var_dir.
     from django.conf import settings
     from django.contrib.auth import get_user_model
     from django.test import Client

@@ -3,16 +3,21 @@ second virtualenv (ib_insync) without Django."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
+from importlib import import_module
 from pathlib import Path
 
 import pytest
+
+from tests.faketws import FakeTWS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -37,7 +42,7 @@ def wait_for_port(port: int, *, timeout: float = 30.0, proc: subprocess.Popen | 
 
 def subprocess_env(**extra: str) -> dict[str, str]:
     """Environment for a child process that must share this test run's SQLite file."""
-    from django.conf import settings
+    from django.conf import settings  # not at the top: this conftest also loads without Django
 
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "scalpsite.settings", "PYTHONUNBUFFERED": "1"}
     env["SCALP_DB_PATH"] = str(settings.DATABASES["default"]["NAME"])
@@ -80,11 +85,6 @@ def live_daphne(transactional_db, tmp_path):
 def fake_tws():
     """The fake TWS on its own event loop in a thread, as a real TWS beside the web app
     (in-process views and a Daphne subprocess both reach it over TCP)."""
-    import asyncio
-    import threading
-
-    from tests.faketws import FakeTWS
-
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="fake-tws", daemon=True)
     thread.start()
@@ -110,9 +110,7 @@ def http_get(url: str, opener=None) -> tuple[int, str]:
 
 def seed_defaults() -> None:
     """Re-create what the data migrations seed (a transactional test's flush removes it)."""
-    from importlib import import_module
-
-    from django.apps import apps
+    from django.apps import apps  # not at the top: this conftest also loads without Django
 
     for module in ("rules.migrations.0002_seed_system_rule",
                    "watchlists.migrations.0002_seed_demo_watchlist"):  # fmt: skip

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from django.utils import timezone
 
+from engine.services import engine_state_get
+from rules.services import rule_create
+from watchlists.services import watchlist_create
+
 DEFAULT_DEFINITION = {
     "logic": "AND",
     "conditions": [
@@ -16,21 +20,15 @@ DEFAULT_DEFINITION = {
 
 
 def make_rule(name: str = "My rule", definition: dict | None = None):
-    from rules.services import rule_create
-
     return rule_create(name=name, definition=definition or dict(DEFAULT_DEFINITION))
 
 
 def make_watchlist(name: str = "Tech", symbols=("AAPL", "MSFT"), activate: bool = False):
-    from watchlists.services import watchlist_create
-
     return watchlist_create(name=name, symbols=symbols, activate=activate)
 
 
 def make_running_engine(*, rule=None, watchlist=None):
     """Mark the engine as live and holding ``rule`` / ``watchlist``, as the worker does."""
-    from engine.services import engine_state_get
-
     state = engine_state_get()
     state.state = "running"
     state.heartbeat = timezone.now()

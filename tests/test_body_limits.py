@@ -138,6 +138,7 @@ def test_bodies_under_the_limit_still_reach_the_app(daphne):
 
 
 async def test_asgi_guard_refuses_by_content_length_before_the_app():
+    # Not at the top: importing scalpsite.asgi builds the app and patches Daphne's request class.
     from scalpsite.asgi import application
 
     comm = HttpCommunicator(
@@ -150,6 +151,7 @@ async def test_asgi_guard_refuses_by_content_length_before_the_app():
 
 
 async def test_asgi_guard_cuts_a_streamed_body_past_the_limit():
+    # Not at the top: importing scalpsite.asgi builds the app and patches Daphne's request class.
     from scalpsite.asgi import application
 
     scope = {

@@ -16,7 +16,13 @@ import time
 from pathlib import Path
 
 import pytest
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.test import Client as DjangoClient
 
+from engine.services import settings_get
+from rules.services import rule_create
+from signals.models import Signal
 from tests.conftest import ROOT, Daphne, free_port
 from tests.engine.helpers import start_worker, wait_until, write_bars
 
@@ -74,10 +80,6 @@ def segment(workdir: Path, k: int) -> Path:
 
 
 def session_cookie() -> str:
-    from django.conf import settings
-    from django.contrib.auth import get_user_model
-    from django.test import Client as DjangoClient
-
     user = get_user_model().objects.create_user("chaos", password="chaos-pass-123")
     client = DjangoClient()
     client.force_login(user)
@@ -104,10 +106,6 @@ def delivery_problems(name: str, got: list[int], expected: list[int]) -> list[st
 
 
 def test_every_client_gets_every_stored_signal_once_in_order_through_random_kills(tmp_path):
-    from engine.services import settings_get
-    from rules.services import rule_create
-    from signals.models import Signal
-
     rng = random.Random(SEED)
     schedule = ["daphne"] * KILLS["daphne"] + ["worker"] * KILLS["worker"]
     schedule += ["client"] * KILLS["client"]

@@ -19,6 +19,7 @@ import websockets
 
 from engine.services import settings_get
 from signals.models import Signal
+from signals.stream import BEHIND_SECONDS, CLOSE_BEHIND, CLOSE_TOKEN
 from tests.conftest import ROOT, Daphne, free_port, subprocess_env
 from tests.engine.helpers import (
     engine_state,
@@ -28,6 +29,8 @@ from tests.engine.helpers import (
     write_bars,
     zigzag_rows,
 )
+from tests.signals.helpers import T0 as SIGNAL_T0
+from tests.signals.helpers import make_signal
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -118,8 +121,6 @@ def test_every_signal_reaches_every_client_once_in_order_across_restarts(tmp_pat
 
 
 def test_example_consumer_prints_signals_and_resumes(tmp_path, live_daphne):
-    from tests.signals.helpers import make_signal
-
     rows = [make_signal(n) for n in range(1, 4)]
     token = settings_get().feed_token
     state = tmp_path / "last_id.txt"
@@ -151,9 +152,6 @@ def rss_bytes(pid: int) -> int:
 def test_clients_that_stop_reading_cost_daphne_little_and_are_closed_with_4008(tmp_path):
     """Three programs ask for a 20 MB backlog and read nothing: Daphne holds only about
     MAX_UNSENT for each, closes them after BEHIND_SECONDS, and they resume by since."""
-    from signals.stream import BEHIND_SECONDS, CLOSE_BEHIND
-    from tests.signals.helpers import T0 as SIGNAL_T0
-
     values = {"PRICE": 100.25, "MA5": 100.0, "MA10": 99.75}
     Signal.objects.bulk_create(
         [Signal(time=SIGNAL_T0 + timedelta(seconds=5 * n), symbol="AAPL", price=100.25,
@@ -214,8 +212,6 @@ def test_clients_that_stop_reading_cost_daphne_little_and_are_closed_with_4008(t
 
 
 def test_rotating_the_token_in_another_process_closes_old_sockets_within_a_second(live_daphne):
-    from signals.stream import CLOSE_TOKEN
-
     url = live_daphne.replace("http://", "ws://") + "/ws/signals/"
     old = settings_get().feed_token
 

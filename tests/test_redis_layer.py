@@ -14,8 +14,10 @@ import websockets
 
 from engine.services import settings_get
 from signals.models import Signal
+from signals.services import signal_record
 from tests.conftest import ROOT, free_port, subprocess_env, wait_for_port
 from tests.engine.helpers import engine_state, start_worker, stop_worker, wait_until, write_bars
+from tests.signals.helpers import T0, engine_token
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -120,9 +122,6 @@ IDLE_SECONDS = 10  # twice redis-py 8's default 5 s socket timeout (channels_red
 
 
 def test_sockets_on_redis_survive_idling_past_the_socket_timeout(tmp_path, redis_url):
-    from signals.services import signal_record
-    from tests.signals.helpers import T0, engine_token
-
     env = subprocess_env(SCALP_REDIS_URL=redis_url)
     port_a, port_b = free_port(), free_port()
     log_path = tmp_path / "daphne.log"

@@ -2,7 +2,11 @@
 
 import pytest
 from django.conf import settings
+from django.core.management import call_command
 from django.db import connection
+
+from engine.models import new_token
+from scalpsite import limits
 
 
 def test_sqlite_runs_in_wal_with_immediate_transactions_and_a_busy_timeout(db):
@@ -46,8 +50,6 @@ def test_unknown_page_is_a_plain_404(admin_client):
 
 
 def test_check_deploy_has_no_unexplained_warnings():
-    from django.core.management import call_command
-
     # Raises SystemCheckError on any warning not reviewed in docs/security.md.
     call_command("check", "--deploy", "--fail-level", "WARNING")
 
@@ -65,16 +67,12 @@ def test_htmx_request_after_the_session_expired_redirects_the_whole_page(client)
 
 
 def test_new_tokens_are_safe_as_command_line_arguments():
-    from engine.models import new_token
-
     tokens = {new_token() for _ in range(200)}
     assert len(tokens) == 200
     assert all(len(t) == 64 and t[0] != "-" and set(t) <= set("0123456789abcdef") for t in tokens)
 
 
 def test_django_reads_no_more_form_data_than_the_transport_accepts():
-    from scalpsite import limits
-
     # Form fields (files excluded) beyond the general body limit are refused by Django too.
     assert limits.DEFAULT.size == settings.DATA_UPLOAD_MAX_MEMORY_SIZE
     assert limits.UPLOAD.size < 2 * limits.MAX_UPLOAD_BYTES

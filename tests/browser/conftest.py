@@ -4,6 +4,7 @@ import os
 import shutil
 
 import pytest
+from playwright.sync_api import sync_playwright
 
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -34,8 +35,6 @@ def _chromium_page(monkeypatch, *, width: int, height: int, **options):
     Django's async-context guard is lifted for exactly that window (the tests' ORM calls are
     plain synchronous setup); the browser is gone before the database is flushed.
     """
-    from playwright.sync_api import sync_playwright
-
     path = chromium_path()
     if path is None:
         pytest.fail("Debian chromium is not installed: run `make test` (it installs it).")

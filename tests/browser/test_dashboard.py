@@ -9,7 +9,10 @@ import pytest
 from engine.services import settings_update
 from signals.models import Signal
 from tests.browser.helpers import log_in
+from tests.conftest import Daphne, free_port
 from tests.engine.helpers import start_worker, stop_worker, write_bars, zigzag_rows
+from tests.signals.helpers import make_signal
+from watchlists.services import watchlist_create
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -70,8 +73,6 @@ def test_start_shows_status_and_signals_live_then_stop(live_daphne, page, artifa
 
 
 def test_empty_watchlist_disables_start_with_a_reason(live_daphne, page, artifacts_dir):
-    from watchlists.services import watchlist_create
-
     watchlist_create(name="Empty", symbols=[], activate=True)
     log_in(page, live_daphne)
     start = page.get_by_test_id("start")
@@ -82,9 +83,6 @@ def test_empty_watchlist_disables_start_with_a_reason(live_daphne, page, artifac
 
 
 def test_the_page_reconnects_after_a_daphne_restart_and_catches_up(page, artifacts_dir, tmp_path):
-    from tests.conftest import Daphne, free_port
-    from tests.signals.helpers import make_signal
-
     daphne = Daphne(free_port(), (tmp_path / "daphne.log").open("w"))
     daphne.start()
     base = f"http://127.0.0.1:{daphne.port}"

@@ -7,6 +7,7 @@ from playwright.sync_api import expect
 
 from rules.models import Rule
 from tests.browser.helpers import log_in
+from tests.factories import make_rule, make_running_engine
 
 pytestmark = pytest.mark.browser
 
@@ -161,8 +162,6 @@ def test_save_uses_what_the_trader_sees(live_daphne, page):
 
 
 def test_the_running_rule_is_read_only(live_daphne, page):
-    from tests.factories import make_rule, make_running_engine
-
     running = make_rule(name="Live one")
     make_running_engine(rule=running)
     log_in(page, live_daphne, "/rules/")

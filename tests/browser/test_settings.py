@@ -7,6 +7,8 @@ from playwright.sync_api import expect
 from engine.services import settings_get
 from tests.browser.helpers import log_in
 from tests.conftest import free_port
+from tests.factories import make_running_engine
+from watchlists.models import Watchlist
 
 pytestmark = pytest.mark.browser
 
@@ -115,9 +117,6 @@ def test_reveal_copy_and_rotate_the_token(live_daphne, page, artifacts_dir):
 
 
 def test_settings_are_locked_while_the_engine_runs(live_daphne, page, artifacts_dir):
-    from tests.factories import make_running_engine
-    from watchlists.models import Watchlist
-
     make_running_engine(watchlist=Watchlist.objects.get(is_active=True))
     log_in(page, live_daphne, "/settings/")
     expect(page.get_by_test_id("lock-message")).to_have_text(

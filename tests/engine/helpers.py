@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import csv
+import json
+import select
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable
+from io import StringIO
 from pathlib import Path
 
+from django.core.management import call_command
+from django.db import close_old_connections
+
+from engine.models import EngineState
 from tests.conftest import ROOT, subprocess_env
 
 
@@ -22,8 +30,6 @@ def start_worker(*args: str, log_path: Path, **env: str) -> subprocess.Popen:
 
 def wait_until(predicate: Callable[[], object], *, timeout: float = 30.0, what: str = ""):
     """Poll ``predicate`` (which may query the database) until it returns something truthy."""
-    from django.db import close_old_connections
-
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         close_old_connections()
@@ -35,8 +41,6 @@ def wait_until(predicate: Callable[[], object], *, timeout: float = 30.0, what: 
 
 
 def engine_state():
-    from engine.models import EngineState
-
     return EngineState.objects.filter(pk=1).first()
 
 
@@ -87,9 +91,6 @@ class Gateway:
         self._log = None
 
     def start(self, script: dict | None = None, *, timeout: float = 20.0) -> Gateway:
-        import json
-        import select
-
         if script is not None:
             self.script = script
         self.starts += 1
@@ -112,9 +113,6 @@ class Gateway:
 
     def call(self, cmd: str, **args: object) -> dict:
         """One control command (see ``tests.faketws.run_command``); raises if it failed."""
-        import json
-        import socket
-
         with socket.create_connection(("127.0.0.1", self.control_port), timeout=30) as sock:
             stream = sock.makefile("rwb")
             stream.write(json.dumps({"cmd": cmd, **args}).encode() + b"\n")
@@ -170,11 +168,6 @@ def sawtooth_bar_file(path: Path, n: int = 400, *, start: int = 1_765_895_400) -
 
 def replay_events(bars: Path, rule, tmp_path: Path) -> list[dict]:
     """The signal events ``manage.py replay`` computes for ``bars`` and ``rule`` (a Rule)."""
-    import json
-    from io import StringIO
-
-    from django.core.management import call_command
-
     rule_file = tmp_path / "rule.json"
     rule_file.write_text(json.dumps(rule.to_json()))
     out = StringIO()

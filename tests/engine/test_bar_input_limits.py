@@ -11,6 +11,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
 from engine.core.bars import BarFileError, iter_csv_bars, parse_time
+from signals.models import Signal
 from tests.conftest import ROOT, subprocess_env
 from tests.engine.helpers import engine_state, start_worker, stop_worker, wait_until
 
@@ -231,6 +232,4 @@ def test_the_csv_feed_refuses_a_symbol_the_watchlist_refuses(tmp_path):
             f"{LONG},1765877405,1,1,1,1,1"]  # fmt: skip
     path = bar_file(tmp_path, rows, header=f"symbol,{HEADER}")
     assert "bars.csv, line 4: column symbol: " in csv_feed_error(tmp_path, path)
-    from signals.models import Signal
-
     assert not Signal.objects.filter(symbol=LONG).exists()

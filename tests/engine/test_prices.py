@@ -7,10 +7,16 @@ from decimal import Decimal
 
 import pytest
 
+from engine.core.bars import Bar
+from engine.core.machine import SymbolMachine
+from engine.core.rules import validate_definition
 from engine.feeds.demo import DemoMarket
+from engine.services import settings_update
 from engine.worker.config import Overrides
 from engine.worker.engine import Engine
 from engine.worker.publish import MemoryPublisher
+from signals.models import Signal
+from tests.factories import make_watchlist
 
 SYMBOLS = ["AAPL", "MSFT", "NVDA", "TSLA", "SPY"]
 
@@ -32,10 +38,6 @@ def test_demo_market_prices_are_cent_decimals():
 
 @pytest.mark.django_db(transaction=True)
 def test_a_demo_run_stores_and_publishes_clean_prices():
-    from engine.services import settings_update
-    from signals.models import Signal
-    from tests.factories import make_watchlist
-
     make_watchlist(name="Five", symbols=SYMBOLS, activate=True)
     settings_update(feed="demo")
     publisher = MemoryPublisher()
@@ -69,10 +71,6 @@ def test_a_demo_run_stores_and_publishes_clean_prices():
 
 
 def test_a_signal_price_is_the_millionths_the_core_compared_not_the_float_it_was_given():
-    from engine.core.bars import Bar
-    from engine.core.machine import SymbolMachine
-    from engine.core.rules import validate_definition
-
     rule = validate_definition(
         {"logic": "AND", "conditions": [{"left": "PRICE", "op": ">", "right": 100}],
          "cooldown_sec": 0}

@@ -1,8 +1,10 @@
 """`runapp` end to end: a real Daphne on a free port, login over HTTP, clean Ctrl-C."""
 
 import http.cookiejar
+import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import urllib.parse
@@ -11,6 +13,7 @@ import urllib.request
 import pytest
 
 from tests.conftest import ROOT, free_port, http_get, subprocess_env, wait_for_port
+from tests.engine.helpers import engine_state, wait_until
 
 
 def login(base: str, username: str, password: str):
@@ -58,9 +61,6 @@ def test_runapp_serves_the_app_and_the_first_run_password_logs_in(tmp_path):
 
 
 def test_runapp_refuses_a_busy_port_naming_the_process_holding_it(tmp_path):
-    import os
-    import socket
-
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
@@ -78,10 +78,6 @@ def test_runapp_refuses_a_busy_port_naming_the_process_holding_it(tmp_path):
 
 @pytest.mark.django_db(transaction=True)
 def test_runapp_restarts_a_dead_worker_and_ctrl_c_stops_both(tmp_path):
-    import os
-
-    from tests.engine.helpers import engine_state, wait_until
-
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "manage.py", "runapp", "--port", str(port)],

@@ -6,9 +6,12 @@ tested in-process in ``test_worker_steps.py``."""
 
 import os
 import signal
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
+from engine.models import EngineState
 from signals.models import Signal
 from tests.engine.helpers import (
     engine_state,
@@ -63,12 +66,6 @@ def test_sigterm_stops_cleanly_and_releases_the_locks(tmp_path):
 
 
 def test_kill_9_leaves_a_stale_lock_that_expires_and_the_next_worker_clears(tmp_path):
-    from datetime import timedelta
-
-    from django.utils import timezone
-
-    from engine.models import EngineState
-
     proc = start_worker("--feed", "demo", "--start", log_path=tmp_path / "worker.log")
     wait_until(lambda: (s := engine_state()) and s.state == "running" and s.is_locked,
                what="running")  # fmt: skip

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 import engine.worker.engine as worker
@@ -26,6 +27,7 @@ from engine.worker.config import Overrides, load_run_config
 from engine.worker.engine import Engine, Run
 from engine.worker.publish import MemoryPublisher
 from rules.models import Rule
+from rules.services import rule_update
 from signals.models import Signal
 from tests.engine.helpers import (
     engine_state,
@@ -36,6 +38,7 @@ from tests.engine.helpers import (
 )
 from tests.factories import make_rule, make_running_engine, make_watchlist
 from watchlists.models import Watchlist
+from watchlists.services import watchlist_remove_symbol
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -838,11 +841,6 @@ def test_main_resumes_the_desired_run_after_a_dead_worker_and_stops_it_on_shutdo
 
 
 def test_a_demo_run_follows_start_and_stop_and_locks_while_running():
-    from django.core.exceptions import ValidationError
-
-    from rules.services import rule_update
-    from watchlists.services import watchlist_remove_symbol
-
     publisher = Recorder()
     engine = Engine(overrides=Overrides(feed="demo", speed=0), publisher=publisher)
 

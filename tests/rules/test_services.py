@@ -1,7 +1,10 @@
 """Rules through the services: validation, the seeded system rule, clone, locks."""
 
+from datetime import timedelta
+
 import pytest
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 
 from engine.services import settings_get
 from rules import services
@@ -91,10 +94,6 @@ def test_running_rule_is_locked_and_other_rules_are_not():
 
 
 def test_stale_heartbeat_releases_the_lock():
-    from datetime import timedelta
-
-    from django.utils import timezone
-
     rule = make_rule(name="Was running")
     state = make_running_engine(rule=rule)
     state.heartbeat = timezone.now() - timedelta(seconds=11)

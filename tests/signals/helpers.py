@@ -6,12 +6,13 @@ from datetime import UTC, datetime, timedelta
 
 from channels.testing import WebsocketCommunicator
 
+from engine.services import settings_get
+from signals.services import signal_record
+
 T0 = datetime(2025, 12, 16, 14, 30, tzinfo=UTC)
 
 
 def make_signal(n: int, *, symbol: str = "AAPL", rule_id: int = 1, price: float = 100.0):
-    from signals.services import signal_record
-
     return signal_record(
         time=T0 + timedelta(seconds=5 * n),
         symbol=symbol,
@@ -24,18 +25,15 @@ def make_signal(n: int, *, symbol: str = "AAPL", rule_id: int = 1, price: float 
 
 
 def feed_token() -> str:
-    from engine.services import settings_get
-
     return settings_get().feed_token
 
 
 def engine_token() -> str:
-    from engine.services import settings_get
-
     return settings_get().engine_token
 
 
 def communicator(path: str, *, token: str | None = None, headers=None) -> WebsocketCommunicator:
+    # Not at the top: importing scalpsite.asgi builds the app and patches Daphne's request class.
     from scalpsite.asgi import application
 
     all_headers = list(headers or [])

@@ -1,6 +1,7 @@
 """The REST mirror: GET /api/signals/ and /api/engine/ with the token or a session."""
 
 import pytest
+from django.test import Client
 
 from tests.signals.helpers import feed_token, make_signal
 
@@ -17,8 +18,6 @@ def test_api_signals_needs_the_token_or_a_session(client, admin_client):
 
 
 def test_api_signals_since_symbol_limit():
-    from django.test import Client
-
     client = Client(headers={"Authorization": f"Bearer {feed_token()}"})
     rows = [make_signal(n, symbol="AAPL" if n % 2 else "MSFT") for n in range(1, 8)]
     body = client.get(f"/api/signals/?since={rows[1].id}&limit=3").json()
@@ -33,8 +32,6 @@ def test_api_signals_since_symbol_limit():
 
 @pytest.mark.parametrize("query", ["since=-1", "since=x", "limit=0", "limit=5000", "limit=a"])
 def test_api_signals_bad_parameters_are_400_with_a_sentence(query):
-    from django.test import Client
-
     client = Client(headers={"Authorization": f"Bearer {feed_token()}"})
     resp = client.get(f"/api/signals/?{query}")
     assert resp.status_code == 400
@@ -54,8 +51,6 @@ FIVE_THOUSAND_DIGITS = "9" * 5000
 @pytest.mark.parametrize("name", ["since", "limit"])
 @pytest.mark.parametrize("value", ["²", "٣", FIVE_THOUSAND_DIGITS, "-3", "1.5", " ", "%00"])
 def test_api_signals_parameters_outside_ascii_whole_numbers_are_400(name, value):
-    from django.test import Client
-
     make_signal(1)
     client = Client(headers={"Authorization": f"Bearer {feed_token()}"})
     resp = client.get("/api/signals/", {name: value})
@@ -66,8 +61,6 @@ def test_api_signals_parameters_outside_ascii_whole_numbers_are_400(name, value)
 
 
 def test_api_signals_empty_parameters_mean_the_defaults():
-    from django.test import Client
-
     rows = [make_signal(n) for n in range(1, 4)]
     client = Client(headers={"Authorization": f"Bearer {feed_token()}"})
     body = client.get("/api/signals/?since=&limit=").json()

@@ -3,9 +3,14 @@
 import json
 
 import pytest
-from asgiref.sync import sync_to_async
+from asgiref.sync import async_to_sync, sync_to_async
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.test import Client
 
-from signals import realtime
+from engine.tokens import feed_token_rotate
+from signals import realtime, stream
+from signals.consumers import SignalFeedConsumer
 from tests.signals.helpers import communicator, engine_token, feed_token, make_signal
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -82,8 +87,6 @@ async def test_without_since_a_program_starts_at_the_newest_stored_signal():
 
 
 async def test_a_signal_that_follows_the_last_one_sent_needs_no_query(monkeypatch):
-    from signals.consumers import SignalFeedConsumer
-
     await sync_to_async(make_signal)(0)  # the socket starts after it: the next id is new
     comm = await connect_feed()
     reads = []
@@ -180,8 +183,6 @@ async def test_a_bad_since_is_explained_then_closed(since, fragment):
 
 
 async def test_a_rotated_token_closes_the_programs_connected_with_the_old_one():
-    from engine.tokens import feed_token_rotate
-
     comm = await connect_feed()
     await sync_to_async(feed_token_rotate)()  # as the Settings page or `feedtoken --rotate` do
     closed = await comm.receive_output(timeout=1 + realtime.WATCH_SECONDS)
@@ -198,8 +199,6 @@ async def test_a_signal_whose_wake_up_was_lost_arrives_anyway():
 
 
 async def test_a_socket_that_stays_behind_is_closed_and_resumes_by_since(monkeypatch):
-    from signals import stream
-
     rows = [await sync_to_async(make_signal)(n) for n in range(1, 4)]
     monkeypatch.setattr(stream, "BEHIND_SECONDS", 0.2)
     monkeypatch.setattr(stream, "unsent_bytes", lambda protocol: stream.MAX_UNSENT + 1)
@@ -213,10 +212,6 @@ async def test_a_socket_that_stays_behind_is_closed_and_resumes_by_since(monkeyp
 
 
 async def ui_headers(*, origin: str = "http://127.0.0.1:8000", login: bool = True):
-    from django.conf import settings
-    from django.contrib.auth import get_user_model
-    from django.test import Client
-
     headers = [(b"origin", origin.encode()), (b"host", b"127.0.0.1:8000")]
     if login:
 
@@ -299,10 +294,6 @@ async def test_bridge_reconnect_sends_what_the_web_side_missed():
 async def test_live_signals_published_while_the_backlog_is_read_follow_it_in_order(monkeypatch):
     """A live signal that arrives while the socket reads its backlog waits for the backlog:
     it goes out after it, once."""
-    from asgiref.sync import async_to_sync
-
-    from signals.consumers import SignalFeedConsumer
-
     rows = [await sync_to_async(make_signal)(n) for n in range(1, 4)]
     real_read_page, live = SignalFeedConsumer.read_page, []
 
@@ -323,8 +314,6 @@ async def test_live_signals_published_while_the_backlog_is_read_follow_it_in_ord
 
 
 async def test_a_long_backlog_goes_out_in_pages_in_order(monkeypatch):
-    from signals import stream
-
     monkeypatch.setattr(stream, "PAGE_ROWS", 2)
     rows = [await sync_to_async(make_signal)(n, symbol=("AAPL", "MSFT")[n % 2]) for n in range(7)]
     comm = await connect_feed("/ws/signals/?since=0&symbols=MSFT")

@@ -17,6 +17,7 @@ from django.test.utils import CaptureQueriesContext
 
 from signals import views
 from signals.forms import HistoryFilterForm
+from signals.models import Signal
 from signals.services import signal_record
 
 pytestmark = pytest.mark.django_db
@@ -374,8 +375,6 @@ def test_csv_export_defuses_rule_names_that_a_spreadsheet_would_run(client):
 
 
 def test_csv_export_defuses_every_text_cell_a_spreadsheet_would_run(client):
-    from signals.models import Signal
-
     # Stored straight through the ORM: the export must not rely on what the services allow.
     cells = ["=1+2", "+SUM(A1)", "-2+3", "@cmd", "\tx=1", "\rx=1"]
     made = [

@@ -1,11 +1,14 @@
 """Watchlists through the services: symbols, the 5-symbol limit, one active list, locks."""
 
+from importlib import import_module
+
 import pytest
+from django.apps import apps
 from django.core.exceptions import ValidationError
 
 from tests.factories import make_running_engine, make_watchlist
 from watchlists import services
-from watchlists.models import Watchlist
+from watchlists.models import Watchlist, WatchlistItem
 
 pytestmark = pytest.mark.django_db
 
@@ -150,12 +153,6 @@ def test_symbols_split_reads_a_typed_box(text, pieces):
 
 
 def test_migration_stores_class_shares_in_ibs_form():
-    from importlib import import_module
-
-    from django.apps import apps
-
-    from watchlists.models import WatchlistItem
-
     wl = make_watchlist(symbols=["AAPL", "BRK B"])
     other = make_watchlist(name="Other", symbols=["MSFT"])
     # Rows as an earlier version stored them.

@@ -1,6 +1,7 @@
 """Incremental indicators against straightforward recomputation and against talipp."""
 
 import math
+import random
 import statistics
 from fractions import Fraction
 
@@ -22,8 +23,6 @@ PERIODS = st.integers(2, 30)
 
 
 def make_prices(n: int, *, seed: int = 7) -> list[float]:
-    import random
-
     rng = random.Random(seed)
     price, out = 100.0, []
     for _ in range(n):
