@@ -1,52 +1,5 @@
-"""A fake TWS / IB Gateway that speaks the TWS API wire protocol, for tests.
-
-The real client libraries (ib_async, ib_insync) connect to it over loopback TCP and use it
-end to end: handshake and startup sync, contract details, historical bars (``formatDate=2``),
-5-second realtime bars pushed on demand, error injection, dropped connections and restarts
-on the same port. Field orders follow ``/work/shared/reference/TWS-PROTOCOL.md``.
-
-In-process use (same event loop as the client under test)::
-
-    gw = FakeTWS()
-    gw.add_symbol("AAPL", con_id=265598, history={5: [(t, o, h, l, c, v), ...]})
-    await gw.start()                       # gw.port is now a free port on 127.0.0.1
-    ...                                    # connect a client to gw.port
-    await gw.wait_subscribed("AAPL")       # a realtime-bar subscription is active
-    await gw.push_bar("AAPL", t, o, h, l, c, v)   # to every subscription of AAPL
-    gw.inject_error(-1, 1100, "Connectivity between IB and TWS has been lost.")
-    await gw.drop_connections()            # close sockets, keep listening
-    await gw.stop(); await gw.start()      # refuse connections, then listen on the SAME port
-
-Scripting: ``deny_realtime(symbol, code)`` (354/420/10089 on subscribe),
-``deny_history(symbol, code)`` (162), ``reject_client_id(id)`` (326 at connect; a client
-id already connected is refused the same way, like TWS), ``history_delay`` (seconds before a
-history reply goes out, to open race windows). Pushed bars are also stored as
-5-second history (even while the gateway is stopped), so a client can backfill them; 1-minute
-history is aggregated from the 5-second bars unless configured explicitly. ``now`` (a callable)
-is the gateway clock used when a history request has no end time.
-
-Separate process::
-
-    python -m tests.faketws --port 0 --control-port 0 --script FILE.json
-
-prints one JSON line ``{"port": N, "control_port": M}`` on stdout once listening. The script
-file holds ``{"accounts": [...], "symbols": [{"symbol": "AAPL", "con_id": 1, ..., "history":
-{"5": [[t, o, h, l, c, v], ...]}}], "deny_realtime": {"MSFT": 354}, "deny_history": {...},
-"reject_client_ids": [...], "actions": [{"after": 1.5, "cmd": "push_bar", ...}]}``; every
-key is optional. ``actions`` run in order, each ``after`` seconds after the previous one.
-
-The control port takes one JSON object per line and answers one JSON line
-(``{"ok": true, ...}`` or ``{"ok": false, "error": "..."}``). Commands, with the same
-arguments as the Python methods: ``push_bar``, ``inject_error``, ``drop``, ``stop``,
-``start``, ``add_symbol``, ``deny_realtime``, ``deny_history``, ``reject_client_id``,
-``wait_subscribed``, ``wait_cancelled``, ``state`` and ``shutdown``. :class:`ControlClient`
-is a small async client for it.
-
-Modules: ``gateway`` (:class:`FakeTWS`), ``protocol`` (the requests it answers), ``wire``
-(framing and field parsing), ``model`` (symbols, bars, subscriptions), ``control`` (the
-separate process, its control socket and :class:`ControlClient`).
-"""
-
+# The package docstring is the usage text in usage.py (``--help`` prints it too); this module
+# only re-exports the package's public names.
 from tests.faketws.control import (
     ControlClient,
     ControlServer,
@@ -66,6 +19,7 @@ from tests.faketws.model import (
     SymbolSpec,
     aggregate,
 )
+from tests.faketws.usage import USAGE
 from tests.faketws.wire import (
     DEFAULT_ERROR_TEXT,
     MAX_SERVER_VERSION,
@@ -74,6 +28,8 @@ from tests.faketws.wire import (
     parse_duration,
     parse_end_time,
 )
+
+__doc__ = USAGE
 
 __all__ = [
     "DEFAULT_ERROR_TEXT",

@@ -9,8 +9,8 @@ import json
 import logging
 from collections.abc import Sequence
 
-import tests.faketws
 from tests.faketws.gateway import FakeTWS
+from tests.faketws.usage import USAGE
 
 logger = logging.getLogger(__name__)
 
@@ -144,9 +144,7 @@ async def _run_actions(gw: FakeTWS, actions: list[dict]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m tests.faketws", description=tests.faketws.__doc__
-    )
+    parser = argparse.ArgumentParser(prog="python -m tests.faketws", description=USAGE)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--control-port", type=int, default=0)
