@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from math import gcd
@@ -19,7 +19,13 @@ from engine.core.indicators import (
     Value,
     Vwap,
 )
-from engine.core.rules import Condition, RuleDef, split_operand
+from engine.core.rules import (
+    TIMEFRAME_NAMES,
+    Condition,
+    RuleDef,
+    split_operand,
+    split_timeframe,
+)
 
 WAIT: Final = "WAIT"
 COOLDOWN: Final = "COOLDOWN"
@@ -40,6 +46,7 @@ class Signal:
     price: float
     rule_id: int | None
     values: dict[str, float]
+    side: str | None = None
 
 
 Check = Callable[[], bool]
@@ -116,79 +123,57 @@ def _crossing(a: _Source, b: _Source) -> Check:
     return check
 
 
-class SymbolMachine:
-    """One rule on one symbol: indicators, cross/edge memory, cooldown, de-duplication.
+class _Operands:
+    """The operand values of one timeframe (the run's bars, or one higher timeframe):
+    PRICE, OPEN/HIGH/LOW/VOLUME, VWAP and the period indicators a set of rules reads.
 
-    Feed closed bars in time order: :meth:`warm` for history (never emits), :meth:`on_bar`
-    for live or replayed bars. A bar whose close time is not after the last processed one is
-    ignored (re-delivery after a reconnect), so a signal is unique per bar close time.
+    :meth:`update` takes one bar of that timeframe, prices as whole millionths.
     """
 
     __slots__ = (
-        "rule",
-        "symbol",
-        "rule_id",
-        "state",
-        "cooldown_until",
-        "_last_close",
-        "_price",
-        "_open",
-        "_high",
-        "_low",
-        "_volume",
-        "_close_updates",
-        "_vwaps",
-        "_extra_inputs",
-        "_sources",
-        "_display",
-        "_evaluate",
-        "_edge",
-        "_prev_truth",
-        "_cooldown",
+        "price",
+        "sources",
+        "close_updates",
+        "open",
+        "high",
+        "low",
+        "volume",
+        "vwaps",
+        "extra",
     )
 
     def __init__(
         self,
-        rule: RuleDef,
-        symbol: str,
-        *,
-        rule_id: int | None = None,
-        vwap_session: Callable[[int], Hashable] | None = None,
-        vwap_utc_offset: int = US_SESSION_UTC_OFFSET,
+        names: Iterable[str],
+        suffix: str,
+        vwap_session: Callable[[int], Hashable] | None,
+        vwap_utc_offset: int,
     ) -> None:
-        self.rule = rule
-        self.symbol = symbol
-        self.rule_id = rule_id if rule_id is not None else rule.rule_id
-        self.state: str = WAIT
-        self.cooldown_until: int | None = None
-        self._last_close = _NO_BAR
-        self._edge = rule.trigger == "edge"
-        self._prev_truth: bool | None = None
-        self._cooldown = rule.cooldown_sec
-        self._price = Value(SCALE)
-        self._open: Value | None = None
-        self._high: Value | None = None
-        self._low: Value | None = None
-        self._volume: Value | None = None
-        self._vwaps: list[Vwap] = []
+        self.price = Value(SCALE)
+        self.open: Value | None = None
+        self.high: Value | None = None
+        self.low: Value | None = None
+        self.volume: Value | None = None
+        self.vwaps: list[Vwap] = []
         close_updates: list[Callable[[int], None]] = []
-        sources: dict[str, _Source] = {"PRICE": self._price}
+        sources: dict[str, _Source] = {"PRICE" + suffix: self.price}
         bands: dict[int, Bollinger] = {}
-        for name in sorted(rule.operands()):
-            kind, n = split_operand(name)
+        for base in sorted(names):
+            name = base + suffix
+            kind, n = split_operand(base)
             if kind == "PRICE":
                 continue
             if kind == "OPEN":
-                self._open = sources[name] = Value(SCALE)
+                self.open = sources[name] = Value(SCALE)
             elif kind == "HIGH":
-                self._high = sources[name] = Value(SCALE)
+                self.high = sources[name] = Value(SCALE)
             elif kind == "LOW":
-                self._low = sources[name] = Value(SCALE)
+                self.low = sources[name] = Value(SCALE)
             elif kind == "VOLUME":
-                self._volume = sources[name] = Value(1)
+                self.volume = sources[name] = Value(1)
             elif kind == "VWAP":
                 vwap = Vwap(SCALE, session_key=vwap_session, utc_offset=vwap_utc_offset)
-                self._vwaps.append(vwap)
+                self.vwaps.append(vwap)
                 sources[name] = vwap
             else:
                 assert n is not None
@@ -207,17 +192,202 @@ class SymbolMachine:
                     continue
                 close_updates.append(ind.update)
                 sources[name] = ind
-        self._close_updates = tuple(close_updates)
-        self._extra_inputs = any(
-            x is not None for x in (self._open, self._high, self._low, self._volume)
-        ) or bool(self._vwaps)
-        self._sources = sources
-        self._display = tuple((name, sources[name]) for name in sorted(sources, key=_display_order))
+        self.sources = sources
+        self.close_updates = tuple(close_updates)
+        self.extra = any(
+            x is not None for x in (self.open, self.high, self.low, self.volume)
+        ) or bool(self.vwaps)
+
+    def update(self, time: int, o: int, h: int, lo: int, c: int, volume: float) -> None:
+        self.price.num = c
+        for update in self.close_updates:
+            update(c)
+        if self.extra:
+            if self.open is not None:
+                self.open.num = o
+            if self.high is not None:
+                self.high.num = h
+            if self.low is not None:
+                self.low.num = lo
+            if self.volume is not None:
+                self.volume.num = volume
+            for vwap in self.vwaps:
+                vwap.update(time, h, lo, c, volume)
+
+
+class _Timeframe:
+    """A higher timeframe of one symbol (DESIGN §7.2): builds its bars from the run's bars in
+    UTC-aligned buckets (``time - time % seconds``) and updates its operands when one closes.
+
+    A bucket closes when a run bar reaching its end arrives (that run bar sees it: its close
+    time is the bucket's end) or when the first run bar of a later bucket arrives, before
+    that bar is evaluated. Every bucket holding a run bar makes a bar, partial ones included;
+    an empty bucket makes none. The bar still forming is never visible.
+    """
+
+    __slots__ = ("seconds", "operands", "bucket", "o", "h", "lo", "c", "v")
+
+    def __init__(self, seconds: int, operands: _Operands) -> None:
+        self.seconds = seconds
+        self.operands = operands
+        self.bucket: int | None = None
+        self.o = self.h = self.lo = self.c = 0
+        self.v: float = 0
+
+    def add(self, time: int, close_time: int, o: int, h: int, lo: int, c: int, v: float) -> None:
+        start = time - time % self.seconds
+        bucket = self.bucket
+        if bucket is not None and bucket != start:
+            self.close()
+            bucket = None
+        if bucket is None:
+            self.bucket = start
+            self.o, self.h, self.lo, self.c, self.v = o, h, lo, c, v
+        else:
+            if h > self.h:
+                self.h = h
+            if lo < self.lo:
+                self.lo = lo
+            self.c = c
+            self.v += v
+        if close_time >= start + self.seconds:
+            self.close()
+
+    def close(self) -> None:
+        """Close the bucket in progress, if any (the end of a file closes it as it is)."""
+        if self.bucket is not None:
+            self.operands.update(self.bucket, self.o, self.h, self.lo, self.c, self.v)
+            self.bucket = None
+
+
+class SymbolInputs:
+    """Every operand value a set of rules reads on one symbol, updated once per bar and shared
+    by those rules' machines (so three rules reading MA20@1m keep one MA20@1m).
+
+    :meth:`step` takes a closed bar; it returns False for a bar whose close time is not after
+    the last one taken (re-delivery after a reconnect), which then changes nothing.
+    """
+
+    __slots__ = ("sources", "_last_close", "_run", "_frames", "_price")
+
+    def __init__(
+        self,
+        operands: Iterable[str],
+        *,
+        vwap_session: Callable[[int], Hashable] | None = None,
+        vwap_utc_offset: int = US_SESSION_UTC_OFFSET,
+    ) -> None:
+        by_tf: dict[int | None, set[str]] = {None: set()}
+        for name in operands:
+            base, tf = split_timeframe(name)
+            by_tf.setdefault(tf, set()).add(base)
+        self._last_close = _NO_BAR
+        self._run = _Operands(by_tf.pop(None), "", vwap_session, vwap_utc_offset)
+        self._price = self._run.price
+        sources = dict(self._run.sources)
+        frames = []
+        for tf in sorted(by_tf):  # type: ignore[type-var]  # None was popped
+            assert tf is not None
+            ops = _Operands(by_tf[tf], "@" + TIMEFRAME_NAMES[tf], vwap_session, vwap_utc_offset)
+            sources.update(ops.sources)
+            frames.append(_Timeframe(tf, ops))
+        self._frames = tuple(frames)
+        self.sources: dict[str, _Source] = sources
+
+    def step(
+        self, time: int, seconds: int, open: float, high: float, low: float, close: float,
+        volume: float,
+    ) -> bool:  # fmt: skip
+        close_time = time + seconds
+        if close_time <= self._last_close:
+            return False
+        self._last_close = close_time
+        p = round(close * SCALE)
+        run = self._run
+        if run.extra or self._frames:
+            o, h, lo = round(open * SCALE), round(high * SCALE), round(low * SCALE)
+            run.update(time, o, h, lo, p, volume)
+            for frame in self._frames:
+                frame.add(time, close_time, o, h, lo, p, volume)
+        else:
+            self._price.num = p
+            for update in run.close_updates:
+                update(p)
+        return True
+
+    def finish(self) -> None:
+        """The data ends (end of a file): close every timeframe's bucket in progress."""
+        for frame in self._frames:
+            frame.close()
+
+    @property
+    def price(self) -> int:
+        """The last bar's close in millionths (after at least one :meth:`step`)."""
+        return self._price.num  # type: ignore[return-value]  # step set it: an int
+
+    @property
+    def last_close_time(self) -> int | None:
+        return None if self._last_close == _NO_BAR else self._last_close
+
+
+class SymbolMachine:
+    """One rule on one symbol: cross/edge memory, cooldown, de-duplication, and (unless it
+    shares a :class:`SymbolInputs` through :class:`SymbolRules`) its own operand values.
+
+    Feed closed bars in time order: :meth:`warm` for history (never emits), :meth:`on_bar`
+    for live or replayed bars. A bar whose close time is not after the last processed one is
+    ignored (re-delivery after a reconnect), so a signal is unique per bar close time.
+    """
+
+    __slots__ = (
+        "rule",
+        "symbol",
+        "rule_id",
+        "side",
+        "state",
+        "cooldown_until",
+        "_inputs",
+        "_step_inputs",
+        "_display",
+        "_evaluate",
+        "_edge",
+        "_prev_truth",
+        "_cooldown",
+    )
+
+    def __init__(
+        self,
+        rule: RuleDef,
+        symbol: str,
+        *,
+        rule_id: int | None = None,
+        vwap_session: Callable[[int], Hashable] | None = None,
+        vwap_utc_offset: int = US_SESSION_UTC_OFFSET,
+        inputs: SymbolInputs | None = None,
+    ) -> None:
+        self.rule = rule
+        self.symbol = symbol
+        self.rule_id = rule_id if rule_id is not None else rule.rule_id
+        self.side = rule.side
+        self.state: str = WAIT
+        self.cooldown_until: int | None = None
+        self._edge = rule.trigger == "edge"
+        self._prev_truth: bool | None = None
+        self._cooldown = rule.cooldown_sec
+        if inputs is None:
+            inputs = SymbolInputs(
+                rule.operands(), vwap_session=vwap_session, vwap_utc_offset=vwap_utc_offset
+            )
+        self._inputs = inputs
+        self._step_inputs = inputs.step
+        sources = inputs.sources
+        shown = {"PRICE", *rule.operands()}
+        self._display = tuple((name, sources[name]) for name in sorted(shown, key=_display_order))
         self._evaluate = self._compile(rule.conditions, rule.logic)
 
     def _source(self, operand: str | int | float) -> _Source:
         if isinstance(operand, str):
-            return self._sources[operand]
+            return self._inputs.sources[operand]
         # Decimal value of the literal as written, so PRICE > 100.1 is exact too.
         frac = Fraction(repr(operand)) if isinstance(operand, float) else Fraction(operand)
         return Value(frac.denominator, frac.numerator)
@@ -279,22 +449,8 @@ class SymbolMachine:
 
         return any_true
 
-    def _step(
-        self, time: int, seconds: int, open: float, high: float, low: float, close: float,
-        volume: float,
-    ) -> bool | None:  # fmt: skip
-        """Update indicators and memory with one bar; whether it fires (before cooldown), or
-        None if the bar was already seen."""
-        close_time = time + seconds
-        if close_time <= self._last_close:
-            return None
-        self._last_close = close_time
-        p = round(close * SCALE)
-        self._price.num = p
-        for update in self._close_updates:
-            update(p)
-        if self._extra_inputs:
-            self._update_extra_inputs(time, open, high, low, volume, p)
+    def _truth(self) -> bool:
+        """Whether the rule fires on the bar just taken in (before cooldown)."""
         truth = bool(self._evaluate())
         if self._edge:
             fire = truth and self._prev_truth is False
@@ -302,23 +458,12 @@ class SymbolMachine:
             return fire
         return truth
 
-    def _update_extra_inputs(
-        self, time: int, open: float, high: float, low: float, volume: float, p: int
-    ) -> None:
-        if self._open is not None:
-            self._open.num = round(open * SCALE)
-        if self._high is not None:
-            self._high.num = round(high * SCALE)
-        if self._low is not None:
-            self._low.num = round(low * SCALE)
-        if self._volume is not None:
-            self._volume.num = volume
-        for vwap in self._vwaps:
-            vwap.update(time, round(high * SCALE), round(low * SCALE), p, volume)
-
     def warm(self, bar: Bar) -> None:
         """Feed a history bar: indicators and cross/edge memory only, never a signal."""
-        self._step(bar.time, bar.seconds, bar.open, bar.high, bar.low, bar.close, bar.volume)
+        if self._step_inputs(
+            bar.time, bar.seconds, bar.open, bar.high, bar.low, bar.close, bar.volume
+        ):
+            self._truth()
 
     def on_bar(self, bar: Bar) -> Signal | None:
         """Feed a closed bar; returns the signal it fires, if any (None for a bar already
@@ -338,10 +483,14 @@ class SymbolMachine:
         volume: float,
     ) -> Signal | None:
         """:meth:`on_bar` for a bar given as plain values (bulk replay skips building Bars)."""
-        fire = self._step(time, seconds, open, high, low, close, volume)
-        if fire is None:
+        if not self._step_inputs(time, seconds, open, high, low, close, volume):
             return None
-        close_time = time + seconds
+        return self.decide(time + seconds)
+
+    def decide(self, close_time: int) -> Signal | None:
+        """Evaluate the bar the inputs just took in (closing at ``close_time``): the state
+        machine's step. :class:`SymbolRules` calls it once per rule after one shared step."""
+        fire = self._truth()
         until = self.cooldown_until
         if until is not None:
             if close_time < until:
@@ -353,13 +502,19 @@ class SymbolMachine:
         self.cooldown_until = close_time + self._cooldown
         self.state = COOLDOWN
         # The price as the core holds it, whole millionths: 238.73, never 238.73000000000002.
-        price = self._price.num / SCALE  # type: ignore[operator]  # _step set it: an int
-        return Signal(self.symbol, close_time, price, self.rule_id, self._signal_values())
+        price = self._inputs.price / SCALE
+        return Signal(
+            self.symbol, close_time, price, self.rule_id, self._signal_values(), self.side
+        )
+
+    def finish(self) -> None:
+        """The data ends: close the higher timeframes' buckets in progress (no signal)."""
+        self._inputs.finish()
 
     @property
     def last_close_time(self) -> int | None:
         """Close time of the last bar processed (warm or live); None before any bar."""
-        return None if self._last_close == _NO_BAR else self._last_close
+        return self._inputs.last_close_time
 
     def last_values(self) -> dict[str, float | None]:
         """Current operand values in price units (None while undefined), for display."""
@@ -369,8 +524,90 @@ class SymbolMachine:
         return {name: src.num / src.den for name, src in self._display if src.num is not None}
 
 
-def _display_order(name: str) -> tuple[int, str, int]:
-    kind, n = split_operand(name)
+class SymbolRules:
+    """Several rules on one symbol (DESIGN §7.2): one :class:`SymbolMachine` per rule, each
+    with its own state machine, sharing one :class:`SymbolInputs`, so a bar costs one update
+    of every distinct operand plus one evaluation per rule."""
+
+    __slots__ = ("symbol", "machines", "_inputs")
+
+    def __init__(
+        self,
+        rules: Sequence[RuleDef],
+        symbol: str,
+        *,
+        rule_ids: Sequence[int | None] | None = None,
+        vwap_session: Callable[[int], Hashable] | None = None,
+        vwap_utc_offset: int = US_SESSION_UTC_OFFSET,
+    ) -> None:
+        if rule_ids is not None and len(rule_ids) != len(rules):
+            raise ValueError("rule_ids must name one id per rule")
+        ids = list(rule_ids) if rule_ids is not None else [rule.rule_id for rule in rules]
+        operands: set[str] = set()
+        for rule in rules:
+            operands |= rule.operands()
+        self.symbol = symbol
+        self._inputs = SymbolInputs(
+            operands, vwap_session=vwap_session, vwap_utc_offset=vwap_utc_offset
+        )
+        self.machines = tuple(
+            SymbolMachine(rule, symbol, rule_id=rule_id, inputs=self._inputs)
+            for rule, rule_id in zip(rules, ids, strict=True)
+        )
+
+    def warm(self, bar: Bar) -> None:
+        """Feed a history bar: indicators and cross/edge memory only, never a signal."""
+        if self._inputs.step(
+            bar.time, bar.seconds, bar.open, bar.high, bar.low, bar.close, bar.volume
+        ):
+            for machine in self.machines:
+                machine._truth()
+
+    def on_bar(self, bar: Bar) -> list[Signal]:
+        """Feed a closed bar; the signals it fires, in the order of the rules."""
+        return self.on_values(
+            bar.time, bar.seconds, bar.open, bar.high, bar.low, bar.close, bar.volume
+        )
+
+    def on_values(
+        self,
+        time: int,
+        seconds: int,
+        open: float,
+        high: float,
+        low: float,
+        close: float,
+        volume: float,
+    ) -> list[Signal]:
+        if not self._inputs.step(time, seconds, open, high, low, close, volume):
+            return []
+        close_time = time + seconds
+        out = []
+        for machine in self.machines:
+            signal = machine.decide(close_time)
+            if signal is not None:
+                out.append(signal)
+        return out
+
+    def finish(self) -> None:
+        """The data ends: close the higher timeframes' buckets in progress (no signal)."""
+        self._inputs.finish()
+
+    @property
+    def last_close_time(self) -> int | None:
+        return self._inputs.last_close_time
+
+    def last_values(self) -> dict[str, float | None]:
+        """Every rule's operand values in price units (None while undefined), for display."""
+        values: dict[str, float | None] = {}
+        for machine in self.machines:
+            values.update(machine.last_values())
+        return {name: values[name] for name in sorted(values, key=_display_order)}
+
+
+def _display_order(name: str) -> tuple[int, int, str, int]:
+    base, tf = split_timeframe(name)
+    kind, n = split_operand(base)
     order = ("PRICE", "OPEN", "HIGH", "LOW", "VOLUME", "VWAP", "MA", "EMA", "BBUPPER", "BBLOWER")
     rank = order.index(kind) if kind in order else len(order)
-    return rank, kind, n or 0
+    return tf or 0, rank, kind, n or 0

@@ -20,6 +20,10 @@ MAX_COOLDOWN_SEC: Final = 86_400
 MAX_CONSTANT: Final = 1e12
 MAX_NAME_LENGTH: Final = 80
 MAX_RULE_ID: Final = 2**63 - 1  # what a database integer id holds
+SIDES: Final = ("buy", "sell")
+# Higher-timeframe operands (``MA20@1m``): the suffix and its length in seconds, shortest first.
+TIMEFRAMES: Final[dict[str, int]] = {"5s": 5, "1m": 60, "5m": 300, "15m": 900, "1h": 3600}
+TIMEFRAME_NAMES: Final[dict[int, str]] = {seconds: name for name, seconds in TIMEFRAMES.items()}
 
 DEFAULT_RULE_DEFINITION: Final[dict[str, Any]] = {
     "logic": "AND",
@@ -36,9 +40,12 @@ OPERAND_HELP: Final = (
     f"(n from {MIN_PERIOD} to {MAX_PERIOD}), VWAP, VOLUME, OPEN, HIGH or LOW"
 )
 OPERATOR_HELP: Final = "use >, <, >=, <=, crosses_above or crosses_below"
+TIMEFRAME_HELP: Final = (
+    "add @5s, @1m, @5m, @15m or @1h to an operand for a higher timeframe, e.g. MA20@1m"
+)
 
 _META_KEYS: Final = ("id", "name", "type")
-_DEFINITION_KEYS: Final = ("logic", "conditions", "cooldown_sec", "trigger")
+_DEFINITION_KEYS: Final = ("logic", "conditions", "cooldown_sec", "trigger", "side")
 _CONDITION_KEYS: Final = ("left", "op", "right")
 _ASCII_DIGITS: Final = frozenset("0123456789")
 
@@ -79,18 +86,22 @@ class RuleDef:
     conditions: tuple[Condition, ...]
     cooldown_sec: int
     trigger: str = "level"
+    side: str | None = None
     rule_id: int | None = field(default=None, compare=False)
     name: str = field(default="", compare=False)
     type: str | None = field(default=None, compare=False)
 
     def to_json(self) -> dict[str, Any]:
-        """The canonical definition dict (metadata left out)."""
-        return {
+        """The canonical definition dict (metadata left out; ``side`` only when set)."""
+        data: dict[str, Any] = {
             "logic": self.logic,
             "conditions": [c.to_json() for c in self.conditions],
             "cooldown_sec": self.cooldown_sec,
             "trigger": self.trigger,
         }
+        if self.side is not None:
+            data["side"] = self.side
+        return data
 
     def operands(self) -> frozenset[str]:
         """Names of the operands the rule reads (numbers excluded)."""
@@ -101,25 +112,74 @@ class RuleDef:
                 names.add(cond.right)
         return frozenset(names)
 
-    def warmup_bars(self) -> int:
-        """Bars of history needed so every operand is defined, plus one for cross memory."""
-        return max(operand_period(name) for name in self.operands()) + 1
+    def timeframes(self) -> frozenset[int]:
+        """Lengths in seconds of the higher timeframes the rule's operands name."""
+        return frozenset(
+            tf for name in self.operands() if (tf := split_timeframe(name)[1]) is not None
+        )
+
+    def warmup_bars(self, bar_seconds: int = 5) -> int:
+        """Run bars of history needed so every operand is defined, plus one for cross memory.
+
+        An operand on a timeframe of ``k`` run bars needs ``period`` closed TF bars, and the
+        first bucket may be partial (history rarely starts on a bucket boundary): ``period *
+        k + k`` run bars. With ``bar_seconds`` above the timeframe (an invalid rule for that
+        run, see :func:`timeframe_problem`) a TF bar is one run bar.
+        """
+        need = 1
+        for name in self.operands():
+            base, tf = split_timeframe(name)
+            period = operand_period(base)
+            if tf is not None and tf > bar_seconds:
+                k = -(-tf // bar_seconds)
+                period = period * k + k
+            need = max(need, period)
+        return need + 1
 
     @property
     def uses_cross(self) -> bool:
         return any(c.is_cross for c in self.conditions)
 
 
+def timeframe_problem(rule: RuleDef, bar_seconds: int) -> str | None:
+    """Why ``rule`` can't run on ``bar_seconds`` bars (a timeframe shorter than a run bar, or
+    not a whole number of them), as a sentence; None when every timeframe fits."""
+    run = TIMEFRAME_NAMES.get(bar_seconds, f"{bar_seconds} s")
+    for name in sorted(rule.operands()):
+        tf = split_timeframe(name)[1]
+        if tf is None:
+            continue
+        if tf < bar_seconds:
+            return (
+                f"{name} is on a timeframe shorter than the run's {run} bars; "
+                f"use @{run} or longer, or a shorter bar size"
+            )
+        if tf % bar_seconds:
+            return (
+                f"{name}: the timeframe is not a whole number of the run's {run} bars; "
+                f"pick one that is"
+            )
+    return None
+
+
+def split_timeframe(name: str) -> tuple[str, int | None]:
+    """``"MA20@1m"`` → ``("MA20", 60)``, ``"MA20"`` → ``("MA20", None)``; name canonical."""
+    base, at, tf = name.partition("@")
+    return (base, TIMEFRAMES[tf]) if at else (name, None)
+
+
 def operand_period(name: str) -> int:
-    """Number of bars after which ``name`` has a value (RSI needs n changes, so n + 1 bars)."""
-    kind, n = split_operand(name)
+    """Number of bars after which ``name`` has a value (RSI needs n changes, so n + 1 bars);
+    for ``NAME@TF``, closed bars of that timeframe."""
+    kind, n = split_operand(name.partition("@")[0])
     if n is None:
         return 1
     return n + 1 if kind == "RSI" else n
 
 
 def split_operand(name: str) -> tuple[str, int | None]:
-    """``"MA20"`` → ``("MA", 20)``, ``"PRICE"`` → ``("PRICE", None)``; name must be canonical."""
+    """``"MA20"`` → ``("MA", 20)``, ``"PRICE"`` → ``("PRICE", None)``; name must be canonical
+    and without a timeframe (see :func:`split_timeframe`)."""
     if name in PLAIN_OPERANDS:
         return name, None
     i = len(name)
@@ -129,7 +189,21 @@ def split_operand(name: str) -> tuple[str, int | None]:
 
 
 def canonical_operand(token: str) -> str | None:
-    """The canonical operand name for ``token`` (case-insensitive), or None if it is not one."""
+    """The canonical operand name for ``token`` (case-insensitive), or None if it is not one.
+
+    A timeframe suffix is kept in its canonical lower-case form: ``ma20@1M`` → ``MA20@1m``.
+    """
+    base, at, tf = token.strip().partition("@")
+    if at:
+        tf_name = tf.strip().lower()
+        if tf_name not in TIMEFRAMES:
+            return None
+        name = _canonical_base(base)
+        return None if name is None else f"{name}@{tf_name}"
+    return _canonical_base(base)
+
+
+def _canonical_base(token: str) -> str | None:
     name = token.strip().upper()
     if name in PLAIN_OPERANDS:
         return name
@@ -148,7 +222,13 @@ def canonical_operand(token: str) -> str | None:
 def operand_problem(token: str, *, where: str = "", number_ok: bool = False) -> str:
     """Why ``token`` is not an operand, as a sentence; ``where`` (e.g. " at position 9")
     follows the quoted token."""
-    name = token.strip().upper()
+    base, at, tf = token.strip().partition("@")
+    if at:
+        if tf.strip().lower() not in TIMEFRAMES:
+            return f"unknown timeframe in {shown(token)}{where}; {TIMEFRAME_HELP}"
+        name = base.strip().upper()
+    else:
+        name = token.strip().upper()
     i = len(name)
     while i > 0 and name[i - 1] in _ASCII_DIGITS:
         i -= 1
@@ -302,7 +382,7 @@ def validate_definition(data: object) -> RuleDef:
             raise RuleError(
                 key if isinstance(key, str) and len(key) <= 40 else "definition",
                 f"unknown field {shown(key)}; a rule has logic, conditions, cooldown_sec, "
-                "trigger (and optionally id, name, type)",
+                "trigger, side (and optionally id, name, type)",
             )
 
     rule_id = data.get("id")
@@ -354,11 +434,20 @@ def validate_definition(data: object) -> RuleDef:
             "or 'edge' (fires when it becomes true)",
         )
 
+    side = data.get("side")
+    side_name = side.strip().lower() if isinstance(side, str) else side
+    if side_name is not None and side_name not in SIDES:
+        raise RuleError(
+            "side",
+            f"unknown side {shown(side)}; use 'buy', 'sell' or null (a signal with no side)",
+        )
+
     return RuleDef(
         logic=logic_name,
         conditions=conditions,
         cooldown_sec=cooldown,
         trigger=trigger_name,
+        side=side_name,
         rule_id=rule_id,
         name=name,
         type=rule_type,

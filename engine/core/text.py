@@ -67,6 +67,10 @@ def tokenize(text: str) -> list[tuple[str, str, int]]:
         elif ch in _WORD_CHARS:
             while i < n and text[i] in _WORD_CHARS:
                 i += 1
+            if i < n and text[i] == "@":  # a timeframe suffix: MA20@1m
+                i += 1
+                while i < n and text[i] in _WORD_CHARS:
+                    i += 1
             tokens.append((WORD, text[start:i], start + 1))
         else:
             if ch in "()":
