@@ -33,9 +33,6 @@ class AppSettings(models.Model):
     bar_seconds = models.PositiveSmallIntegerField(
         "bar size", choices=BarSize.choices, default=BarSize.FIVE_SECONDS
     )
-    active_rule = models.ForeignKey(
-        "rules.Rule", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
-    )
     feed_token = models.CharField(max_length=64, default=new_token)
     engine_token = models.CharField(max_length=64, default=new_token)
     updated_at = models.DateTimeField(auto_now=True)
@@ -71,9 +68,7 @@ class EngineState(models.Model):
     heartbeat = models.DateTimeField(null=True, blank=True)
     pid = models.IntegerField(null=True, blank=True)
     # What the current run locked (DESIGN §4): set at start, cleared at stop.
-    run_rule = models.ForeignKey(
-        "rules.Rule", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
-    )
+    run_rules = models.JSONField(default=list, blank=True, help_text="The run's rule ids.")
     run_watchlist = models.ForeignKey(
         "watchlists.Watchlist", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
@@ -105,6 +100,17 @@ class EngineState(models.Model):
         return self.State(self.effective_state).label
 
     @property
+    def run_rule_ids(self) -> list[int]:
+        """The ids of the rules the current run holds (empty: no run)."""
+        return [int(pk) for pk in self.run_rules or []]
+
+    @property
+    def run_rule_id(self) -> int | None:
+        """The run's first rule id (the seed's single-rule field; kept for old readers)."""
+        ids = self.run_rule_ids
+        return ids[0] if ids else None
+
+    @property
     def is_locked(self) -> bool:
-        """A live run holds the active rule and watchlist."""
-        return self.is_alive and (self.run_rule_id is not None or self.run_watchlist_id is not None)
+        """A live run holds the active rules and watchlist."""
+        return self.is_alive and (bool(self.run_rule_ids) or self.run_watchlist_id is not None)

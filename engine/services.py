@@ -5,6 +5,7 @@ the worker (``engine.worker``) reports its state, heartbeat and run through the 
 functions. Tokens, their rotation included, are in ``engine.tokens``.
 """
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from django.core.exceptions import ValidationError
@@ -17,13 +18,15 @@ from watchlists.models import Watchlist
 
 
 def settings_get() -> AppSettings:
-    """The settings row, created on first use with fresh tokens and the system rule active."""
-    app_settings, _ = AppSettings.objects.get_or_create(pk=1)
-    if app_settings.active_rule_id is None:
-        system_rule = Rule.objects.filter(is_system=True).order_by("pk").first()
-        if system_rule is not None:
-            app_settings.active_rule = system_rule
-            app_settings.save(update_fields=["active_rule", "updated_at"])
+    """The settings row, created on first use with fresh tokens.
+
+    Creating it means a fresh database (the migrations make the system rule active; a test
+    database flushed since has no row and no active rule): then the system rule becomes
+    active unless some rule already is. Deactivating every rule later stays so.
+    """
+    app_settings, created = AppSettings.objects.get_or_create(pk=1)
+    if created and not Rule.objects.filter(is_active=True).exists():
+        Rule.objects.filter(is_system=True).update(is_active=True)
     return app_settings
 
 
@@ -33,11 +36,19 @@ def engine_state_get() -> EngineState:
 
 
 def engine_assert_unlocked(*, rule=None, watchlist=None, action: str) -> None:
-    """Refuse ``action`` on a rule or watchlist that a live engine run holds (DESIGN §4)."""
+    """Refuse ``action`` on a rule or watchlist that a live engine run holds (DESIGN §4):
+    the run's rules and every active rule (§7.2), the run's watchlist."""
     state = engine_state_get()
     if not state.is_locked:
         return
-    if rule is not None and rule.pk is not None and state.run_rule_id == rule.pk:
+    if (
+        rule is not None
+        and rule.pk is not None
+        and (
+            rule.pk in state.run_rule_ids
+            or Rule.objects.filter(pk=rule.pk, is_active=True).exists()
+        )
+    ):
         raise ValidationError(
             f"The engine is running with the rule “{rule.name}”: stop the engine before {action}."
         )
@@ -53,7 +64,7 @@ def engine_assert_unlocked(*, rule=None, watchlist=None, action: str) -> None:
 
 
 def engine_stopped_problem(*, action: str) -> str:
-    """Why ``action`` (switching the active rule or watchlist) is refused now; '' when it
+    """Why ``action`` (changing the active rules or watchlist) is refused now; '' when it
     isn't. Pages show it beside the disabled control."""
     if engine_state_get().is_locked:
         return f"The engine is running: stop it before {action}."
@@ -65,6 +76,8 @@ def engine_assert_stopped(*, action: str) -> None:
     if problem := engine_stopped_problem(action=action):
         raise ValidationError(problem)
 
+
+NO_ACTIVE_RULE = "Activate at least one rule first."
 
 SETTINGS_FIELDS = {"ib_host", "ib_port", "ib_client_id", "feed", "csv_path", "bar_seconds"}
 SETTINGS_LOCK_ACTION = "changing the connection, feed or bar size"
@@ -85,14 +98,6 @@ def settings_update(**fields) -> AppSettings:
     return app_settings
 
 
-def settings_set_active_rule(*, rule) -> AppSettings:
-    engine_assert_stopped(action="switching the active rule")
-    app_settings = settings_get()
-    app_settings.active_rule = rule
-    app_settings.save(update_fields=["active_rule", "updated_at"])
-    return app_settings
-
-
 def engine_request(*, desired: str) -> EngineState:
     """Record what the user wants (running / stopped); the worker acts on it."""
     if desired not in EngineState.Desired.values:
@@ -109,13 +114,14 @@ def engine_is_running(state: EngineState) -> bool:
     return state.is_locked or (state.is_alive and state.desired == EngineState.Desired.RUNNING)
 
 
-def engine_start_problems(*, state: EngineState, active_rule, watchlist) -> list[str]:
-    """Why Start can't be pressed now, as sentences (none: it can)."""
+def engine_start_problems(*, state: EngineState, active_rules, watchlist) -> list[str]:
+    """Why Start can't be pressed now, as sentences (none: it can). ``active_rules``: the
+    active set (a list or queryset of rules)."""
     if engine_is_running(state):
         return ["The engine is already running; stop it first."]
     problems = []
-    if active_rule is None:
-        problems.append("Choose an active rule first.")
+    if not active_rules:
+        problems.append(NO_ACTIVE_RULE)
     if watchlist is None:
         problems.append("Choose an active watchlist first.")
     elif not watchlist.symbols:
@@ -125,9 +131,10 @@ def engine_start_problems(*, state: EngineState, active_rule, watchlist) -> list
 
 def engine_start() -> EngineState:
     """The Start button: check there is something to run, then ask the worker to start."""
+    settings_get()  # a fresh database starts with the system rule active
     problems = engine_start_problems(
         state=engine_state_get(),
-        active_rule=settings_get().active_rule,
+        active_rules=list(Rule.objects.filter(is_active=True)),
         watchlist=Watchlist.objects.filter(is_active=True).first(),
     )
     if problems:
@@ -153,14 +160,14 @@ def worker_recover(*, pid: int) -> str:
     a note for the log when there was one."""
     state = engine_state_get()
     note = ""
-    if state.run_rule_id or state.run_watchlist_id:
+    if state.run_rule_ids or state.run_watchlist_id:
         note = "Recovered from a worker that stopped without cleaning up; its locks are released."
     _worker_write(
         state=EngineState.State.IDLE,
         message=note or "Engine ready. Press Start to scan.",
         heartbeat=timezone.now(),
         pid=pid,
-        run_rule=None,
+        run_rules=[],
         run_watchlist=None,
         run_started=None,
     )
@@ -181,10 +188,10 @@ def worker_report(*, state: str, message: str) -> None:
     _worker_write(state=state, message=message, heartbeat=timezone.now())
 
 
-def worker_run_started(*, rule_id: int, watchlist_id: int | None) -> None:
-    """A run began: it holds this rule and watchlist until :func:`worker_run_ended`."""
+def worker_run_started(*, rule_ids: Sequence[int], watchlist_id: int | None) -> None:
+    """A run began: it holds these rules and watchlist until :func:`worker_run_ended`."""
     _worker_write(
-        run_rule_id=rule_id,
+        run_rules=[int(pk) for pk in rule_ids],
         run_watchlist_id=watchlist_id,
         run_started=timezone.now(),
         last_bar_time=None,
@@ -193,7 +200,7 @@ def worker_run_started(*, rule_id: int, watchlist_id: int | None) -> None:
 
 def worker_run_ended(*, last_bar_time: datetime | None = None) -> None:
     """The run is over: its rule and watchlist are free again (and its last bar is kept)."""
-    fields: dict = {"run_rule": None, "run_watchlist": None, "run_started": None}
+    fields: dict = {"run_rules": [], "run_watchlist": None, "run_started": None}
     if last_bar_time is not None:
         fields["last_bar_time"] = last_bar_time
     _worker_write(**fields)

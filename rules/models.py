@@ -34,6 +34,8 @@ class Rule(models.Model):
         ' "cooldown_sec": 60, "trigger": "level"}'
     )
     is_system = models.BooleanField(default=False, editable=False)
+    # One of the rules the engine scans with (DESIGN §7.2: up to MAX_ACTIVE_RULES at once).
+    is_active = models.BooleanField("active", default=False, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -70,6 +72,11 @@ class Rule(models.Model):
             return format_text(validate_definition(self.definition))
         except RuleError:
             return "(invalid definition)"
+
+    @property
+    def side(self) -> str | None:
+        """``buy``, ``sell`` or None (the rule has no side)."""
+        return self.definition.get("side")
 
     @property
     def cooldown_sec(self) -> int:

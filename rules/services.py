@@ -4,12 +4,15 @@ from collections.abc import Sequence
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Q
 
 from engine.core.rules import RuleError, validate_definition
-from engine.services import engine_assert_unlocked, settings_get, settings_set_active_rule
+from engine.services import engine_assert_stopped, engine_assert_unlocked, settings_get
 from rules.models import Rule, clean_rule_name
 
 SYSTEM_READ_ONLY = "The system rule is read-only: clone it to make a version you can edit."
+MAX_ACTIVE_RULES = 10  # DESIGN §7.2
+ACTIVE_LOCK_ACTION = "changing the active rules"
 
 
 def rule_create(*, name: str, definition: object) -> Rule:
@@ -38,16 +41,11 @@ def rule_update(*, rule: Rule, name: str | None = None, definition: object = Non
 
 
 def rule_delete(*, rule: Rule) -> None:
-    """Delete a custom rule; if it was the active rule, the system rule becomes active."""
+    """Delete a custom rule (an active one leaves the active set with it)."""
     if rule.is_system:
         raise ValidationError("The system rule can't be deleted.")
     engine_assert_unlocked(rule=rule, action="deleting it")
-    with transaction.atomic():
-        app_settings = settings_get()
-        if app_settings.active_rule_id == rule.pk:
-            app_settings.active_rule = Rule.objects.filter(is_system=True).order_by("pk").first()
-            app_settings.save(update_fields=["active_rule", "updated_at"])
-        rule.delete()
+    rule.delete()
 
 
 def _free_name(base: str) -> str:
@@ -63,8 +61,80 @@ def rule_clone(*, rule: Rule, name: str | None = None) -> Rule:
     return rule_create(name=name or _free_name(f"{rule.name} copy"), definition=rule.definition)
 
 
+# --- the active set (DESIGN §7.2) -----------------------------------------------------------
+
+
+def rules_active() -> list[Rule]:
+    """The active rules, by id: what the next engine run scans with."""
+    settings_get()  # a fresh database starts with the system rule active
+    return list(Rule.objects.filter(is_active=True).order_by("pk"))
+
+
+def _assert_exist(ids: list[int]) -> None:
+    found = set(Rule.objects.filter(pk__in=ids).values_list("pk", flat=True))
+    missing = [pk for pk in ids if pk not in found]
+    if missing:
+        listed = ", ".join(map(str, missing))
+        raise ValidationError(
+            f"There is no rule with id {listed}."
+            if len(missing) == 1
+            else f"There are no rules with ids {listed}."
+        )
+
+
+def _too_many(count: int) -> ValidationError:
+    return ValidationError(
+        f"At most {MAX_ACTIVE_RULES} rules can be active at once; this would make {count}: "
+        "deactivate one first."
+    )
+
+
+def rules_activate(*, ids: Sequence[int]) -> list[Rule]:
+    """Add the rules ``ids`` to the active set, all or nothing; returns the active set."""
+    engine_assert_stopped(action=ACTIVE_LOCK_ACTION)
+    settings_get()  # a fresh database's first state first, so this change is not undone
+    wanted = list(dict.fromkeys(int(pk) for pk in ids))
+    if not wanted:
+        raise ValidationError("Name at least one rule to activate.")
+    with transaction.atomic():
+        _assert_exist(wanted)
+        count = Rule.objects.filter(Q(is_active=True) | Q(pk__in=wanted)).count()
+        if count > MAX_ACTIVE_RULES:
+            raise _too_many(count)
+        Rule.objects.filter(pk__in=wanted).update(is_active=True)
+    return rules_active()
+
+
+def rules_deactivate(*, ids: Sequence[int] | None = None) -> list[Rule]:
+    """Take the rules ``ids`` (None: every rule) out of the active set; returns the active
+    set. Unknown ids are refused, all or nothing."""
+    engine_assert_stopped(action=ACTIVE_LOCK_ACTION)
+    settings_get()  # a fresh database's first state first, so this change is not undone
+    with transaction.atomic():
+        rows = Rule.objects.all()
+        if ids is not None:
+            wanted = list(dict.fromkeys(int(pk) for pk in ids))
+            _assert_exist(wanted)
+            rows = rows.filter(pk__in=wanted)
+        rows.filter(is_active=True).update(is_active=False)
+    return rules_active()
+
+
+def rule_set_active(*, rule: Rule, active: bool) -> Rule:
+    """Put ``rule`` into the active set or take it out (refused while the engine runs, or
+    when it would make more than :data:`MAX_ACTIVE_RULES` active)."""
+    if active:
+        rules_activate(ids=[rule.pk])
+    else:
+        rules_deactivate(ids=[rule.pk])
+    rule.refresh_from_db(fields=["is_active"])
+    return rule
+
+
 def rule_activate(*, rule: Rule) -> None:
-    settings_set_active_rule(rule=rule)
+    """Add ``rule`` to the active set (the seed's single-rule call; same as
+    ``rule_set_active(rule=rule, active=True)``)."""
+    rule_set_active(rule=rule, active=True)
 
 
 def _import_fields(data: object) -> tuple[str, dict]:

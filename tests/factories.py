@@ -27,12 +27,13 @@ def make_watchlist(name: str = "Tech", symbols=("AAPL", "MSFT"), activate: bool 
     return watchlist_create(name=name, symbols=symbols, activate=activate)
 
 
-def make_running_engine(*, rule=None, watchlist=None):
-    """Mark the engine as live and holding ``rule`` / ``watchlist``, as the worker does."""
+def make_running_engine(*, rule=None, rules=(), watchlist=None):
+    """Mark the engine as live and holding ``rule`` (or ``rules``) / ``watchlist``, as the
+    worker does."""
     state = engine_state_get()
     state.state = "running"
     state.heartbeat = timezone.now()
-    state.run_rule = rule
+    state.run_rules = [r.pk for r in ([rule] if rule is not None else []) + list(rules)]
     state.run_watchlist = watchlist
     state.run_started = timezone.now()
     state.save()

@@ -6,7 +6,6 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from engine.services import settings_get
 from rules import services
 from rules.models import Rule
 from tests.factories import DEFAULT_DEFINITION, make_rule, make_running_engine
@@ -20,7 +19,7 @@ def test_migration_seeds_the_system_rule_in_the_seed_shape():
     assert rule.to_json() == {"id": rule.pk, "name": "MA Momentum", "type": "system",
                               **DEFAULT_DEFINITION}  # fmt: skip
     assert rule.text == "PRICE > MA5 AND MA5 > MA10"
-    assert settings_get().active_rule == rule
+    assert rule.is_active and services.rules_active() == [rule]
 
 
 def test_create_stores_the_canonical_definition():
@@ -87,7 +86,7 @@ def test_running_rule_is_locked_and_other_rules_are_not():
         services.rule_update(rule=running, name="Renamed")
     with pytest.raises(ValidationError, match="stop the engine before deleting"):
         services.rule_delete(rule=running)
-    with pytest.raises(ValidationError, match="switching the active rule"):
+    with pytest.raises(ValidationError, match="changing the active rules"):
         services.rule_activate(rule=other)
     services.rule_update(rule=other, name="Other renamed")
     assert Rule.objects.filter(name="Other renamed").exists()
@@ -102,11 +101,13 @@ def test_stale_heartbeat_releases_the_lock():
     services.rule_update(rule=rule, name="Free again")
 
 
-def test_deleting_the_active_rule_falls_back_to_the_system_rule():
+def test_deleting_an_active_rule_takes_it_out_of_the_active_set():
     rule = make_rule()
     services.rule_activate(rule=rule)
+    system = Rule.objects.get(is_system=True)
+    assert services.rules_active() == [system, rule]
     services.rule_delete(rule=rule)
-    assert settings_get().active_rule.is_system
+    assert services.rules_active() == [system]
 
 
 def test_import_creates_then_updates_by_name():
