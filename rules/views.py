@@ -10,19 +10,25 @@ from rules.forms import (
     MAX_UPLOAD_BYTES,
     OPERAND_SUGGESTIONS,
     OPERATOR_LABELS,
+    SIDE_LABELS,
+    TIMEFRAME_CHOICES,
     PreviewForm,
     RuleBuilderForm,
 )
 from rules.models import Rule
 from rules.services import (
+    ACTIVE_LOCK_ACTION,
+    MAX_ACTIVE_RULES,
     SYSTEM_READ_ONLY,
-    rule_activate,
     rule_check_editable,
     rule_clone,
     rule_create,
     rule_delete,
+    rule_set_active,
     rule_update,
+    rules_active,
 )
+from scalpsite.ui import is_htmx
 from watchlists.services import watchlist_get_active
 
 BUILDER = "rules/builder.html"
@@ -32,26 +38,33 @@ def _get_rule(pk: int) -> Rule:
     return get_object_or_404(Rule, pk=pk)
 
 
-def _locked_rule_id() -> int | None:
+def _locked_rule_ids() -> list[int]:
     state = engine_state_get()
-    return state.run_rule_id if state.is_locked else None
+    return state.run_rule_ids if state.is_locked else []
+
+
+def _list_context(*, toggle_errors: dict[int, str] | None = None) -> dict:
+    active_count = len(rules_active())  # first: a fresh database makes the system rule active
+    rules = list(Rule.objects.all())
+    for rule in rules:  # a refused toggle's sentence, shown in its row
+        rule.toggle_error = (toggle_errors or {}).get(rule.pk, "")
+    locked_ids = _locked_rule_ids()
+    locked = next((r for r in rules if r.pk in locked_ids and not r.is_system), None)
+    return {
+        "rules": rules,
+        "lock_message": _lock_message(locked),
+        "activate_block": engine_stopped_problem(action=ACTIVE_LOCK_ACTION),
+        "custom_count": sum(not rule.is_system for rule in rules),
+        "active_count": active_count,
+        "max_active": MAX_ACTIVE_RULES,
+        "locked_rule_ids": locked_ids,
+        "engine": engine_state_get(),
+    }
 
 
 @require_GET
 def rule_list(request):
-    rules = list(Rule.objects.all())
-    locked_rule_id = _locked_rule_id()
-    locked = next((r for r in rules if r.pk == locked_rule_id and not r.is_system), None)
-    context = {
-        "rules": rules,
-        "lock_message": _lock_message(locked),
-        "activate_block": engine_stopped_problem(action="switching the active rule"),
-        "custom_count": sum(not rule.is_system for rule in rules),
-        "active_rule_id": settings_get().active_rule_id,
-        "locked_rule_id": locked_rule_id,
-        "engine": engine_state_get(),
-    }
-    return render(request, "rules/list.html", context)
+    return render(request, "rules/list.html", _list_context())
 
 
 # The builder page
@@ -88,9 +101,17 @@ def _builder_context(form, *, rule=None, preview_form=None, preview=None, **extr
         "preview": preview,
         "operand_suggestions": OPERAND_SUGGESTIONS,
         "operator_labels": OPERATOR_LABELS,
+        "timeframe_choices": TIMEFRAME_CHOICES,
+        "side_labels": SIDE_LABELS,
+        "bar_seconds": settings_get().bar_seconds,
         "max_upload_mb": MAX_UPLOAD_BYTES // (1024 * 1024),
         **extra,
     }
+
+
+def _builder_form(data=None, *, rule: Rule | None = None, live: bool = False) -> RuleBuilderForm:
+    """The builder form, checking timeframes against the Settings page's bar size."""
+    return RuleBuilderForm(data, rule=rule, live=live, bar_seconds=settings_get().bar_seconds)
 
 
 def _run_preview(request, form: RuleBuilderForm):
@@ -106,12 +127,12 @@ def _run_preview(request, form: RuleBuilderForm):
 
 def _builder_page(request, *, rule: Rule | None):
     if request.method == "GET":
-        return render(request, BUILDER, _builder_context(RuleBuilderForm(rule=rule), rule=rule))
+        return render(request, BUILDER, _builder_context(_builder_form(rule=rule), rule=rule))
 
     action = request.POST.get("action", "save")
     # Editing steps without JavaScript (add, remove, fill, preview) don't need a name yet.
     editing = bool(request.POST.get("remove")) or action in ("add", "parse", "preview")
-    form = RuleBuilderForm(request.POST, rule=rule, live=editing)
+    form = _builder_form(request.POST, rule=rule, live=editing)
     if request.POST.get("remove"):
         form.remove_row(request.POST["remove"])
         form.is_valid()
@@ -176,7 +197,7 @@ def _conditions_response(request, form: RuleBuilderForm):
 @require_POST
 def builder_row(request):
     """Add a condition row (``action=add``) or remove one (``remove=<row key>``)."""
-    form = RuleBuilderForm(request.POST, live=True)
+    form = _builder_form(request.POST, live=True)
     if request.POST.get("remove"):
         form.remove_row(request.POST["remove"])
     else:
@@ -187,7 +208,7 @@ def builder_row(request):
 @require_POST
 def parse_text_view(request):
     """Fill the rows (and logic) from the text box, or show why the text doesn't parse."""
-    form = RuleBuilderForm(request.POST, live=True)
+    form = _builder_form(request.POST, live=True)
     form.apply_text()
     return _conditions_response(request, form)
 
@@ -195,7 +216,7 @@ def parse_text_view(request):
 @require_POST
 def builder_preview_text(request):
     """As-you-type feedback: the rule's text form and every inline error slot (out of band)."""
-    form = RuleBuilderForm(request.POST, live=True)
+    form = _builder_form(request.POST, live=True)
     form.use_what_is_shown(fill_rows=False)
     form.is_valid()
     return render(request, f"{BUILDER}#feedback", _builder_context(form, oob=True))
@@ -204,7 +225,7 @@ def builder_preview_text(request):
 @require_POST
 def preview(request):
     """Run the draft rule over recent bars and show the signals it would have fired."""
-    form = RuleBuilderForm(request.POST, live=True)
+    form = _builder_form(request.POST, live=True)
     form.use_what_is_shown(fill_rows=False)
     preview_form, result, problem = _run_preview(request, form)
     context = _builder_context(
@@ -229,14 +250,28 @@ def rule_clone_view(request, pk: int):
 
 
 @require_POST
-def rule_activate_view(request, pk: int):
+def rule_active_view(request, pk: int):
+    """The Active toggle: ``active=1`` joins the active set, ``active=0`` leaves it.
+
+    htmx gets the rules table back (a refusal in the rule's row); a plain post goes back to
+    the list with the outcome as a message.
+    """
     rule = _get_rule(pk)
+    active = request.POST.get("active") == "1"
+    error = ""
     try:
-        rule_activate(rule=rule)
+        rule_set_active(rule=rule, active=active)
     except ValidationError as err:
-        messages.error(request, " ".join(err.messages))
+        error = " ".join(err.messages)
+    if is_htmx(request):
+        context = _list_context(toggle_errors={rule.pk: error} if error else None)
+        return render(request, "rules/list.html#rules-table", context)
+    if error:
+        messages.error(request, error)
+    elif active:
+        messages.success(request, f"“{rule.name}” is active: the engine runs it at its next start.")
     else:
-        messages.success(request, f"“{rule.name}” is now the active rule.")
+        messages.success(request, f"“{rule.name}” is no longer active.")
     return redirect("rules:list")
 
 
@@ -261,6 +296,6 @@ def rule_delete_view(request, pk: int):
             rule_check_editable(rule=rule, action="deleting it")
         except ValidationError as err:
             error = " ".join(err.messages)
-    context = {"rule": rule, "error": error, "is_active": settings_get().active_rule_id == rule.pk}
+    context = {"rule": rule, "error": error, "is_active": rule.is_active}
     status = 409 if error and request.method == "POST" else 200
     return render(request, "rules/delete.html", context, status=status)

@@ -16,9 +16,12 @@ from engine.core.rules import (
     MAX_CONDITIONS,
     OPERATOR_HELP,
     OPERATORS,
+    TIMEFRAMES,
     RuleDef,
     RuleError,
+    canonical_operand,
     parse_number,
+    timeframe_problem,
     validate_definition,
 )
 from engine.core.text import format_number, format_text, parse_text
@@ -38,6 +41,9 @@ OPERATOR_LABELS = {
     "crosses_above": "crosses above",
     "crosses_below": "crosses below",
 }
+SIDE_LABELS = {"": "none", "buy": "BUY ▲", "sell": "SELL ▼"}
+# The timeframe picker beside each operand: "" is the run's own bar.
+TIMEFRAME_CHOICES = (("", "— current bar"), *((name, name) for name in TIMEFRAMES))
 # Rows beyond this are dropped before validation: the core refuses more than 10 anyway, and
 # a crafted request must not make the page render thousands of rows.
 MAX_ROWS_ACCEPTED = 2 * MAX_CONDITIONS
@@ -50,16 +56,39 @@ def new_row_key() -> str:
 
 @dataclass
 class ConditionRow:
-    """One condition row of the builder, as typed; ``key`` names its error slots."""
+    """One condition row of the builder, as typed; ``key`` names its error slots.
+
+    ``left_tf`` / ``right_tf`` are the timeframe pickers beside the operands ("" = the run's
+    own bar); :meth:`to_json` joins them to the operand (``MA20`` and ``1m`` → ``MA20@1m``).
+    An operand typed with its own suffix (``MA20@1m``) is taken as typed when the picker is
+    left on the current bar or says the same.
+    """
 
     key: str
     left: str = "PRICE"
     op: str = ">"
     right: str = ""
+    left_tf: str = ""
+    right_tf: str = ""
     errors: dict[str, str] = field(default_factory=dict)
 
+    def operand(self, part: str) -> str:
+        """The operand of ``part`` ("left" / "right") with its timeframe, as the core reads it."""
+        value, tf = getattr(self, part), getattr(self, f"{part}_tf")
+        if not tf or not value or "@" in value or parse_number(value) is not None:
+            return value
+        return f"{value}@{tf}"
+
     def to_json(self) -> dict[str, Any]:
-        return {"left": self.left, "op": self.op, "right": self.right}
+        return {"left": self.operand("left"), "op": self.op, "right": self.operand("right")}
+
+
+def _split_operand(text: str) -> tuple[str, str]:
+    """``MA20@1m`` → (``MA20``, ``1m``) when the suffix is a known timeframe; else (text, "")."""
+    base, at, tf = text.partition("@")
+    if at and tf.strip().lower() in TIMEFRAMES:
+        return base.strip(), tf.strip().lower()
+    return text, ""
 
 
 def rows_from_definition(definition: dict[str, Any]) -> list[ConditionRow]:
@@ -68,27 +97,57 @@ def rows_from_definition(definition: dict[str, Any]) -> list[ConditionRow]:
         right = cond.get("right", "")
         if not isinstance(right, str):
             right = format_number(right)
-        rows.append(ConditionRow(str(i), str(cond.get("left", "")), str(cond.get("op", "")), right))
+        left, left_tf = _split_operand(str(cond.get("left", "")))
+        right, right_tf = _split_operand(right)
+        rows.append(ConditionRow(str(i), left, str(cond.get("op", "")), right, left_tf, right_tf))
     return rows
 
 
+_COLUMNS = ("row", "left", "op", "right", "left_tf", "right_tf")
+
+
 def rows_from_data(data) -> list[ConditionRow]:
-    """The condition rows of a POST: parallel ``row``/``left``/``op``/``right`` lists."""
-    columns = [data.getlist(name) for name in ("row", "left", "op", "right")]
-    count = min(max(len(column) for column in columns), MAX_ROWS_ACCEPTED)
+    """The condition rows of a POST: parallel ``row``/``left``/``op``/``right`` lists, and
+    ``left_tf``/``right_tf`` (the timeframe pickers; missing means the current bar)."""
+    columns = [data.getlist(name) for name in _COLUMNS]
+    count = min(max(len(column) for column in columns[:4]), MAX_ROWS_ACCEPTED)
     rows, seen = [], set()
     for i in range(count):
-        key, left, op, right = (column[i][:200] if i < len(column) else "" for column in columns)
+        key, left, op, right, left_tf, right_tf = (
+            column[i][:200] if i < len(column) else "" for column in columns
+        )
         if not _ROW_KEY.match(key) or key in seen:
             key = new_row_key()
         seen.add(key)
-        rows.append(ConditionRow(key, left.strip(), op.strip(), right.strip()))
+        row = ConditionRow(key, left.strip(), op.strip(), right.strip())
+        row.left_tf, row.right_tf = left_tf.strip(), right_tf.strip()
+        # A suffix typed in the operand box that the picker agrees with (or leaves to the
+        # box) moves to the picker, so the row shows one way of saying it.
+        for part in ("left", "right"):
+            base, typed_tf = _split_operand(getattr(row, part))
+            picked = getattr(row, f"{part}_tf")
+            if typed_tf and picked in ("", typed_tf):
+                setattr(row, part, base)
+                setattr(row, f"{part}_tf", typed_tf)
+        rows.append(row)
     return rows
 
 
 def _row_problem(row: ConditionRow, part: str) -> str | None:
     """Why one side of a row is invalid (a sentence), checked through the core validator."""
     value = getattr(row, part)
+    if part in ("left", "right"):
+        tf = getattr(row, f"{part}_tf")
+        if tf and tf not in TIMEFRAMES:
+            return "Choose the timeframe from the list: " + ", ".join(TIMEFRAMES) + "."
+        if tf and parse_number(value) is not None:
+            return "A number has no timeframe: set the timeframe to — current bar."
+        typed_tf = _split_operand(value)[1]
+        if tf and typed_tf and typed_tf != tf:
+            return (
+                f"{value} says @{typed_tf} but the timeframe picker says {tf}: say it in one place."
+            )
+        value = row.operand(part)
     if part == "op":
         if value not in OPERATORS:
             return sentence(f"choose an operator: {OPERATOR_HELP.removeprefix('use ')}")
@@ -153,6 +212,12 @@ class RuleBuilderForm(forms.Form):
         },
         widget=forms.Select(attrs={"class": INPUT}),
     )
+    side = forms.ChoiceField(
+        required=False,
+        choices=list(SIDE_LABELS.items()),
+        error_messages={"invalid_choice": "Choose the side: none, buy or sell."},
+        widget=forms.Select(attrs={"class": INPUT}),
+    )
     text = forms.CharField(
         required=False,
         max_length=2000,
@@ -167,9 +232,19 @@ class RuleBuilderForm(forms.Form):
         ),
     )
 
-    def __init__(self, data=None, *, rule: Rule | None = None, live: bool = False, **kwargs):
+    def __init__(
+        self,
+        data=None,
+        *,
+        rule: Rule | None = None,
+        live: bool = False,
+        bar_seconds: int | None = None,
+        **kwargs,
+    ):
         self.rule = rule
         self.live = live
+        # The run's bar size (the Settings page): timeframes must fit it. None: not checked.
+        self.bar_seconds = bar_seconds
         if data is None:
             definition = rule.definition if rule is not None else DEFAULT_RULE_DEFINITION
             kwargs.setdefault(
@@ -179,6 +254,7 @@ class RuleBuilderForm(forms.Form):
                     "logic": definition.get("logic", "AND"),
                     "cooldown_sec": definition.get("cooldown_sec", 60),
                     "trigger": definition.get("trigger", "level"),
+                    "side": definition.get("side") or "",
                 },
             )
             self.rows = rows_from_definition(definition)
@@ -187,7 +263,7 @@ class RuleBuilderForm(forms.Form):
         super().__init__(data, **kwargs)
         if live:
             self.fields["name"].required = False
-        for name in ("name", "logic", "cooldown_sec", "trigger", "text"):
+        for name in ("name", "logic", "cooldown_sec", "trigger", "side", "text"):
             self.fields[name].widget.attrs["aria-describedby"] = f"err-{name}"
         self.conditions_error = ""
         self.text_error = ""
@@ -357,35 +433,70 @@ class RuleBuilderForm(forms.Form):
             )
         if self.conditions_error or any(row.errors for row in self.rows):
             return cleaned
-        if not all(key in cleaned for key in ("logic", "cooldown_sec", "trigger")):
+        if not all(key in cleaned for key in ("logic", "cooldown_sec", "trigger", "side")):
             return cleaned
         draft = {
             "logic": cleaned["logic"],
             "conditions": [row.to_json() for row in self.rows],
-            "cooldown_sec": cleaned["cooldown_sec"],
-            "trigger": cleaned["trigger"],
+            **self._settings_fields(cleaned),
         }
         try:
-            self.definition = validate_definition(draft).to_json()
+            rule_def = validate_definition(draft)
         except RuleError as err:
             self.add_rule_error(err)
+            return cleaned
+        problem = self._timeframe_problem(rule_def)
+        if problem:
+            self._put_timeframe_problem(problem)
+        else:
+            self.definition = rule_def.to_json()
         return cleaned
 
+    @staticmethod
+    def _settings_fields(cleaned: dict[str, Any]) -> dict[str, Any]:
+        """Cooldown, trigger and side (left out when none) as the definition holds them."""
+        fields = {"cooldown_sec": cleaned["cooldown_sec"], "trigger": cleaned["trigger"]}
+        if cleaned.get("side"):
+            fields["side"] = cleaned["side"]
+        return fields
+
+    def _timeframe_problem(self, rule_def: RuleDef) -> str:
+        """Why a timeframe of the rule doesn't fit the Settings page's bar size ('' if fine)."""
+        if self.bar_seconds is None:
+            return ""
+        problem = timeframe_problem(rule_def, self.bar_seconds)
+        if not problem:
+            return ""
+        return sentence(f"{problem} (the bar size is set on the Settings page)")
+
+    def _put_timeframe_problem(self, problem: str) -> None:
+        """In the slot of the first operand it names, else under the conditions."""
+        named = problem.split(" ", 1)[0].rstrip(":")
+        for row in self.rows:
+            for part in ("left", "right"):
+                if canonical_operand(row.operand(part)) == named:
+                    row.errors[part] = problem
+                    return
+        self.conditions_error = problem
+
     def _clean_text_rule(self, cleaned: dict[str, Any]) -> dict[str, Any]:
-        """The text box's rule, with the cooldown and trigger of the fields."""
-        if not all(key in cleaned for key in ("cooldown_sec", "trigger")):
+        """The text box's rule, with the cooldown, trigger and side of the fields."""
+        if not all(key in cleaned for key in ("cooldown_sec", "trigger", "side")):
             return cleaned
         assert self.text_rule is not None
-        draft = {
-            **self.text_rule,
-            "cooldown_sec": cleaned["cooldown_sec"],
-            "trigger": cleaned["trigger"],
-        }
+        draft = {**self.text_rule, **self._settings_fields(cleaned)}
         try:
-            self.definition = validate_definition(draft).to_json()
+            rule_def = validate_definition(draft)
         except RuleError as err:
             self.text_error = sentence(err.message)
             self.text_blocked = True
+            return cleaned
+        problem = self._timeframe_problem(rule_def)
+        if problem:
+            self.text_error = problem
+            self.text_blocked = True
+        else:
+            self.definition = rule_def.to_json()
         return cleaned
 
     def add_rule_error(self, err: RuleError) -> None:
@@ -394,7 +505,7 @@ class RuleBuilderForm(forms.Form):
         match = re.fullmatch(r"conditions\[(\d+)\]\.(left|op|right)", err.field)
         if match and int(match[1]) < len(self.rows):
             self.rows[int(match[1])].errors[match[2]] = message
-        elif err.field in ("logic", "cooldown_sec", "trigger", "name"):
+        elif err.field in ("logic", "cooldown_sec", "trigger", "side", "name"):
             self.add_error(err.field, message)
         elif err.field == "text":
             self.text_error = message
@@ -447,7 +558,7 @@ class RuleBuilderForm(forms.Form):
         """(slot id, message) of the error slots outside the conditions section."""
         return [
             (f"err-{name}", " ".join(map(str, self.errors.get(name, []))) if self.is_bound else "")
-            for name in ("name", "cooldown_sec", "trigger")
+            for name in ("name", "cooldown_sec", "trigger", "side")
         ]
 
     def condition_slots(self) -> list[tuple[str, str]]:
