@@ -1,4 +1,5 @@
-"""The dashboard / control panel and its htmx pieces (status card, Start / Stop, pickers)."""
+"""The dashboard / control panel and its htmx pieces (status card, Start / Stop, the active
+rules and the watchlist picker)."""
 
 from asgiref.sync import async_to_sync
 from django.contrib import messages
@@ -14,10 +15,10 @@ from engine.services import (
     engine_stop,
     settings_get,
 )
-from rules.models import Rule
-from rules.services import rule_activate
+from rules.services import MAX_ACTIVE_RULES, rules_active
 from scalpsite.ui import is_htmx
 from signals import realtime
+from signals.models import Signal
 from signals.services import last_signal_of, latest_signals
 from watchlists.models import Watchlist
 from watchlists.services import watchlist_activate, watchlist_get_active
@@ -26,15 +27,15 @@ RECENT_SIGNALS = 50
 
 
 def _controls_context() -> dict:
-    """What the status card, the Start/Stop buttons and the pickers are drawn from."""
+    """What the status card, the Start/Stop buttons, the active rules and the watchlist
+    picker are drawn from."""
     state = engine_state_get()
     app_settings = settings_get()
     watchlist = watchlist_get_active()
+    active_rules = rules_active()
     running = engine_is_running(state)
     start_blocker = " ".join(
-        engine_start_problems(
-            state=state, active_rule=app_settings.active_rule, watchlist=watchlist
-        )
+        engine_start_problems(state=state, active_rules=active_rules, watchlist=watchlist)
     )
     return {
         "engine": state,
@@ -45,32 +46,45 @@ def _controls_context() -> dict:
             "last_bar_time": state.last_bar_time,
         },
         "settings": app_settings,
-        "active_rule": app_settings.active_rule,
+        "active_rules": active_rules,
+        "max_active": MAX_ACTIVE_RULES,
         "watchlist": watchlist,
         "running": running,
         "start_blocker": start_blocker,
         "pickers_locked": running or state.is_locked,
-        "rules": Rule.objects.order_by("-is_system", "name"),
         "watchlists": Watchlist.objects.order_by("name"),
     }
 
 
-def _tiles(watchlist) -> list[dict]:
+def _last_signal(symbol: str, rule_id: int) -> dict | None:
+    row = Signal.objects.filter(symbol=symbol, rule_id=rule_id).order_by("-time", "-id").first()
+    return row.to_event() if row is not None else None
+
+
+def _tiles(watchlist, active_rules) -> list[dict]:
+    """Per symbol: its last signal, and each active rule with that rule's last signal there
+    (the rule's state arrives with the next bar)."""
     symbols = watchlist.symbols if watchlist is not None else []
     tiles = []
     for symbol in symbols:
         last = last_signal_of(symbol)
-        tiles.append({"symbol": symbol, "last_signal": last.to_event() if last else None})
+        rules = [
+            {"rule": rule, "last_signal": _last_signal(symbol, rule.pk)} for rule in active_rules
+        ]
+        tiles.append(
+            {"symbol": symbol, "last_signal": last.to_event() if last else None, "rules": rules}
+        )
     return tiles
 
 
-def _operands(rule) -> list[str]:
-    """The rule's named operands in order of appearance (what the tiles and charts show)."""
+def _operands(rules) -> list[str]:
+    """The rules' named operands in order of appearance (what the tiles and charts show)."""
     names: list[str] = []
-    for condition in rule.definition.get("conditions", []) if rule else []:
-        for side in (condition.get("left"), condition.get("right")):
-            if isinstance(side, str) and side not in names:
-                names.append(side)
+    for rule in rules:
+        for condition in rule.definition.get("conditions", []):
+            for side in (condition.get("left"), condition.get("right")):
+                if isinstance(side, str) and side not in names:
+                    names.append(side)
     return names
 
 
@@ -79,10 +93,10 @@ def dashboard(request):
     context = _controls_context()
     recent = [row.to_event() for row in latest_signals(RECENT_SIGNALS)]
     context.update(
-        tiles=_tiles(context["watchlist"]),
+        tiles=_tiles(context["watchlist"], context["active_rules"]),
         recent_signals=recent,
         last_signal_id=recent[0]["id"] if recent else 0,
-        operands=_operands(context["active_rule"]),
+        operands=_operands(context["active_rules"]),
     )
     return render(request, "engine/dashboard.html", context)
 
@@ -135,10 +149,9 @@ def stop(request):
 
 @require_POST
 def choose(request):
-    """The rule and watchlist pickers (refused while a run holds them)."""
+    """The watchlist picker (refused while a run holds it). The active rules are chosen on
+    the Rules page."""
     try:
-        if "rule" in request.POST:
-            rule_activate(rule=get_object_or_404(Rule, pk=_int(request.POST["rule"])))
         if "watchlist" in request.POST:
             watchlist = get_object_or_404(Watchlist, pk=_int(request.POST["watchlist"]))
             watchlist_activate(watchlist=watchlist)
@@ -146,7 +159,7 @@ def choose(request):
         return _controls_response(request, " ".join(err.messages))
     response = _controls_response(request)
     if is_htmx(request):
-        response["HX-Refresh"] = "true"  # the tiles follow the watchlist, the values the rule
+        response["HX-Refresh"] = "true"  # the tiles follow the watchlist
     return response
 
 

@@ -1,4 +1,5 @@
-// The dashboard's live bits: local times, cooldown countdowns, per-symbol charts, the
+// The dashboard's live bits: local times, cooldown countdowns (one per active rule and symbol),
+// per-symbol charts with a marker per signal (▲ buy or no side, ▼ sell), the
 // signal list's sound / notification switches, and resuming the socket where the list is.
 // Everything else arrives as server-rendered HTML over the /ws/ui/ socket (htmx ws).
 (function () {
@@ -115,7 +116,15 @@
     }
   }
 
-  function addMarker(symbol, iso) {
+  // A signal's marker: BUY ▲ green below the bar, SELL ▼ red above it, no side ▲ green.
+  function markerFor(side, time) {
+    if (side === "sell") {
+      return { time: time, position: "aboveBar", color: "#fb7185", shape: "arrowDown", size: 1 };
+    }
+    return { time: time, position: "belowBar", color: "#34d399", shape: "arrowUp", size: 1 };
+  }
+
+  function addMarker(symbol, iso, side) {
     var c = chartFor(symbol);
     var t = Date.parse(iso) / 1000;
     if (!c || isNaN(t) || !c.points.length) return;
@@ -125,7 +134,7 @@
       if (c.points[i].time < t) { at = c.points[i].time; break; }
     }
     if (at === null) return;
-    c.marks.push({ time: at, position: "belowBar", color: "#34d399", shape: "arrowUp", size: 1 });
+    c.marks.push(markerFor(side, at));
     c.markers.setMarkers(c.marks);
   }
 
@@ -150,10 +159,12 @@
     var empty = document.getElementById("live-signals-empty");
     if (empty) empty.classList.add("hidden");
     while (list && list.children.length > MAX_ROWS) list.removeChild(list.lastElementChild);
-    addMarker(row.dataset.symbol, row.dataset.time);
+    var side = row.dataset.side || "";
+    addMarker(row.dataset.symbol, row.dataset.time, side);
     if (option("sound")) beep();
     if (option("notify") && window.Notification && Notification.permission === "granted") {
-      new Notification(row.dataset.symbol + " signal", { body: "price " + row.dataset.price, tag: row.id });
+      var title = row.dataset.symbol + (side === "sell" ? " SELL ▼" : side === "buy" ? " BUY ▲" : "") + " signal";
+      new Notification(title, { body: "price " + row.dataset.price, tag: row.id });
     }
   }
 
@@ -180,6 +191,7 @@
     if (node.matches(".js-local")) localTime(node);
     node.querySelectorAll(".js-local").forEach(localTime);
     if (node.matches(".tile-live")) { addBar(node); countdowns(); }
+    if (node.querySelector(".js-countdown")) countdowns(); // an active rule's cooldown
     if (node.matches(".signal-row")) newSignal(node);
   }
 
