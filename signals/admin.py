@@ -7,8 +7,8 @@ from signals.models import Signal
 
 @admin.register(Signal)
 class SignalAdmin(admin.ModelAdmin):
-    list_display = ["id", "time", "symbol", "price", "rule_name", "bar_seconds"]
-    list_filter = ["symbol", "rule_name", "bar_seconds"]
+    list_display = ["id", "time", "symbol", "price", "side", "rule_name", "bar_seconds"]
+    list_filter = ["symbol", "rule_name", "side", "bar_seconds"]
     search_fields = ["symbol", "rule_name"]
     date_hierarchy = "time"
     # A full COUNT(*) over a million rows on every page view is wasted work.

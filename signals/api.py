@@ -64,6 +64,7 @@ def engine_status(state: EngineState) -> events.StatusEvent:
         last_bar_time=state.last_bar_time.isoformat() if state.last_bar_time else None,
         rule_id=state.run_rule_id,
         watchlist_id=state.run_watchlist_id,
+        rule_ids=state.run_rule_ids,
     )
 
 

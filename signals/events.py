@@ -11,7 +11,7 @@ stream), ``pong``, ``subscribed`` and ``error``. ``hello`` only travels up the b
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Final, NotRequired, TypedDict
 
 from engine.core.bars import format_time
@@ -41,6 +41,7 @@ class SignalEvent(TypedDict):
     rule_name: str
     bar_seconds: int
     values: dict[str, float]
+    side: str | None  # the rule's side: "buy", "sell" or None (null)
 
 
 class StatusEvent(TypedDict):
@@ -55,10 +56,20 @@ class StatusEvent(TypedDict):
     last_bar_time: NotRequired[str | None]
     rule_id: NotRequired[int | None]
     watchlist_id: NotRequired[int | None]
+    rule_ids: NotRequired[list[int]]
+
+
+class RuleState(TypedDict):
+    """One active rule's state machine on a symbol (an item of a bar event's ``rules``)."""
+
+    rule_id: int | None
+    state: str  # WAIT or COOLDOWN
+    cooldown_until: str | None
 
 
 class BarEvent(TypedDict):
-    """A closed bar with the rule's operand values and the symbol's machine state."""
+    """A closed bar with the rules' operand values and the symbol's machine states:
+    ``state``/``cooldown_until`` are the first rule's (the seed's keys), ``rules`` has each."""
 
     event: str
     symbol: str
@@ -71,6 +82,7 @@ class BarEvent(TypedDict):
     values: dict[str, float | None]  # every operand of the rule; None (null) while undefined
     state: str
     cooldown_until: str | None
+    rules: list[RuleState]
 
 
 class ErrorEvent(TypedDict):
@@ -101,8 +113,9 @@ def signal(
     close_time: int,
     bar_seconds: int,
     values: dict[str, float],
+    side: str | None = None,
 ) -> SignalEvent:
-    """A signal; ``close_time`` is the bar's close, epoch seconds."""
+    """A signal; ``close_time`` is the bar's close, epoch seconds; ``side`` the rule's."""
     return {
         "event": SIGNAL,
         "symbol": symbol,
@@ -113,6 +126,7 @@ def signal(
         "rule_name": rule_name,
         "bar_seconds": bar_seconds,
         "values": values,
+        "side": side,
     }
 
 
@@ -130,17 +144,23 @@ def signal_from(
         close_time=fired.close_time + shift,
         bar_seconds=bar_seconds,
         values=fired.values,
+        side=fired.side,
     )
 
 
 # The CSV export's columns: a signal event's fields, flat (the history page's export).
+# New columns go last, so a reader of the older columns by position keeps working.
 CSV_HEADER: Final = (
     "id", "time_utc", "symbol", "price", "rule_id", "rule_name", "bar_seconds", "values",
+    "side",
 )  # fmt: skip
 
 
-def csv_fields(event: SignalEvent) -> tuple[int, str, str, float, int | None, str, int, str]:
-    """A signal event as one CSV row, in :data:`CSV_HEADER` order (``values`` as JSON)."""
+def csv_fields(
+    event: SignalEvent,
+) -> tuple[int, str, str, float, int | None, str, int, str, str]:
+    """A signal event as one CSV row, in :data:`CSV_HEADER` order (``values`` as JSON,
+    ``side`` empty when the rule has none)."""
     return (
         event["id"],
         event["timestamp"],
@@ -150,6 +170,7 @@ def csv_fields(event: SignalEvent) -> tuple[int, str, str, float, int | None, st
         event["rule_name"],
         event["bar_seconds"],
         json.dumps(event["values"], separators=(",", ":"), sort_keys=True),
+        event.get("side") or "",
     )
 
 
@@ -163,9 +184,11 @@ def status(
     last_bar_time: str | None = None,
     rule_id: int | None = None,
     watchlist_id: int | None = None,
+    rule_ids: list[int] | None = None,
 ) -> StatusEvent:
     """The engine's state. The live event carries state, message and time; ``desired`` given
-    means the full form of ``GET /api/engine/`` (heartbeat, last bar, what the run holds)."""
+    means the full form of ``GET /api/engine/`` (heartbeat, last bar, what the run holds:
+    ``rule_ids`` every rule, ``rule_id`` the first, as in the seed)."""
     event: StatusEvent = {
         "event": STATUS,
         "state": state,
@@ -178,6 +201,7 @@ def status(
         event["last_bar_time"] = last_bar_time
         event["rule_id"] = rule_id
         event["watchlist_id"] = watchlist_id
+        event["rule_ids"] = list(rule_ids or [])
     return event
 
 
@@ -193,7 +217,10 @@ def bar(
     values: dict[str, float | None],
     state: str,
     cooldown_until: int | None,
+    rules: Sequence[RuleState] = (),
 ) -> BarEvent:
+    """A closed bar; ``state``/``cooldown_until`` are the first rule's, ``rules`` (built with
+    :func:`rule_state`) every rule's in the run's order."""
     return {
         "event": BAR,
         "symbol": symbol,
@@ -204,6 +231,16 @@ def bar(
         "close": close,
         "volume": volume,
         "values": values,
+        "state": state,
+        "cooldown_until": format_time(cooldown_until) if cooldown_until else None,
+        "rules": list(rules),
+    }
+
+
+def rule_state(*, rule_id: int | None, state: str, cooldown_until: int | None) -> RuleState:
+    """One rule's machine on a symbol, for a bar event's ``rules``."""
+    return {
+        "rule_id": rule_id,
         "state": state,
         "cooldown_until": format_time(cooldown_until) if cooldown_until else None,
     }

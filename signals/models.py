@@ -17,6 +17,9 @@ class Signal(models.Model):
     rule_name = models.CharField(max_length=80)
     bar_seconds = models.PositiveIntegerField(default=5)
     values = models.JSONField(default=dict, blank=True)
+    # The rule's side when it fired (DESIGN §7.2): "buy" or "sell"; "" for none (the event's
+    # null), Django's convention for an empty text column.
+    side = models.CharField(max_length=4, blank=True, default="")
     recorded_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -50,4 +53,5 @@ class Signal(models.Model):
             close_time=int(self.time.timestamp()),
             bar_seconds=self.bar_seconds,
             values=self.values,
+            side=self.side or None,
         )

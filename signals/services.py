@@ -18,8 +18,10 @@ def signal_record(
     rule_name: str,
     bar_seconds: int,
     values: dict,
+    side: str | None = None,
 ) -> Signal | None:
-    """Store a signal; ``None`` if this (rule, symbol, bar close time) was already stored."""
+    """Store a signal (``side``: the rule's, None for none); ``None`` if this (rule, symbol,
+    bar close time) was already stored."""
     try:
         with transaction.atomic():
             return Signal.objects.create(
@@ -30,6 +32,7 @@ def signal_record(
                 rule_name=rule_name,
                 bar_seconds=bar_seconds,
                 values=values,
+                side=side or "",
             )
     except IntegrityError:
         if Signal.objects.filter(rule_id=rule_id, symbol=symbol, time=time).exists():

@@ -5,11 +5,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from django.core.exceptions import ObjectDoesNotExist
-
-from engine.core.rules import RuleDef, RuleError, validate_definition
+from engine.core.rules import RuleDef, RuleError, timeframe_problem, validate_definition
 from engine.services import settings_get
 from rules.models import Rule
+from rules.services import MAX_ACTIVE_RULES, rules_active
 from watchlists.models import Watchlist
 
 
@@ -24,16 +23,23 @@ class Overrides:
     feed: str | None = None
     csv_path: str | None = None
     speed: float | None = None
-    rule_id: int | None = None
+    rule_ids: tuple[int, ...] | None = None  # instead of the active rules
     watchlist: str | None = None
     bar_seconds: int | None = None
 
 
 @dataclass(frozen=True)
-class RunConfig:
+class RunRule:
+    """One rule of a run: its database id, its name and its validated definition."""
+
+    id: int
+    name: str
     rule: RuleDef
-    rule_id: int
-    rule_name: str
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    rules: tuple[RunRule, ...]  # in id order (the active set's order) or as --rule named them
     watchlist_id: int | None
     watchlist_name: str
     symbols: tuple[str, ...]
@@ -42,6 +48,20 @@ class RunConfig:
     csv_path: str = ""
     speed: float = 1.0
     ib: dict = field(default_factory=dict)
+
+    @property
+    def rule_ids(self) -> list[int]:
+        return [run_rule.id for run_rule in self.rules]
+
+    @property
+    def warmup_bars(self) -> int:
+        """Run bars of history the feed sends first: what the hungriest rule needs."""
+        return max(run_rule.rule.warmup_bars(self.bar_seconds) for run_rule in self.rules)
+
+    def describe_rules(self) -> str:
+        """``rule “A”`` or ``rules “A”, “B”`` for the status sentence."""
+        names = ", ".join(f"“{run_rule.name}”" for run_rule in self.rules)
+        return f"rule {names}" if len(self.rules) == 1 else f"rules {names}"
 
 
 def ib_connection(app_settings) -> dict:
@@ -53,23 +73,34 @@ def ib_connection(app_settings) -> dict:
     }
 
 
+def _run_rules(rule_ids: tuple[int, ...] | None) -> tuple[RunRule, ...]:
+    """The rules ``--rule`` named, or else the active set, validated."""
+    if rule_ids is not None:
+        if len(set(rule_ids)) > MAX_ACTIVE_RULES:
+            raise ConfigError(f"At most {MAX_ACTIVE_RULES} rules run at once.")
+        found = Rule.objects.in_bulk(rule_ids)
+        missing = [pk for pk in rule_ids if pk not in found]
+        if missing:
+            raise ConfigError(f"There is no rule with id {missing[0]}.")
+        rows = [found[pk] for pk in dict.fromkeys(rule_ids)]
+    else:
+        rows = rules_active()
+        if not rows:
+            raise ConfigError("No active rule: activate at least one before starting.")
+    rules = []
+    for row in rows:
+        try:
+            rule_def = validate_definition(row.definition)
+        except RuleError as err:
+            raise ConfigError(f"The rule “{row.name}” is invalid: {err}") from None
+        rules.append(RunRule(id=row.pk, name=row.name, rule=rule_def))
+    return tuple(rules)
+
+
 def load_run_config(overrides: Overrides) -> RunConfig:
     """Read everything a run needs; raise ConfigError with an actionable sentence."""
     app_settings = settings_get()
-    rule: Rule | None
-    if overrides.rule_id is not None:
-        try:
-            rule = Rule.objects.get(pk=overrides.rule_id)
-        except ObjectDoesNotExist:
-            raise ConfigError(f"There is no rule with id {overrides.rule_id}.") from None
-    else:
-        rule = app_settings.active_rule
-        if rule is None:
-            raise ConfigError("No active rule: pick one on the dashboard before starting.")
-    try:
-        rule_def = validate_definition(rule.definition)
-    except RuleError as err:
-        raise ConfigError(f"The rule “{rule.name}” is invalid: {err}") from None
+    rules = _run_rules(overrides.rule_ids)
 
     if overrides.watchlist:
         watchlist = Watchlist.objects.filter(name=overrides.watchlist).first()
@@ -92,10 +123,11 @@ def load_run_config(overrides: Overrides) -> RunConfig:
     bar_seconds = overrides.bar_seconds or app_settings.bar_seconds
     if bar_seconds not in (5, 60):
         raise ConfigError(f"Bar size must be 5 or 60 seconds, not {bar_seconds}.")
+    for run_rule in rules:
+        if problem := timeframe_problem(run_rule.rule, bar_seconds):
+            raise ConfigError(f"The rule “{run_rule.name}” can't run: {problem}.")
     return RunConfig(
-        rule=rule_def,
-        rule_id=rule.pk,
-        rule_name=rule.name,
+        rules=rules,
         watchlist_id=watchlist.pk if watchlist is not None else None,
         watchlist_name=watchlist.name if watchlist is not None else "",
         symbols=symbols,

@@ -16,13 +16,13 @@ from django.db import close_old_connections
 
 from engine import services
 from engine.core.bars import Bar
-from engine.core.machine import Signal, SymbolMachine
+from engine.core.machine import Signal, SymbolRules
 from engine.feeds import FEEDS
 from engine.feeds.base import BarEvent, Feed, FeedError, StatusEvent
 from engine.feeds.csvfile import CsvFeed
 from engine.feeds.demo import DemoFeed
 from engine.models import EngineState
-from engine.worker.config import ConfigError, Overrides, RunConfig, load_run_config
+from engine.worker.config import ConfigError, Overrides, RunConfig, RunRule, load_run_config
 from engine.worker.publish import LogPublisher, Publisher
 from signals import events
 from signals.models import Signal as StoredSignal
@@ -43,7 +43,7 @@ class Run:
 
     config: RunConfig
     feed: Feed
-    machines: dict[str, SymbolMachine] = field(default_factory=dict)
+    machines: dict[str, SymbolRules] = field(default_factory=dict)
     task: asyncio.Task | None = None
     bars: int = 0
     signals: int = 0
@@ -51,13 +51,19 @@ class Run:
     # symbol -> why it is not scanned (unknown, no permission): repeated in later messages
     problems: dict[str, str] = field(default_factory=dict)
 
-    def machine(self, symbol: str) -> SymbolMachine:
+    def machine(self, symbol: str) -> SymbolRules:
+        """The symbol's state machines, one per rule of the run, sharing its indicators."""
         machine = self.machines.get(symbol)
         if machine is None:
-            machine = self.machines[symbol] = SymbolMachine(
-                self.config.rule, symbol, rule_id=self.config.rule_id
+            config = self.config
+            machine = self.machines[symbol] = SymbolRules(
+                [run_rule.rule for run_rule in config.rules], symbol, rule_ids=config.rule_ids
             )
         return machine
+
+    def rule(self, rule_id: int | None) -> RunRule:
+        """The run's rule that fired a signal."""
+        return next(run_rule for run_rule in self.config.rules if run_rule.id == rule_id)
 
 
 def make_feed(config: RunConfig) -> Feed:
@@ -81,16 +87,17 @@ def heartbeat(last_bar_time: int | None) -> str:
     )
 
 
-def record_signal(signal: Signal, config: RunConfig) -> StoredSignal | None:
+def record_signal(signal: Signal, run_rule: RunRule, bar_seconds: int) -> StoredSignal | None:
     """Store first (None: this bar's signal was stored already), publish second."""
     return signal_record(
         time=utc(signal.close_time),
         symbol=signal.symbol,
         price=signal.price,
-        rule_id=config.rule_id,
-        rule_name=config.rule_name,
-        bar_seconds=config.bar_seconds,
+        rule_id=run_rule.id,
+        rule_name=run_rule.name,
+        bar_seconds=bar_seconds,
         values=signal.values,
+        side=signal.side,
     )
 
 
@@ -169,11 +176,11 @@ class Engine:
         run = Run(config=config, feed=feed)
         self.run = run
         await sync_to_async(services.worker_run_started)(
-            rule_id=config.rule_id, watchlist_id=config.watchlist_id
+            rule_ids=config.rule_ids, watchlist_id=config.watchlist_id
         )
         await self.set_state(
             EngineState.State.CONNECTING,
-            f"Starting: rule “{config.rule_name}” on {self.describe_symbols(config)} "
+            f"Starting: {config.describe_rules()} on {self.describe_symbols(config)} "
             f"({config.bar_seconds} s bars, {config.feed} feed).",
         )
         run.task = asyncio.create_task(self.consume(run), name="engine-run")
@@ -215,7 +222,7 @@ class Engine:
             async for event in run.feed.events(
                 config.symbols,
                 bar_seconds=config.bar_seconds,
-                warmup_bars=config.rule.warmup_bars(),
+                warmup_bars=config.warmup_bars,
             ):
                 if isinstance(event, BarEvent):
                     await self.on_bar(run, event.bar, warmup=event.warmup)
@@ -258,16 +265,20 @@ class Engine:
             return
         run.bars += 1
         run.last_bar_time = bar.close_time
-        signal = machine.on_bar(bar)
-        if signal is not None:
-            row = await sync_to_async(record_signal)(signal, run.config)
+        for signal in machine.on_bar(bar):
+            row = await sync_to_async(record_signal)(
+                signal, run.rule(signal.rule_id), run.config.bar_seconds
+            )
             if row is not None:
                 run.signals += 1
                 await self.publisher.publish(row.to_event())
         await self.publisher.publish(self.bar_event(run, bar, machine))
 
     @staticmethod
-    def bar_event(run: Run, bar: Bar, machine: SymbolMachine) -> events.BarEvent:
+    def bar_event(run: Run, bar: Bar, machine: SymbolRules) -> events.BarEvent:
+        """The bar with every rule's operands; ``state``/``cooldown_until`` are the first
+        rule's (the seed's keys), ``rules`` has each rule's."""
+        first = machine.machines[0]
         return events.bar(
             symbol=bar.symbol,
             start=bar.time,
@@ -277,8 +288,12 @@ class Engine:
             close=bar.close,
             volume=bar.volume,
             values=machine.last_values(),
-            state=machine.state,
-            cooldown_until=machine.cooldown_until,
+            state=first.state,
+            cooldown_until=first.cooldown_until,
+            rules=[
+                events.rule_state(rule_id=m.rule_id, state=m.state, cooldown_until=m.cooldown_until)
+                for m in machine.machines
+            ],
         )
 
     async def on_status(self, event: StatusEvent, run: Run | None = None) -> None:

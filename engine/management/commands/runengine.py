@@ -19,6 +19,7 @@ from engine.worker.config import Overrides
 from engine.worker.engine import Engine
 from engine.worker.lock import WorkerLock, WorkerLockHeld, lock_path
 from rules.models import Rule
+from rules.services import MAX_ACTIVE_RULES
 from watchlists.models import Watchlist
 
 
@@ -33,11 +34,19 @@ def speed_arg(text: str) -> float:
     return value
 
 
-def rule_id_arg(text: str) -> int:
+def rule_ids_arg(text: str) -> tuple[int, ...]:
+    """``--rule 3`` or ``--rule 3,7``: rule ids, in that order, each once."""
     try:
-        return parse_whole(text, name="--rule", minimum=1, maximum=2**63 - 1)
+        ids = [
+            parse_whole(part.strip(), name="--rule", minimum=1, maximum=2**63 - 1)
+            for part in text.split(",")
+        ]
     except InputError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
+    unique = tuple(dict.fromkeys(ids))
+    if len(unique) > MAX_ACTIVE_RULES:
+        raise argparse.ArgumentTypeError(f"at most {MAX_ACTIVE_RULES} rules run at once")
+    return unique
 
 
 class Command(BaseCommand):
@@ -51,7 +60,10 @@ class Command(BaseCommand):
             help="replay speed for demo/csv: 1 = real time, 10 = ten times faster, max = no wait",
         )  # fmt: skip
         parser.add_argument(
-            "--rule", type=rule_id_arg, metavar="ID", help="rule id instead of the active"
+            "--rule",
+            type=rule_ids_arg,
+            metavar="ID[,ID...]",
+            help="rule ids (comma-separated) instead of the active rules",
         )
         parser.add_argument("--watchlist", metavar="NAME", help="watchlist instead of the active")
         parser.add_argument("--bar-seconds", type=int, choices=(5, 60), help="bar size")
@@ -65,7 +77,7 @@ class Command(BaseCommand):
             feed=feed,
             csv_path=options["csv"],
             speed=options["speed"],
-            rule_id=options["rule"],
+            rule_ids=options["rule"],
             watchlist=options["watchlist"],
             bar_seconds=options["bar_seconds"],
         )
@@ -97,8 +109,9 @@ class Command(BaseCommand):
 
     def check_overrides(self, overrides: Overrides) -> None:
         """Refuse arguments that name things that don't exist before starting anything."""
-        if overrides.rule_id is not None and not Rule.objects.filter(pk=overrides.rule_id).exists():
-            raise CommandError(f"There is no rule with id {overrides.rule_id}.", returncode=2)
+        for rule_id in overrides.rule_ids or ():
+            if not Rule.objects.filter(pk=rule_id).exists():
+                raise CommandError(f"There is no rule with id {rule_id}.", returncode=2)
         if overrides.watchlist and not Watchlist.objects.filter(name=overrides.watchlist).exists():
             raise CommandError(
                 f"There is no watchlist named {overrides.watchlist!r}.", returncode=2
