@@ -21,13 +21,13 @@ from django.utils import timezone
 import engine.worker.engine as worker
 from engine.core.bars import Bar, parse_time
 from engine.feeds.base import BarEvent, Feed, StatusEvent
-from engine.models import AppSettings, EngineState
-from engine.services import engine_request, engine_state_get, settings_get
+from engine.models import EngineState
+from engine.services import engine_request, engine_state_get
 from engine.worker.config import Overrides, load_run_config
 from engine.worker.engine import Engine, Run
 from engine.worker.publish import MemoryPublisher
 from rules.models import Rule
-from rules.services import rule_update
+from rules.services import rule_update, rules_deactivate
 from signals.models import Signal
 from tests.engine.helpers import (
     engine_state,
@@ -228,8 +228,15 @@ def default_watchlist() -> Watchlist:
     return Watchlist.objects.get(name="Default")
 
 
-def starting(rule: str = "MA Momentum", where: str = DEFAULT_SYMBOLS, feed: str = "demo") -> str:
-    return f"Starting: rule “{rule}” on {where} (5 s bars, {feed} feed)."
+def starting(
+    rule: str | tuple[str, ...] = "MA Momentum", where: str = DEFAULT_SYMBOLS, feed: str = "demo"
+) -> str:
+    """The start sentence for one rule (a name) or several (a tuple of names)."""
+    if isinstance(rule, tuple):
+        names = "rules " + ", ".join(f"“{name}”" for name in rule)
+    else:
+        names = f"rule “{rule}”"
+    return f"Starting: {names} on {where} (5 s bars, {feed} feed)."
 
 
 # --- tick ----------------------------------------------------------------------------------
@@ -263,7 +270,7 @@ def test_tick_starts_a_run_when_running_is_desired_and_stops_it_when_stopped(fee
     run, started, before_tick, during = asyncio.run(scenario())
     assert started.heartbeat > old
     assert (started.state, started.message) == ("connecting", starting())
-    assert started.run_rule_id == system_rule().pk
+    assert started.run_rule_ids == [system_rule().pk]
     assert started.run_watchlist_id == default_watchlist().pk
     assert started.run_started is not None and started.is_locked
     assert feeds.configs[0].symbols == tuple(DEFAULT_SYMBOLS.split())
@@ -281,7 +288,7 @@ def test_tick_starts_a_run_when_running_is_desired_and_stops_it_when_stopped(fee
     assert kinds(publisher.events)[2:5] == ["bar", "bar", "bar"]
     state = engine_state()
     assert (state.state, state.message, state.desired) == ("idle", "Stopped.", "stopped")
-    assert state.run_rule_id is None and state.run_watchlist_id is None
+    assert state.run_rule_ids == [] and state.run_watchlist_id is None
     assert state.run_started is None and not state.is_locked
 
 
@@ -297,7 +304,7 @@ def test_tick_with_stopped_desired_and_no_run_only_writes_the_heartbeat(made_fee
     assert engine.run is None and made_feeds == [] and publisher.events == []
 
 
-def test_reload_stops_the_run_and_starts_it_again_with_the_new_rule(feeds):
+def test_reload_stops_the_run_and_starts_it_again_with_the_new_rules(feeds):
     second = make_rule(name="Second")
     engine_request(desired="running")
     first_feed, second_feed = ScriptedFeed(), ScriptedFeed()
@@ -308,9 +315,9 @@ def test_reload_stops_the_run_and_starts_it_again_with_the_new_rule(feeds):
     async def scenario():
         await engine.tick()
         first = engine.run
-        # The pages refuse switching the rule while a run holds it; the row changes under
-        # the worker as an admin's script would do it.
-        await db(lambda: AppSettings.objects.filter(pk=1).update(active_rule=second))
+        # The pages refuse changing the active rules while a run holds them; the rows change
+        # under the worker as an admin's script would do it.
+        await db(lambda: Rule.objects.filter(pk=second.pk).update(is_active=True))
         engine.on_command("reload")
         assert engine.wake.is_set(), "a command wakes the worker at once"
         await engine.tick()
@@ -321,14 +328,17 @@ def test_reload_stops_the_run_and_starts_it_again_with_the_new_rule(feeds):
 
     first, second_run, state = asyncio.run(scenario())
     assert first is not second_run and first.task.done() and first_feed.closed.is_set()
-    assert [c.rule_id for c in feeds.configs] == [system_rule().pk, second.pk]
-    assert second_run.config.rule_name == "Second"
-    assert state.run_rule_id == second.pk and state.state == "connecting"
+    assert [c.rule_ids for c in feeds.configs] == [
+        [system_rule().pk],
+        [system_rule().pk, second.pk],
+    ]
+    assert [r.name for r in second_run.config.rules] == ["MA Momentum", "Second"]
+    assert state.run_rule_ids == [system_rule().pk, second.pk] and state.state == "connecting"
     assert publisher.statuses() == [
         ("connecting", starting()),
         ("stopping", "Stopping…"),
         ("idle", "Reloading the rule and watchlist…"),
-        ("connecting", starting("Second")),
+        ("connecting", starting(("MA Momentum", "Second"))),
         ("stopping", "Stopping…"),
         ("idle", "Stopped."),
     ]
@@ -344,7 +354,7 @@ def test_start_run_with_a_good_config_says_what_it_runs_and_locks_rule_and_watch
     feed = ScriptedFeed([StatusEvent("connecting", "Connecting to the scripted feed…")], gated=True)
     feeds.queue.append(feed)
     publisher = Recorder()
-    engine = Engine(overrides=Overrides(rule_id=rule.pk, watchlist="Pair"), publisher=publisher)
+    engine = Engine(overrides=Overrides(rule_ids=(rule.pk,), watchlist="Pair"), publisher=publisher)
 
     async def scenario():
         await engine.start_run()
@@ -357,7 +367,7 @@ def test_start_run_with_a_good_config_says_what_it_runs_and_locks_rule_and_watch
     state = asyncio.run(scenario())
     message = starting("Mine", "AAPL MSFT")
     assert (state.state, state.message) == ("connecting", message)
-    assert (state.run_rule_id, state.run_watchlist_id) == (rule.pk, watchlist.pk)
+    assert (state.run_rule_ids, state.run_watchlist_id) == ([rule.pk], watchlist.pk)
     assert state.run_started is not None and state.last_bar_time is None and state.is_locked
     assert publisher.statuses() == [
         ("connecting", message),
@@ -368,10 +378,8 @@ def test_start_run_with_a_good_config_says_what_it_runs_and_locks_rule_and_watch
 
 
 def _no_active_rule(tmp_path) -> tuple[Overrides, str]:
-    settings_get()
-    AppSettings.objects.filter(pk=1).update(active_rule=None)
-    Rule.objects.all().delete()  # settings_get would make the system rule active again
-    return Overrides(feed="demo"), "No active rule: pick one on the dashboard before starting."
+    rules_deactivate()
+    return Overrides(feed="demo"), "No active rule: activate at least one before starting."
 
 
 def _empty_watchlist(tmp_path) -> tuple[Overrides, str]:
@@ -412,7 +420,7 @@ def test_a_run_that_cannot_start_says_why_locks_nothing_and_does_not_retry(
 
     failed = asyncio.run(scenario())
     assert (failed.state, failed.message, failed.desired) == ("error", sentence, "stopped")
-    assert failed.run_rule_id is None and failed.run_watchlist_id is None
+    assert failed.run_rule_ids == [] and failed.run_watchlist_id is None
     assert failed.run_started is None and not failed.is_locked
     assert engine.run is None and made_feeds == []
     assert publisher.statuses() == [("error", sentence)] and len(publisher.events) == 1
@@ -430,7 +438,7 @@ def test_on_bar_warm_up_bars_fill_the_indicators_but_never_emit():
     engine = Engine(publisher=publisher)
 
     async def scenario():
-        config = await db(load_run_config, Overrides(rule_id=rule.pk, feed="demo"))
+        config = await db(load_run_config, Overrides(rule_ids=(rule.pk,), feed="demo"))
         warm, live = Run(config=config, feed=ScriptedFeed()), Run(config, ScriptedFeed())
         rising = [100.0, 101.0, 102.0]  # the third bar is above MA3: live, it fires
         for i, close in enumerate(rising):
@@ -458,7 +466,7 @@ def test_on_bar_stores_the_signal_first_then_publishes_it_before_its_bar():
     stored_at_publish: list[int] = []
 
     async def scenario():
-        config = await db(load_run_config, Overrides(rule_id=rule.pk, feed="demo"))
+        config = await db(load_run_config, Overrides(rule_ids=(rule.pk,), feed="demo"))
         run = Run(config=config, feed=ScriptedFeed())
         for i, close in enumerate([100.0, 101.0, 102.0]):
             await engine.on_bar(run, bar("AAPL", i, close), warmup=True)
@@ -478,18 +486,23 @@ def test_on_bar_stores_the_signal_first_then_publishes_it_before_its_bar():
     assert publisher.events == [
         {"event": "bar", "symbol": "AAPL", "time": "2025-12-16T14:30:15Z", "open": 99.5,
          "high": 100.25, "low": 99.0, "close": 100.0, "volume": 103,
-         "values": {"PRICE": 100.0, "MA3": 101.0}, "state": "WAIT", "cooldown_until": None},
+         "values": {"PRICE": 100.0, "MA3": 101.0}, "state": "WAIT", "cooldown_until": None,
+         "rules": [{"rule_id": rule.pk, "state": "WAIT", "cooldown_until": None}]},
         {"event": "signal", "symbol": "AAPL", "price": 104.0, "rule_id": rule.pk,
          "timestamp": "2025-12-16T14:30:25Z", "id": row.id, "rule_name": "Above MA3",
-         "bar_seconds": 5, "values": {"PRICE": 104.0, "MA3": 102.0}},
+         "bar_seconds": 5, "values": {"PRICE": 104.0, "MA3": 102.0}, "side": None},
         {"event": "bar", "symbol": "AAPL", "time": "2025-12-16T14:30:20Z", "open": 103.5,
          "high": 104.25, "low": 103.0, "close": 104.0, "volume": 104,
          "values": {"PRICE": 104.0, "MA3": 102.0}, "state": "COOLDOWN",
-         "cooldown_until": "2025-12-16T14:30:35Z"},
+         "cooldown_until": "2025-12-16T14:30:35Z",
+         "rules": [{"rule_id": rule.pk, "state": "COOLDOWN",
+                    "cooldown_until": "2025-12-16T14:30:35Z"}]},
         {"event": "bar", "symbol": "AAPL", "time": "2025-12-16T14:30:25Z", "open": 104.5,
          "high": 105.25, "low": 104.0, "close": 105.0, "volume": 105,
          "values": {"PRICE": 105.0, "MA3": 103.0}, "state": "COOLDOWN",
-         "cooldown_until": "2025-12-16T14:30:35Z"},
+         "cooldown_until": "2025-12-16T14:30:35Z",
+         "rules": [{"rule_id": rule.pk, "state": "COOLDOWN",
+                    "cooldown_until": "2025-12-16T14:30:35Z"}]},
     ]  # fmt: skip
     assert publisher.events[1] == row.to_event()
     assert (run.bars, run.signals, run.last_bar_time) == (3, 1, T0 + 30)
@@ -504,7 +517,7 @@ def test_on_bar_a_redelivered_bar_stores_nothing_and_publishes_no_second_signal(
     marks: list[int] = []
 
     async def scenario():
-        config = await db(load_run_config, Overrides(rule_id=rule.pk, feed="demo"))
+        config = await db(load_run_config, Overrides(rule_ids=(rule.pk,), feed="demo"))
         run = Run(config=config, feed=ScriptedFeed())
         for b in warm_up:
             await engine.on_bar(run, b, warmup=True)
@@ -530,7 +543,7 @@ def test_on_bar_a_redelivered_bar_stores_nothing_and_publishes_no_second_signal(
     assert kinds(first) == ["signal", "bar"] and first[0] == row.to_event()
     assert kinds(redelivered) == ["bar"] and kinds(rerun) == ["bar"]
     assert (run.signals, again.signals) == (1, 0)
-    assert again.machine("AAPL").state == "COOLDOWN", "the new machine did fire"
+    assert again.machine("AAPL").machines[0].state == "COOLDOWN", "the new machine did fire"
 
 
 # --- a whole run ---------------------------------------------------------------------------
@@ -541,7 +554,7 @@ def test_a_whole_csv_run_ends_idle_with_exactly_the_signals_replay_computes(tmp_
     rule = make_rule(name="Fast", definition=FAST)
     engine_request(desired="running")
     publisher = Recorder()
-    overrides = Overrides(feed="csv", csv_path=str(bars), speed=0, rule_id=rule.pk)
+    overrides = Overrides(feed="csv", csv_path=str(bars), speed=0, rule_ids=(rule.pk,))
     engine = Engine(overrides=overrides, publisher=publisher)
 
     async def scenario():
@@ -563,7 +576,7 @@ def test_a_whole_csv_run_ends_idle_with_exactly_the_signals_replay_computes(tmp_
     assert engine.run is None and run.task.done() and (run.bars, run.signals) == (800, len(rows))
     state = engine_state()
     assert (state.state, state.message, state.desired) == ("idle", finished, "stopped")
-    assert state.run_rule_id is None and state.run_watchlist_id is None
+    assert state.run_rule_ids == [] and state.run_watchlist_id is None
     assert state.run_started is None and not state.is_locked
 
     events = publisher.events
@@ -683,7 +696,7 @@ def test_stop_run_stops_a_run_in_progress_closes_the_feed_and_releases_the_locks
     assert kinds(publisher.events) == ["status", "status", "bar", "status", "status"]
     state = engine_state()
     assert (state.state, state.message) == ("idle", "Stopped.")
-    assert state.run_rule_id is None and state.run_watchlist_id is None
+    assert state.run_rule_ids == [] and state.run_watchlist_id is None
     assert state.run_started is None and not state.is_locked
 
 
@@ -732,7 +745,7 @@ def test_a_broken_csv_line_is_an_error_state_and_the_worker_goes_on(tmp_path, go
     message = f"{path}, line {line}: column close: 'oops' is not a number"
     assert alive, "the worker must survive bad input"
     assert (failed.state, failed.message, failed.desired) == ("error", message, "stopped")
-    assert failed.run_rule_id is None and failed.run_watchlist_id is None
+    assert failed.run_rule_ids == [] and failed.run_watchlist_id is None
     assert failed.run_started is None and not failed.is_locked
     assert (again.state, again.message, again.desired) == ("error", message, "stopped")
     start = starting(where="the symbols in bad.csv", feed="csv")
@@ -769,7 +782,7 @@ def test_main_recovers_a_dead_workers_locks_and_shuts_down_cleanly(caplog, made_
     with caplog.at_level(logging.WARNING, logger="engine.worker.engine"):
         recovered = asyncio.run(scenario())
     assert (recovered.state, recovered.message) == ("idle", RECOVERED)
-    assert recovered.run_rule_id is None and recovered.run_watchlist_id is None
+    assert recovered.run_rule_ids == [] and recovered.run_watchlist_id is None
     assert recovered.run_started is None and recovered.is_alive and not recovered.is_locked
     assert RECOVERED in caplog.messages
     assert made_feeds == [] and publisher.closed
@@ -819,8 +832,8 @@ def test_main_resumes_the_desired_run_after_a_dead_worker_and_stops_it_on_shutdo
     with caplog.at_level(logging.WARNING, logger="engine.worker.engine"):
         during = asyncio.run(scenario())
     assert RECOVERED in caplog.messages
-    assert (during.run_rule_id, during.run_watchlist_id) == (
-        system_rule().pk, default_watchlist().pk,
+    assert (during.run_rule_ids, during.run_watchlist_id) == (
+        [system_rule().pk], default_watchlist().pk,
     )  # fmt: skip
     assert during.pid == os.getpid() and during.is_locked
     assert feed.closed.is_set() and publisher.closed
@@ -832,7 +845,7 @@ def test_main_resumes_the_desired_run_after_a_dead_worker_and_stops_it_on_shutdo
     ]
     state = engine_state()
     assert (state.state, state.message) == ("idle", "The engine worker stopped.")
-    assert state.run_rule_id is None and state.run_watchlist_id is None
+    assert state.run_rule_ids == [] and state.run_watchlist_id is None
     # Shutdown is not Stop: the next worker resumes the run the user asked for.
     assert state.desired == "running"
 
@@ -876,13 +889,13 @@ def test_a_demo_run_follows_start_and_stop_and_locks_while_running():
         return running, stopped, count
 
     (state, refused, edited), stopped, count = asyncio.run(scenario())
-    assert state.state == "running" and state.is_locked and state.run_rule_id == system_rule().pk
+    assert state.state == "running" and state.is_locked and state.run_rule_ids == [system_rule().pk]
     assert refused == (
         "The engine is running with the watchlist “Default”: stop the engine before changing it."
     )
     assert edited == "Edited while running"
     assert (stopped.state, stopped.message) == ("idle", "Stopped.") and not stopped.is_locked
-    assert stopped.run_rule_id is None and stopped.run_watchlist_id is None
+    assert stopped.run_rule_ids == [] and stopped.run_watchlist_id is None
     assert count >= 1 and Signal.objects.count() == count
     assert default_watchlist().symbols == ["AAPL", "MSFT", "NVDA", "SPY"]
     assert publisher.statuses()[-1] == ("idle", "The engine worker stopped.")

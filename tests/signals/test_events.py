@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from engine.core.machine import Signal
 from signals import events
 
@@ -14,9 +16,26 @@ def test_signal_event_has_the_design_keys():
     assert event == {
         "event": "signal", "symbol": "AAPL", "price": 189.2, "rule_id": 2,
         "timestamp": "2025-12-16T09:31:00Z", "id": 1042, "rule_name": "MA Momentum",
-        "bar_seconds": 5, "values": {"MA5": 189.1},
+        "bar_seconds": 5, "values": {"MA5": 189.1}, "side": None,
     }  # fmt: skip
     assert list(event)[:5] == ["event", "symbol", "price", "rule_id", "timestamp"]
+    assert list(event)[-1] == "side", "side is an additive extra, after the seed's keys"
+
+
+@pytest.mark.parametrize("side", ["buy", "sell", None])
+def test_signal_event_carries_the_rule_side_and_the_csv_row_ends_with_it(side):
+    fired = Signal("AAPL", T0 + 60, 189.2, 2, {"MA5": 189.1}, side)
+    event = events.signal_from(fired, id=7, rule_name="Dip", bar_seconds=5)
+    assert event["side"] == side
+    assert json.loads(events.text(event))["side"] == side
+    assert events.CSV_HEADER[-1] == "side"
+    assert events.CSV_HEADER[:8] == (
+        "id", "time_utc", "symbol", "price", "rule_id", "rule_name", "bar_seconds", "values",
+    )  # fmt: skip
+    row = events.csv_fields(event)
+    assert len(row) == len(events.CSV_HEADER)
+    assert row == (7, "2025-12-16T09:31:00Z", "AAPL", 189.2, 2, "Dip", 5, '{"MA5":189.1}',
+                   side or "")  # fmt: skip
 
 
 def test_a_replay_shift_moves_only_the_timestamp():
@@ -37,6 +56,11 @@ def test_live_status_has_state_message_time_and_the_api_adds_the_details():
     )  # fmt: skip
     assert list(full)[:4] == list(live)
     assert full["desired"] == "stopped" and full["watchlist_id"] == 3 and "heartbeat" in full
+    assert full["rule_ids"] == [] and list(full)[-1] == "rule_ids"
+    several = events.status(
+        state="running", message="", time=T0, desired="running", rule_id=4, rule_ids=[4, 9]
+    )
+    assert (several["rule_id"], several["rule_ids"]) == (4, [4, 9])
 
 
 def test_bar_event():
@@ -46,7 +70,23 @@ def test_bar_event():
     )  # fmt: skip
     assert event["event"] == "bar" and event["time"] == "2025-12-16T09:30:00Z"
     assert event["cooldown_until"] == "2025-12-16T09:31:05Z"
+    assert event["rules"] == []
     assert events.bar(**{**_bar_args(), "cooldown_until": None})["cooldown_until"] is None
+
+
+def test_bar_event_lists_every_rule_state():
+    rules = [
+        events.rule_state(rule_id=1, state="COOLDOWN", cooldown_until=T0 + 65),
+        events.rule_state(rule_id=8, state="WAIT", cooldown_until=None),
+    ]
+    event = events.bar(**{**_bar_args(), "state": "COOLDOWN", "cooldown_until": T0 + 65,
+                          "rules": rules})  # fmt: skip
+    assert event["rules"] == [
+        {"rule_id": 1, "state": "COOLDOWN", "cooldown_until": "2025-12-16T09:31:05Z"},
+        {"rule_id": 8, "state": "WAIT", "cooldown_until": None},
+    ]
+    assert list(event)[-1] == "rules"
+    assert json.loads(events.text(event))["rules"] == event["rules"]
 
 
 def _bar_args() -> dict:
