@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
@@ -11,15 +12,21 @@ from dataclasses import dataclass, field
 from engine.core.bars import Bar, MinuteAggregator, time_problem
 from engine.feeds.base import BarEvent, FeedEvent, StatusEvent
 from engine.feeds.ib.connection import IBConnection
-from engine.feeds.ib.errors import describe_ib_error, is_hard
+from engine.feeds.ib.errors import describe_ib_error, is_no_data
 from engine.feeds.ib.inbox import BadBar, BarArrived, Inbox
 from engine.feeds.ib.library import REALTIME_BAR_SECONDS, RealtimeBars, StockContract
+from engine.feeds.ib.pacing import HistoryPacer, warmup_budget
 
 logger = logging.getLogger(__name__)
 
-# IB serves at most 3600 S of 5-second history per request.
+# The longest request IB serves per bar size (TWS API docs, "Historical Data Limitations",
+# step sizes: a duration of 3600 S allows 5-second bars, 1 D allows 1-minute bars).
 MAX_5S_HISTORY = 3600
 MAX_1M_HISTORY = 86400
+# The map of where history has bars: hourly bars of 30 days (the ib_insync README's own
+# example request), asked when the walk back meets a window with no bars.
+MAP_BAR_SECONDS = 3600
+MAP_DURATION = 30 * 86400
 # How long a minute may stay open with no new 5 s bar before it is closed anyway.
 MINUTE_FLUSH_AFTER = 10.0
 
@@ -36,9 +43,40 @@ class SymbolState:
     last_arrival: float = 0.0  # monotonic time of the last realtime bar
     first_live: int | None = None  # start of the first bar of the current subscription
     warmed: bool = False
+    warmup_notice: StatusEvent | None = None  # for after the warm-up: history cut short
     dropped: bool = False
     stale_notified: bool = False
     notices: set[int] = field(default_factory=set)
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryProgress:
+    """The warm-up is about to send history request ``request`` of about ``planned``."""
+
+    request: int
+    planned: int
+    bars: int
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryResult:
+    """A warm-up's history: ``bars`` oldest first, without duplicates; the last request's
+    error, if any; how many requests it took; and why it stopped short (``budget``,
+    ``error``, ``exhausted``: IB has no older bars; empty if it did not)."""
+
+    bars: list[Bar]
+    error: tuple[int, str] | None
+    requests: int
+    stop: str
+
+
+def format_span(seconds: int) -> str:
+    """``27000`` → ``7.5 hours``; under an hour in minutes."""
+    if seconds < 3600:
+        minutes = max(1, round(seconds / 60))
+        return f"{minutes} minute{'s' if minutes != 1 else ''}"
+    hours = round(seconds / 3600, 1)
+    return f"{hours:g} hour{'s' if hours != 1 else ''}"
 
 
 class IBBars:
@@ -56,8 +94,10 @@ class IBBars:
         bar_seconds: int,
         use_rth: bool,
         clock: Callable[[], float],
+        pacer: HistoryPacer | None = None,
     ) -> None:
         self.connection = connection
+        self.pacer = pacer or HistoryPacer()
         self.inbox = inbox
         self.bar_seconds = bar_seconds
         self.use_rth = use_rth
@@ -141,15 +181,25 @@ class IBBars:
     # ---- history -------------------------------------------------------------------------
 
     async def _history(
-        self, state: SymbolState, duration: int, bar_seconds: int
+        self, state: SymbolState, duration: int, bar_seconds: int, end: int | None = None
     ) -> tuple[list[Bar], tuple[int, str] | None]:
-        """The closed bars of the last ``duration`` seconds, and IB's error, if any."""
+        """The closed bars of the ``duration`` seconds before ``end`` (None: now), and IB's
+        error, if any. Waits first as long as IB's pacing asks."""
         client = self.connection.client
-        if client is None or state.contract is None:
+        contract = state.contract
+        if client is None or contract is None:
             raise ConnectionError("connection lost while loading history")
+        key = (contract.con_id, bar_seconds, duration, end, self.use_rth)
+        while (delay := self.pacer.delay(key, contract.con_id)) > 0:
+            if delay > 1:
+                logger.info("%s: waiting %.1f s for IB's history pacing", state.symbol, delay)
+            await asyncio.sleep(min(delay, 0.5))
+            if client is not self.connection.client:
+                raise ConnectionError("connection lost while loading history")
+        self.pacer.record(key, contract.con_id)
         self._request_errors.pop(state.symbol, None)
         bars = await client.history_bars(
-            state.contract, bar_seconds=bar_seconds, duration=duration, use_rth=self.use_rth
+            contract, bar_seconds=bar_seconds, duration=duration, use_rth=self.use_rth, end=end
         )
         if client is not self.connection.client:
             raise ConnectionError("connection lost while loading history")
@@ -157,33 +207,120 @@ class IBBars:
         now = self.clock()
         return [b for b in bars if b.close_time <= now], error  # not the one still forming
 
-    async def warm_up(self, state: SymbolState, warmup_bars: int) -> AsyncIterator[FeedEvent]:
+    async def _load_history(
+        self, state: SymbolState, warmup_bars: int, budget: int
+    ) -> AsyncIterator[HistoryProgress | HistoryResult]:
+        """Walk back through IB's history until ``warmup_bars`` bars are in, IB has no
+        more, or ``budget`` requests are spent: the most recent window first, then windows
+        of IB's longest duration, each ending where the bars so far begin. A window with no
+        bars (a night, a weekend) makes it ask once for a map of the hours that have bars
+        and jump over the gaps with it. Yields the progress before each request after the
+        first, then the result."""
+        seconds = self.bar_seconds
+        window = MAX_5S_HISTORY if seconds == 5 else MAX_1M_HISTORY
+        first = min(window, warmup_bars * seconds * 2 + 60)
+        show_progress = warmup_bars * seconds > window  # more than one request's worth
+        bars, error = await self._history(state, first, seconds)
+        chunks = [bars]  # newest first
+        have = len(bars)
+        end = bars[0].time if bars else int(self.clock()) - first
+        requests = 1
+        hours: list[int] | None = None  # starts of the hours that have bars, oldest first
+        hours_from = 0  # where the map of ``hours`` begins
+        need_map = False
+        stop = ""
+
+        def progress() -> HistoryProgress | None:
+            if not show_progress:
+                return None
+            left = math.ceil((warmup_bars - have) * seconds / window) + need_map
+            return HistoryProgress(requests + 1, min(budget, requests + max(1, left)), have)
+
+        while have < warmup_bars:
+            if error is not None and not is_no_data(error):
+                stop = "error"
+                break
+            error = None
+            if requests >= budget:
+                stop = "budget"
+                break
+            if need_map:
+                if (step := progress()) is not None:
+                    yield step
+                found, error = await self._history(state, MAP_DURATION, MAP_BAR_SECONDS, end)
+                requests += 1
+                hours, hours_from, need_map = [b.time for b in found], end - MAP_DURATION, False
+                if not hours:
+                    stop = "exhausted" if error is None or is_no_data(error) else "error"
+                    break
+                continue
+            if hours is not None:
+                target = max((min(t + MAP_BAR_SECONDS, end) for t in hours if t < end), default=0)
+                if not target:
+                    if end > hours_from:  # no bars in the map's 30 days before ``end``
+                        stop = "exhausted"
+                        break
+                    hours, need_map = None, True  # further back than the map goes
+                    continue
+                end = target
+            if (step := progress()) is not None:
+                yield step
+            bars, error = await self._history(state, window, seconds, end)
+            requests += 1
+            if bars:
+                chunks.append(bars)
+                have += len(bars)
+                end = bars[0].time
+            else:
+                end -= window
+                need_map = hours is None
+        merged: dict[int, Bar] = {}
+        for chunk in reversed(chunks):
+            for bar in chunk:
+                merged.setdefault(bar.time, bar)
+        yield HistoryResult([merged[t] for t in sorted(merged)], error, requests, stop)
+
+    async def warm_up(
+        self, state: SymbolState, warmup_bars: int, *, symbols: int = 1
+    ) -> AsyncIterator[FeedEvent]:
         """Yield ``state``'s warm-up bars from history (then backfill a 1-minute run's
-        minute in progress)."""
+        minute in progress). ``symbols`` warm up in this run: they share IB's pacing.
+        A notice for after the warm-up (history cut short) goes to ``state.warmup_notice``.
+        """
+        symbol = state.symbol
         if warmup_bars <= 0:
             state.warmed = True
         else:
-            seconds = self.bar_seconds
-            cap = MAX_5S_HISTORY if seconds == 5 else MAX_1M_HISTORY
-            first = min(cap, warmup_bars * seconds * 2 + 60)
-            bars, error = await self._history(state, first, seconds)
-            if len(bars) < warmup_bars and first < cap and not is_hard(error):
-                # Few bars in the recent window (thin stock, pre-market): look further back.
-                longer = cap if seconds == 5 else 5 * 86400
-                bars, error = await self._history(state, longer, seconds)
+            budget = warmup_budget(symbols)
+            result: HistoryResult | None = None
+            async for step in self._load_history(state, warmup_bars, budget):
+                if isinstance(step, HistoryProgress):
+                    yield StatusEvent(
+                        "notice",
+                        f"{symbol}: warm-up {step.request} of {step.planned} history requests "
+                        f"({step.bars:,} of {warmup_bars:,} bars so far)…",
+                        symbol=symbol,
+                    )
+                else:
+                    result = step
+            assert result is not None
             state.warmed = True
+            bars, error = result.bars, result.error
             if error is not None and not bars:
                 sentence, _ = describe_ib_error(*error)
                 yield StatusEvent(
                     "notice",
-                    f"{state.symbol}: no warm-up history ({sentence}) Indicators fill from "
-                    "live bars.",
-                    symbol=state.symbol,
+                    f"{symbol}: no warm-up history ({sentence}) Indicators fill from live bars.",
+                    symbol=symbol,
                 )
             if state.first_live is not None:
                 # Bars that also arrived live stay live: they may fire signals.
                 bars = [b for b in bars if b.close_time <= state.first_live]
             bars = bars[-warmup_bars:]
+            if bars and len(bars) < warmup_bars and result.requests > 1:
+                state.warmup_notice = self._short_notice(
+                    symbol, len(bars), warmup_bars, result, budget, symbols
+                )
             for bar in bars:
                 yield BarEvent(bar, warmup=True)
             if bars:
@@ -194,6 +331,33 @@ class IBBars:
             # The minute in progress: its 5 s bars so far, so the first live minute is whole.
             async for event in self.backfill(state):
                 yield event
+
+    def _short_notice(
+        self,
+        symbol: str,
+        count: int,
+        warmup_bars: int,
+        result: HistoryResult,
+        budget: int,
+        symbols: int,
+    ) -> StatusEvent:
+        """The notice for a warm-up that got fewer bars than the rules need, and why."""
+        loaded = (
+            f"{symbol}: warm-up loaded {format_span(count * self.bar_seconds)} of history "
+            f"({count:,} of the {warmup_bars:,} bars the rules need)"
+        )
+        if result.stop == "budget":
+            several = f" with {symbols} symbols" if symbols > 1 else ""
+            why = f"; IB's pacing allows {budget} history requests per symbol{several}."
+        elif result.stop == "error" and result.error is not None:
+            why = f"; then: {describe_ib_error(*result.error)[0]}"
+        else:
+            why = "; IB has no older bars."
+        return StatusEvent(
+            "notice",
+            f"{loaded}{why} Longer-timeframe indicators fill from live bars.",
+            symbol=symbol,
+        )
 
     async def backfill(self, state: SymbolState) -> AsyncIterator[FeedEvent]:
         """Yield the bars missed since the last one taken in (after a reconnect)."""

@@ -110,6 +110,11 @@ def is_hard(error: tuple[int, str] | None) -> bool:
     return error is not None and describe_ib_error(*error)[1]
 
 
+def is_no_data(error: tuple[int, str] | None) -> bool:
+    """True if ``error`` (code, IB's text) only says IB has no bars for the period asked."""
+    return error is not None and error[0] == 162 and "no data" in error[1].lower()
+
+
 def unreachable_message(host: str, port: int) -> str:
     return (
         f"Can't reach TWS / IB Gateway at {host}:{port} — is it running with the API "

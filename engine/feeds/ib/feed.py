@@ -32,6 +32,7 @@ from engine.feeds.ib.inbox import (
     InboxItem,
 )
 from engine.feeds.ib.library import REALTIME_BAR_SECONDS
+from engine.feeds.ib.pacing import HistoryPacer
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +86,8 @@ class IBFeed(Feed):
         self._closed = asyncio.Event()
         self._inbox: Inbox = asyncio.Queue()
         self._symbols: dict[str, SymbolState] = {}
+        # IB paces history requests per session, not per connection: one pacer for them all.
+        self.pacer = HistoryPacer()
         self._bars = self._new_bars(REALTIME_BAR_SECONDS)
         self._calendar_ready: asyncio.Future[None] | None = None
 
@@ -127,6 +130,7 @@ class IBFeed(Feed):
             bar_seconds=bar_seconds,
             use_rth=self.use_rth,
             clock=self.clock,
+            pacer=self.pacer,
         )
 
     def _disconnect(self) -> None:
@@ -240,7 +244,7 @@ class IBFeed(Feed):
                 async for event in self._bars.backfill(state):
                     yield event
             else:
-                async for event in self._bars.warm_up(state, warmup_bars):
+                async for event in self._bars.warm_up(state, warmup_bars, symbols=len(cold)):
                     yield event
         if client is not self.connection.client:
             raise ConnectionError("connection lost during warm-up")
@@ -249,6 +253,11 @@ class IBFeed(Feed):
         yield StatusEvent(
             "running", f"Receiving {size} bars for {names} from TWS at {self.host}:{self.port}."
         )
+        for state in live:
+            # After "running", so the sentence isn't replaced at once by the next status.
+            if state.warmup_notice is not None:
+                yield state.warmup_notice
+                state.warmup_notice = None
         market_open: bool | None = None
         last_tick = 0.0
         while not self._closed.is_set():

@@ -23,7 +23,7 @@ from engine.core.bars import Bar
 
 REALTIME_BAR_SECONDS = 5
 # Bar length in seconds -> IB's name for it in history requests.
-HISTORY_BAR_SIZES = {5: "5 secs", 60: "1 min"}
+HISTORY_BAR_SIZES = {5: "5 secs", 60: "1 min", 3600: "1 hour"}
 
 # (request id or -1, IB's error code, IB's text, the symbol of the request's contract or None)
 ErrorCallback = Callable[[int, int, str, str | None], None]
@@ -157,15 +157,22 @@ class IBClient:
         ]
 
     async def history_bars(
-        self, contract: StockContract, *, bar_seconds: int, duration: int, use_rth: bool
+        self,
+        contract: StockContract,
+        *,
+        bar_seconds: int,
+        duration: int,
+        use_rth: bool,
+        end: int | None = None,
     ) -> list[Bar]:
-        """The TRADES bars of ``bar_seconds`` (5 or 60) of the last ``duration`` seconds
-        (whole days beyond one day), oldest first; the bar still forming included. IB's
-        reason for no bars comes to the error callback."""
+        """The TRADES bars of ``bar_seconds`` (5, 60 or 3600) of the ``duration`` seconds
+        (whole days beyond one day) before ``end`` (epoch seconds; None: now, the bar still
+        forming included), oldest first. IB's reason for no bars comes to the error
+        callback."""
         span = f"{duration} S" if duration <= 86400 else f"{math.ceil(duration / 86400)} D"
         rows = await self._ib.reqHistoricalDataAsync(
             _native(contract),
-            endDateTime="",
+            endDateTime="" if end is None else datetime.fromtimestamp(end, UTC),
             durationStr=span,
             barSizeSetting=HISTORY_BAR_SIZES[bar_seconds],
             whatToShow="TRADES",
