@@ -12,12 +12,15 @@ from tests.faketws.gateway import FakeTWS
 from tests.faketws.model import (
     DEFAULT_LIQUID_HOURS,
     DEFAULT_TRADING_HOURS,
+    PACING_VIOLATION,
     BarTuple,
     HistBar,
     Request,
     Subscription,
     SymbolSpec,
     aggregate,
+    history_of,
+    pacing_violations,
 )
 from tests.faketws.usage import USAGE
 from tests.faketws.wire import (
@@ -35,6 +38,7 @@ __all__ = [
     "DEFAULT_ERROR_TEXT",
     "DEFAULT_LIQUID_HOURS",
     "DEFAULT_TRADING_HOURS",
+    "PACING_VIOLATION",
     "MAX_SERVER_VERSION",
     "MIN_SERVER_VERSION",
     "BarTuple",
@@ -46,10 +50,12 @@ __all__ = [
     "Subscription",
     "SymbolSpec",
     "aggregate",
+    "history_of",
     "load_script",
     "main",
     "parse_bar_size",
     "parse_duration",
+    "pacing_violations",
     "parse_end_time",
     "run_command",
     "serve",

@@ -29,6 +29,8 @@ def load_script(gw: FakeTWS, script: dict) -> list[dict]:
         gw.deny_history(symbol, int(code))
     for client_id in script.get("reject_client_ids", []):
         gw.reject_client_id(int(client_id))
+    if "enforce_pacing" in script:
+        gw.enforce_pacing = bool(script["enforce_pacing"])
     return list(script.get("actions", []))
 
 
@@ -59,6 +61,8 @@ async def run_command(gw: FakeTWS, command: dict) -> dict[str, object]:
         gw.deny_history(args["symbol"], int(args.get("code", 162)), args.get("message"))
     elif cmd == "reject_client_id":
         gw.reject_client_id(int(args["client_id"]))
+    elif cmd == "enforce_pacing":
+        gw.enforce_pacing = bool(args.get("on", True))
     elif cmd == "wait_subscribed":
         await gw.wait_subscribed(args["symbol"], total=args.get("total"),
                                  timeout=float(args.get("timeout", 5)))  # fmt: skip

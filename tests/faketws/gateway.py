@@ -9,7 +9,14 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 
-from tests.faketws.model import BarTuple, HistBar, Request, Subscription, SymbolSpec
+from tests.faketws.model import (
+    BarTuple,
+    HistBar,
+    Request,
+    Subscription,
+    SymbolSpec,
+    pacing_violations,
+)
 from tests.faketws.protocol import Protocol
 from tests.faketws.wire import Connection
 
@@ -47,6 +54,8 @@ class FakeTWS(Protocol):
         self.pushed: dict[str, list[HistBar]] = {}
         # Seconds before a history reply is sent (the data is taken when the request arrives).
         self.history_delay = 0.0
+        # Answer a history request that breaks IB's pacing rules with IB's error 162.
+        self.enforce_pacing = False
         self._server: asyncio.AbstractServer | None = None
         self._conn_ids = itertools.count(1)
         self._tasks: set[asyncio.Task] = set()
@@ -253,6 +262,11 @@ class FakeTWS(Protocol):
         async with self._changed:
             self._changed.notify_all()
 
+    def pacing_violations(self) -> list[tuple[int, str]]:
+        """The history requests so far that break IB's pacing rules: (index in
+        ``history_log``, why)."""
+        return pacing_violations(self.history_log)
+
     # ---- snapshot for the control channel ----------------------------------------------
 
     def state(self) -> dict[str, object]:
@@ -268,4 +282,5 @@ class FakeTWS(Protocol):
             "subscribe_count": len(self.subscribe_log),
             "cancel_count": len(self.cancel_log),
             "history_requests": len(self.history_log),
+            "pacing_violations": [why for _, why in self.pacing_violations()],
         }

@@ -14,6 +14,16 @@ DEFAULT_LIQUID_HOURS = (
 
 BarTuple = Sequence[float]
 
+PACING_VIOLATION = (
+    "Historical Market Data Service error message:Historical data request pacing violation"
+)
+# IB's pacing rules for historical data (TWS API docs, "Historical Data Limitations").
+IDENTICAL_WITHIN = 15.0  # no identical request within 15 s
+SAME_CONTRACT_MAX = 5  # no six requests for one contract (and tick type) ...
+SAME_CONTRACT_WITHIN = 2.0  # ... within 2 s
+WINDOW_MAX = 60  # no more than 60 requests ...
+WINDOW = 600.0  # ... within any ten minutes
+
 
 @dataclass
 class HistBar:
@@ -86,4 +96,42 @@ def aggregate(bars: Sequence[HistBar], seconds: int) -> list[HistBar]:
         else:
             out.append(HistBar(start, bar.open, bar.high, bar.low, bar.close, bar.volume,
                                bar.wap, bar.count))  # fmt: skip
+    return out
+
+
+def history_of(spec: SymbolSpec, seconds: int) -> list[HistBar]:
+    """``spec``'s bars of ``seconds``: as configured, else built from the longest configured
+    bar size that divides it (5-second bars include every pushed bar)."""
+    if seconds in spec.history:
+        return spec.history[seconds]
+    sources = [size for size in spec.history if size < seconds and seconds % size == 0]
+    if not sources:
+        return []
+    return aggregate(spec.history[max(sources)], seconds)
+
+
+def pacing_violations(log: Sequence[dict[str, object]]) -> list[tuple[int, str]]:
+    """The requests in ``log`` (the gateway's ``history_log``, each with its arrival time
+    ``at`` in monotonic seconds) that break IB's pacing rules: (index, why)."""
+    out: list[tuple[int, str]] = []
+    seen: dict[tuple[object, ...], float] = {}
+    by_contract: dict[tuple[object, object], list[float]] = {}
+    times: list[float] = []
+    for index, request in enumerate(log):
+        at = float(request["at"])  # type: ignore[arg-type]
+        key = tuple(request[k] for k in ("symbol", "end", "bar_size", "duration", "use_rth",
+                                         "what_to_show"))  # fmt: skip
+        if key in seen and at - seen[key] < IDENTICAL_WITHIN:
+            out.append((index, f"identical to a request {at - seen[key]:.2f} s before"))
+        seen[key] = at
+        same = by_contract.setdefault((request["symbol"], request["what_to_show"]), [])
+        same.append(at)
+        if len(same) > SAME_CONTRACT_MAX:
+            span = at - same[-SAME_CONTRACT_MAX - 1]
+            if span < SAME_CONTRACT_WITHIN:
+                out.append((index, f"the sixth request for {request['symbol']} in {span:.2f} s"))
+        times.append(at)
+        if len(times) > WINDOW_MAX and at - times[-WINDOW_MAX - 1] < WINDOW:
+            span = at - times[-WINDOW_MAX - 1]
+            out.append((index, f"the {WINDOW_MAX + 1}st request in {span:.0f} s"))
     return out

@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import itertools
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from tests.faketws.model import Request, Subscription, SymbolSpec, aggregate
+from tests.faketws.model import (
+    PACING_VIOLATION,
+    Request,
+    Subscription,
+    SymbolSpec,
+    history_of,
+    pacing_violations,
+)
 from tests.faketws.wire import (
     MAX_SERVER_VERSION,
     Connection,
@@ -45,6 +54,7 @@ class Protocol:
     history_log: list[dict[str, object]]
     connect_count: int
     history_delay: float
+    enforce_pacing: bool
     _conn_ids: itertools.count[int]
     _tasks: set[asyncio.Task]
     _next_order_id: int
@@ -151,17 +161,23 @@ class Protocol:
         spec = self.symbols.get(symbol) or next(
             (s for s in self.symbols.values() if str(s.con_id) == con_id), None
         )
-        self.history_log.append(
-            {"req_id": req_id, "symbol": symbol, "end": end_text, "bar_size": bar_size,
-             "duration": duration, "use_rth": use_rth, "what_to_show": what,
-             "format_date": format_date}
-        )  # fmt: skip
+        request = {
+            "req_id": req_id, "symbol": symbol, "end": end_text, "bar_size": bar_size,
+            "duration": duration, "use_rth": use_rth, "what_to_show": what,
+            "format_date": format_date, "at": time.monotonic(),
+        }  # fmt: skip
+        self.history_log.append(request)
         if spec is None:
             conn.send_error(req_id, 200)
             return
         denied = self.history_denied.get(spec.symbol)
         if denied:
             conn.send_error(req_id, denied[0], denied[1])
+            return
+        if self.enforce_pacing and any(
+            index == len(self.history_log) - 1 for index, _ in pacing_violations(self.history_log)
+        ):
+            conn.send_error(req_id, 162, PACING_VIOLATION)
             return
         try:
             seconds = parse_bar_size(bar_size)
@@ -170,12 +186,13 @@ class Protocol:
         except (ValueError, KeyError) as exc:
             conn.send_error(req_id, 321, f"Error validating request:-'bad' : cause - {exc}")
             return
-        if seconds in spec.history:
-            bars = spec.history[seconds]
-        else:
-            bars = aggregate(spec.history.get(5, []), seconds)
+        bars = history_of(spec, seconds)
         start = end - span
-        picked = [b for b in bars if start <= b.time < end]
+        # From ``end - duration`` to ``end``: bars ending at or before an explicit end; up to
+        # now, the bar still forming included, without one.
+        last = end - seconds if end_text.strip() else end - 1
+        times = [b.time for b in bars]
+        picked = bars[bisect.bisect_left(times, start) : bisect.bisect_right(times, last)]
         if not picked:
             conn.send_error(
                 req_id, 162, "Historical Market Data Service error message:HMDS query returned "

@@ -24,9 +24,17 @@ Scripting: ``deny_realtime(symbol, code)`` (354/420/10089 on subscribe),
 ``deny_history(symbol, code)`` (162), ``reject_client_id(id)`` (326 at connect; a client
 id already connected is refused the same way, like TWS), ``history_delay`` (seconds before a
 history reply goes out, to open race windows). Pushed bars are also stored as
-5-second history (even while the gateway is stopped), so a client can backfill them; 1-minute
-history is aggregated from the 5-second bars unless configured explicitly. ``now`` (a callable)
-is the gateway clock used when a history request has no end time.
+5-second history (even while the gateway is stopped), so a client can backfill them; a bar
+size not configured (1 min, 1 hour) is aggregated from the longest configured size that
+divides it. ``now`` (a callable) is the gateway clock used when a history request has no end
+time.
+
+History requests honour ``endDateTime``: the bars of the ``duration`` before it that end at
+or before it (without one: up to now, the bar still forming included). Every request is kept
+in ``history_log`` with its arrival time ``at`` (monotonic); ``pacing_violations()`` lists
+those that break IB's pacing rules (an identical request within 15 s, a sixth request for a
+contract within 2 s, more than 60 within ten minutes), and with ``enforce_pacing = True`` the
+gateway answers them as TWS does, with error 162 "Historical data request pacing violation".
 
 Separate process::
 
@@ -35,15 +43,16 @@ Separate process::
 prints one JSON line ``{"port": N, "control_port": M}`` on stdout once listening. The script
 file holds ``{"accounts": [...], "symbols": [{"symbol": "AAPL", "con_id": 1, ..., "history":
 {"5": [[t, o, h, l, c, v], ...]}}], "deny_realtime": {"MSFT": 354}, "deny_history": {...},
-"reject_client_ids": [...], "actions": [{"after": 1.5, "cmd": "push_bar", ...}]}``; every
-key is optional. ``actions`` run in order, each ``after`` seconds after the previous one.
+"reject_client_ids": [...], "enforce_pacing": true, "actions": [{"after": 1.5, "cmd":
+"push_bar", ...}]}``; every key is optional. ``actions`` run in order, each ``after`` seconds after the previous one.
 
 The control port takes one JSON object per line and answers one JSON line
 (``{"ok": true, ...}`` or ``{"ok": false, "error": "..."}``). Commands, with the same
 arguments as the Python methods: ``push_bar``, ``inject_error``, ``drop``, ``stop``,
 ``start``, ``add_symbol``, ``deny_realtime``, ``deny_history``, ``reject_client_id``,
-``wait_subscribed``, ``wait_cancelled``, ``state`` and ``shutdown``. :class:`ControlClient`
-is a small async client for it.
+``enforce_pacing`` (``on``), ``wait_subscribed``, ``wait_cancelled``, ``state`` (which also
+counts ``history_requests`` and lists ``pacing_violations``) and ``shutdown``.
+:class:`ControlClient` is a small async client for it.
 
 Modules: ``gateway`` (:class:`FakeTWS`), ``protocol`` (the requests it answers), ``wire``
 (framing and field parsing), ``model`` (symbols, bars, subscriptions), ``control`` (the

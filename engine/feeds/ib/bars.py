@@ -223,7 +223,9 @@ class IBBars:
         bars, error = await self._history(state, first, seconds)
         chunks = [bars]  # newest first
         have = len(bars)
-        end = bars[0].time if bars else int(self.clock()) - first
+        # Where the next window ends: the first bar so far, else the first window's start,
+        # rounded up to a bar boundary, so that the bar across it is in one window or both.
+        end = bars[0].time if bars else -(-(int(self.clock()) - first) // seconds) * seconds
         requests = 1
         hours: list[int] | None = None  # starts of the hours that have bars, oldest first
         hours_from = 0  # where the map of ``hours`` begins
@@ -247,9 +249,12 @@ class IBBars:
             if need_map:
                 if (step := progress()) is not None:
                     yield step
-                found, error = await self._history(state, MAP_DURATION, MAP_BAR_SECONDS, end)
+                # Up to the end of the hour: the hour ``end`` falls in may have bars before it.
+                map_end = -(-end // MAP_BAR_SECONDS) * MAP_BAR_SECONDS
+                found, error = await self._history(state, MAP_DURATION, MAP_BAR_SECONDS, map_end)
                 requests += 1
-                hours, hours_from, need_map = [b.time for b in found], end - MAP_DURATION, False
+                hours, hours_from = [b.time for b in found], map_end - MAP_DURATION
+                need_map = False
                 if not hours:
                     stop = "exhausted" if error is None or is_no_data(error) else "error"
                     break
