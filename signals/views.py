@@ -33,7 +33,7 @@ EXPORT_CHUNK = 2000
 HISTORY = "signals/history.html"
 NEWEST_FIRST = ("-time", "-id")
 OLDEST_FIRST = ("time", "id")
-ROW_FIELDS = ("id", "time", "symbol", "price", "rule_id", "rule_name", "bar_seconds")
+ROW_FIELDS = ("id", "time", "symbol", "price", "rule_id", "rule_name", "bar_seconds", "side")
 CSV_HEADER = events.CSV_HEADER
 
 
@@ -196,17 +196,18 @@ def _export_chunks(rows: QuerySet) -> Iterator[str]:
     while True:
         chunk_rows = rows if anchor is None else _newer_than(rows, anchor)
         batch = list(chunk_rows.order_by(*OLDEST_FIRST).values_list(*fields)[:EXPORT_CHUNK])
-        for pk, moment, symbol, price, rule_id, rule_name, bar_seconds, values in batch:
+        for pk, moment, symbol, price, rule_id, rule_name, bar_seconds, side, values in batch:
             event = events.signal(
                 id=pk, symbol=symbol, price=price, rule_id=rule_id, rule_name=rule_name,
                 close_time=int(moment.timestamp()), bar_seconds=bar_seconds, values=values,
+                side=side or None,
             )  # fmt: skip
-            pk, time_utc, symbol, price, rule_id, rule_name, bar_seconds, values_text = (
+            pk, time_utc, symbol, price, rule_id, rule_name, bar_seconds, values_text, side = (
                 events.csv_fields(event)
             )
             writer.writerow(
                 (pk, time_utc, _cell(symbol), repr(price), rule_id, _cell(rule_name),
-                 bar_seconds, _cell(values_text))
+                 bar_seconds, _cell(values_text), side)
             )  # fmt: skip
         yield out.getvalue()
         out.seek(0)

@@ -5,7 +5,10 @@ import re
 
 from django import forms
 
+from engine.core.rules import RuleError, timeframe_problem, validate_definition
 from engine.models import AppSettings
+from engine.services import settings_get
+from rules.services import rules_active
 from scalpsite.ui import INPUT
 
 # A host name, an IPv4 address or an IPv6 address (optionally in brackets).
@@ -107,6 +110,24 @@ class SettingsForm(ConnectionForm):
         widget=forms.RadioSelect,
         error_messages={"invalid_choice": "Choose a bar size: 5 seconds or 1 minute."},
     )
+
+    def clean_bar_seconds(self) -> int:
+        """A new bar size must fit every active rule's timeframes (``MA20@1m`` needs 5 s or
+        1 min bars; ``MA20@5s`` can't run on 1-minute bars)."""
+        bar_seconds = self.cleaned_data["bar_seconds"]
+        if bar_seconds == settings_get().bar_seconds:
+            return bar_seconds  # unchanged: other settings can still be saved
+        for rule in rules_active():
+            try:
+                problem = timeframe_problem(validate_definition(rule.definition), bar_seconds)
+            except RuleError:
+                continue  # an invalid stored rule is not this form's business
+            if problem:
+                raise forms.ValidationError(
+                    f"The active rule “{rule.name}” doesn't fit that bar size: {problem}. "
+                    "Edit or deactivate the rule on the Rules page first."
+                )
+        return bar_seconds
 
     def clean(self):
         cleaned = super().clean()

@@ -12,7 +12,7 @@ from django.test import Client
 
 from engine.core.bars import format_time
 from rules.models import Rule
-from tests.factories import make_rule, make_running_engine
+from tests.factories import DEFAULT_DEFINITION, make_rule, make_running_engine
 
 pytestmark = pytest.mark.django_db
 
@@ -509,14 +509,123 @@ def test_a_save_that_still_reaches_a_locked_rule_says_so_once(client):
     assert running.name == "Running now"
 
 
-def test_make_active_is_disabled_with_the_reason_while_the_engine_runs(client):
+def test_active_toggles_are_disabled_with_the_reason_while_the_engine_runs(client):
+    """Replaces the seed's single "Make active" button: every rule has an Active toggle, and
+    while a run holds the active rules every toggle is disabled with the reason."""
     idle = make_rule(name="Idle one")
-    assert f'action="/rules/{idle.pk}/activate/"' in rule_row(html(client.get("/rules/")), idle)
-    make_running_engine(rule=Rule.objects.get(is_system=True))
     row = rule_row(html(client.get("/rules/")), idle)
-    assert f'action="/rules/{idle.pk}/activate/"' not in row
-    assert re.search(
-        r'<button[^>]*disabled[^>]*title="The engine is running: stop it before switching the '
-        r'active rule\."[^>]*>Make active</button>',
-        row,
+    assert f'action="/rules/{idle.pk}/active/"' in row
+    toggle = re.search(r'<button[^>]*data-testid="active-toggle"[^>]*>', row)
+    assert toggle and not re.search(r"\sdisabled[\s>]", toggle[0])
+    make_running_engine(rule=Rule.objects.get(is_system=True))
+    page = html(client.get("/rules/"))
+    reason = "The engine is running: stop it before changing the active rules."
+    for rule in (idle, Rule.objects.get(is_system=True)):
+        toggle = re.search(r'<button[^>]*data-testid="active-toggle"[^>]*>', rule_row(page, rule))
+        assert toggle and re.search(r"\sdisabled[\s>]", toggle[0])
+        assert f'title="{reason}"' in toggle[0]
+    assert reason in page
+
+
+# The Active toggle (several active rules, DESIGN §7.2)
+
+
+def toggle(client, rule, active: bool, **headers):
+    return client.post(f"/rules/{rule.pk}/active/", {"active": "1" if active else "0"}, **headers)
+
+
+def active_ids() -> set[int]:
+    return set(Rule.objects.filter(is_active=True).values_list("pk", flat=True))
+
+
+def test_the_list_counts_the_active_rules_and_the_toggle_switches_one(client):
+    system = Rule.objects.get(is_system=True)
+    mine = make_rule(name="Scalp fast")
+    page = html(client.get("/rules/"))
+    assert re.search(r'data-testid="active-count"[^>]*><strong[^>]*>1</strong> of 10 active', page)
+    assert 'aria-checked="true"' in rule_row(page, system)
+    assert 'aria-checked="false"' in rule_row(page, mine)
+    assert 'name="active" value="1"' in rule_row(page, mine)  # the toggle turns it on
+
+    resp = toggle(client, mine, True, headers=HX)
+    assert resp.status_code == 200
+    fragment = html(resp)
+    assert fragment.lstrip().startswith('<div id="rules-table"')  # only the table is redrawn
+    assert "<html" not in fragment
+    assert re.search(r"<strong[^>]*>2</strong> of 10 active", fragment)
+    assert 'aria-checked="true"' in rule_row(fragment, mine)
+    assert 'name="active" value="0"' in rule_row(fragment, mine)
+    assert active_ids() == {system.pk, mine.pk}
+
+    resp = toggle(client, system, False, headers=HX)
+    assert re.search(r"<strong[^>]*>1</strong> of 10 active", html(resp))
+    assert active_ids() == {mine.pk}
+
+
+def test_the_toggle_without_javascript_redirects_with_a_message(client):
+    mine = make_rule(name="Scalp fast")
+    resp = toggle(client, mine, True)
+    assert resp.status_code == 302 and resp["Location"] == "/rules/"
+    page = html(client.get("/rules/"))
+    assert "“Scalp fast” is active: the engine runs it at its next start." in page
+    toggle(client, mine, False)
+    assert "“Scalp fast” is no longer active." in html(client.get("/rules/"))
+    assert mine.pk not in active_ids()
+
+
+def test_an_eleventh_active_rule_is_refused_inline_with_the_services_sentence(client):
+    rules = [make_rule(name=f"Rule {n}") for n in range(10)]
+    for rule in rules[:9]:  # with the system rule: 10 active
+        toggle(client, rule, True)
+    assert len(active_ids()) == 10
+    resp = toggle(client, rules[9], True, headers=HX)
+    assert resp.status_code == 200
+    row = rule_row(html(resp), rules[9])
+    error = re.search(r'<p id="toggle-error-(\d+)" role="alert"[^>]*>(.*?)</p>', row)
+    assert error and int(error[1]) == rules[9].pk
+    assert unescape(error[2]) == (
+        "At most 10 rules can be active at once; this would make 11: deactivate one first."
     )
+    assert f'aria-describedby="toggle-error-{rules[9].pk}"' in row
+    assert rules[9].pk not in active_ids() and len(active_ids()) == 10
+    # Without JavaScript the same sentence comes back as a message.
+    toggle(client, rules[9], True)
+    assert "this would make 11: deactivate one first." in unescape(html(client.get("/rules/")))
+
+
+def test_a_toggle_while_the_engine_runs_is_refused_inline(client):
+    """A page opened before Start still posts: the service refuses, the row says why."""
+    mine = make_rule(name="Scalp fast")
+    make_running_engine(rule=Rule.objects.get(is_system=True))
+    resp = toggle(client, mine, True, headers=HX)
+    assert resp.status_code == 200
+    assert "The engine is running: stop it before changing the active rules." in (
+        rule_row(html(resp), mine)
+    )
+    assert mine.pk not in active_ids()
+
+
+def test_the_toggle_needs_post_login_csrf_and_a_rule(client):
+    mine = make_rule(name="Scalp fast")
+    assert client.get(f"/rules/{mine.pk}/active/").status_code == 405
+    assert client.post("/rules/99999/active/", {"active": "1"}).status_code == 404
+    anonymous = Client(HTTP_HOST="localhost")
+    resp = anonymous.post(f"/rules/{mine.pk}/active/", {"active": "1"})
+    assert resp.status_code == 302 and "/login/" in resp["Location"]
+    strict = Client(HTTP_HOST="localhost", enforce_csrf_checks=True)
+    strict.force_login(get_user_model().objects.get(username="trader"))
+    assert strict.post(f"/rules/{mine.pk}/active/", {"active": "1"}).status_code == 403
+    assert mine.pk not in active_ids()
+
+
+def test_the_list_shows_each_rules_side(client):
+    buy = make_rule(name="Long", definition={**DEFAULT_DEFINITION, "side": "buy"})
+    sell = make_rule(name="Short", definition={**DEFAULT_DEFINITION, "side": "sell"})
+    page = html(client.get("/rules/"))
+    assert re.search(
+        r'data-side="buy"[^>]*>BUY <span aria-hidden="true">▲</span>', rule_row(page, buy)
+    )
+    assert re.search(
+        r'data-side="sell"[^>]*>SELL <span aria-hidden="true">▼</span>', rule_row(page, sell)
+    )
+    assert 'data-side=""' in rule_row(page, Rule.objects.get(is_system=True))
