@@ -248,6 +248,11 @@ class IBFeed(Feed):
                     yield event
         if client is not self.connection.client:
             raise ConnectionError("connection lost during warm-up")
+        now = time.monotonic()
+        for state in live:
+            # A long warm-up is no silence: the bars that came meanwhile wait in the inbox,
+            # the watchdog must not renew subscriptions (or close minutes) before they're in.
+            state.last_arrival = max(state.last_arrival, now)
         names = ", ".join(s.symbol for s in live if not s.dropped)
         size = "5-second" if self._bars.bar_seconds == 5 else "1-minute"
         yield StatusEvent(
