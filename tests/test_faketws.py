@@ -12,7 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.faketws import ControlClient, FakeTWS, parse_end_time
+from tests.faketws import (
+    PACING_VIOLATION,
+    ControlClient,
+    FakeTWS,
+    pacing_violations,
+    parse_end_time,
+)
 
 try:
     import ib_async as ibapi
@@ -182,6 +188,64 @@ async def test_drop_stop_and_restart_on_the_same_port(gw):
     assert ib.isConnected()
     await gw.wait_connections(3)
     ib.disconnect()
+
+
+async def test_history_ends_at_end_date_time_and_builds_hours(gw):
+    ib = await connect(gw.port)
+    contract = (await ib.reqContractDetailsAsync(ibapi.Stock("AAPL", "SMART", "USD")))[0].contract
+    # An end in the middle of a minute: only the minutes that end at or before it.
+    end = time.strftime("%Y%m%d %H:%M:%S UTC", time.gmtime(gw.t0 - 270))
+    minutes = await ib.reqHistoricalDataAsync(
+        contract, end, "180 S", "1 min", "TRADES", False, formatDate=2
+    )
+    assert [int(b.date.timestamp()) for b in minutes] == [gw.t0 - 420, gw.t0 - 360]
+    assert gw.history_log[-1]["end"] == end
+    # Hourly bars from the 5-second history, one per UTC hour that has bars.
+    hours = await ib.reqHistoricalDataAsync(contract, "", "1 D", "1 hour", "TRADES", False, 2)
+    rows = bars_from(gw.t0 - 600, 120)
+    starts = sorted({t - t % 3600 for t, *_ in rows})
+    assert [int(b.date.timestamp()) for b in hours] == starts
+    assert sum(b.volume for b in hours) == sum(row[5] for row in rows)
+    ib.disconnect()
+
+
+async def test_history_pacing_is_counted_and_enforced_like_tws(gw):
+    gw.enforce_pacing = True
+    ib = await connect(gw.port)
+    errors = []
+    ib.errorEvent += lambda req_id, code, msg, contract=None: errors.append((code, msg))
+    contract = (await ib.reqContractDetailsAsync(ibapi.Stock("AAPL", "SMART", "USD")))[0].contract
+
+    async def ask(duration: str) -> int:
+        rows = await ib.reqHistoricalDataAsync(contract, "", duration, "5 secs", "TRADES", False, 2)
+        return len(rows)
+
+    assert await ask("1800 S") > 0
+    assert await ask("1800 S") == 0  # identical within 15 s
+    assert errors == [(162, PACING_VIOLATION)]
+    for seconds in (1500, 1510, 1520):
+        assert await ask(f"{seconds} S") > 0
+    assert await ask("1530 S") == 0  # the sixth for AAPL within 2 s
+    assert [why for _, why in gw.pacing_violations()][0].startswith("identical to a request")
+    assert [index for index, _ in gw.pacing_violations()] == [1, 5]
+    assert "the sixth request for AAPL" in gw.state()["pacing_violations"][1]
+    assert gw.state()["history_requests"] == 6
+    ib.disconnect()
+
+
+async def test_pacing_violations_count_sixty_requests_in_ten_minutes():
+    log = [
+        {"symbol": f"S{i % 10}", "end": str(i), "bar_size": "5 secs", "duration": "60 S",
+         "use_rth": False, "what_to_show": "TRADES", "at": 10.0 * i}
+        for i in range(62)
+    ]  # fmt: skip
+    assert pacing_violations(log) == []  # 62 requests, ten seconds apart: 61 in 610 s
+    log[61]["at"] = 599.0
+    log.sort(key=lambda r: r["at"])
+    assert pacing_violations(log) == [
+        (60, "the 61st request in 599 s"),  # 61 from 0 s to 599 s
+        (61, "the 61st request in 590 s"),  # and from 10 s to 600 s
+    ]
 
 
 async def test_parse_end_time():
