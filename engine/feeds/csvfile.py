@@ -27,6 +27,10 @@ class CsvFeed(Feed):
 
     ``speed`` 1 replays at the file's pace, 10 ten times faster, 0 without waiting. The feed
     ends when the file does. 5-second files are aggregated when the run uses 1-minute bars.
+
+    There is no separate warm-up (``warmup_bars`` is not used): as in ``replay``, every bar
+    of the file is live and the file's first bars fill the indicators, longer timeframes
+    included, so the run's signals are those ``replay`` finds in the same file.
     """
 
     name = "csv"
