@@ -43,40 +43,46 @@ class Bar:
         return self.time + self.seconds
 
 
-class MinuteAggregator:
-    """Builds 60-second bars from shorter bars (IB's 5-second realtime bars), per symbol.
+class BucketAggregator:
+    """Builds bars of ``seconds`` from shorter bars (IB's 5-second realtime bars, a 5-second
+    file replayed as 1-minute bars), per symbol, in UTC-aligned buckets (DESIGN §7.2).
 
-    Bars are bucketed by the start of their minute. A minute closes when a bar reaching its
-    end arrives (the :55 bar for 5-second bars) or when the first bar of a later minute
-    arrives. Open is the first bar's open, close the last bar's close, high/low the extremes,
-    volume the sum. Bars at or before the last bar seen for that symbol are ignored
-    (re-delivery after a reconnect).
+    Bars are bucketed by ``time - time % seconds``. A bucket closes when a bar reaching its
+    end arrives (the :55 bar for 5-second bars into minutes) or when the first bar of a later
+    bucket arrives; a partial bucket (a gap, the start of a file) makes a bar too. Open is the
+    first bar's open, close the last bar's close, high/low the extremes, volume the sum. Bars
+    at or before the last bar seen for that symbol are ignored (re-delivery after a
+    reconnect).
     """
 
-    __slots__ = ("_open", "_last_time", "_last_closed")
+    __slots__ = ("seconds", "_open", "_last_time", "_last_closed")
 
-    def __init__(self) -> None:
-        # symbol -> [minute_start, open, high, low, close, volume]
+    def __init__(self, seconds: int) -> None:
+        if seconds <= 0:
+            raise ValueError("a bucket must be at least one second long")
+        self.seconds = seconds
+        # symbol -> [bucket_start, open, high, low, close, volume]
         self._open: dict[str, list[float]] = {}
         self._last_time: dict[str, int] = {}
         self._last_closed: dict[str, int] = {}
 
     def feed(self, bar: Bar) -> list[Bar]:
-        """Add one bar; returns the minute bars it closed (0, 1 or 2), oldest first."""
+        """Add one bar; returns the bars it closed (0, 1 or 2), oldest first."""
         symbol = bar.symbol
         if bar.time <= self._last_time.get(symbol, -(2**62)):
             return []
-        minute = bar.time - bar.time % MINUTE
-        if minute <= self._last_closed.get(symbol, -(2**62)):
+        size = self.seconds
+        bucket = bar.time - bar.time % size
+        if bucket <= self._last_closed.get(symbol, -(2**62)):
             return []
         self._last_time[symbol] = bar.time
         closed: list[Bar] = []
         current = self._open.get(symbol)
-        if current is not None and current[0] != minute:
+        if current is not None and current[0] != bucket:
             closed.append(self._close(symbol, current))
             current = None
         if current is None:
-            self._open[symbol] = [minute, bar.open, bar.high, bar.low, bar.close, bar.volume]
+            self._open[symbol] = [bucket, bar.open, bar.high, bar.low, bar.close, bar.volume]
         else:
             if bar.high > current[2]:
                 current[2] = bar.high
@@ -84,31 +90,41 @@ class MinuteAggregator:
                 current[3] = bar.low
             current[4] = bar.close
             current[5] += bar.volume
-        if bar.close_time >= minute + MINUTE:
+        if bar.close_time >= bucket + size:
             closed.append(self._close(symbol, self._open[symbol]))
         return closed
 
     def flush(self, symbol: str | None = None, *, before: int | None = None) -> list[Bar]:
-        """Close open minutes now (all symbols, or one), e.g. at shutdown or when the feed
-        has gone quiet. With ``before``, only minutes that ended at or before that epoch
-        second are closed."""
+        """Close open buckets now (all symbols, or one), e.g. at shutdown, at the end of a
+        file or when the feed has gone quiet. With ``before``, only buckets that ended at or
+        before that epoch second are closed."""
         out: list[Bar] = []
         for sym in [symbol] if symbol is not None else sorted(self._open):
             current = self._open.get(sym)
             if current is None:
                 continue
-            if before is not None and current[0] + MINUTE > before:
+            if before is not None and current[0] + self.seconds > before:
                 continue
             out.append(self._close(sym, current))
         return out
 
     def _close(self, symbol: str, current: list[float]) -> Bar:
         del self._open[symbol]
-        minute = int(current[0])
-        self._last_closed[symbol] = minute
+        start = int(current[0])
+        self._last_closed[symbol] = start
         return Bar(
-            symbol, minute, MINUTE, current[1], current[2], current[3], current[4], current[5]
-        )
+            symbol, start, self.seconds, current[1], current[2], current[3], current[4],
+            current[5],
+        )  # fmt: skip
+
+
+class MinuteAggregator(BucketAggregator):
+    """:class:`BucketAggregator` of 60-second bars (a 1-minute run from 5-second bars)."""
+
+    __slots__ = ()
+
+    def __init__(self) -> None:
+        super().__init__(MINUTE)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -4,26 +4,33 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import replace
+from itertools import islice
 from pathlib import Path
 
 from engine.core.bars import (
     MINUTE,
+    Bar,
     BarFileError,
     BarRow,
+    BucketAggregator,
     SymbolCheck,
+    infer_bar_seconds,
     iter_csv_bars,
+    read_csv_bars,
     read_csv_rows,
 )
 from engine.core.inputs import InputError, load_json
-from engine.core.machine import Signal, SymbolMachine
-from engine.core.rules import RuleDef, RuleError, validate_definition
+from engine.core.machine import Signal, SymbolMachine, SymbolRules
+from engine.core.rules import RuleDef, RuleError, timeframe_problem, validate_definition
 from signals import events
 
 __all__ = [
     "ReplayError",
     "iter_csv_bars",
     "load_rule_file",
+    "load_rules_file",
     "replay_events",
     "replay_lines",
 ]
@@ -39,8 +46,7 @@ class ReplayError(ValueError):
         self.line = line
 
 
-def load_rule_file(path: str | Path) -> RuleDef:
-    """Read and validate a rule JSON file (DESIGN §2, ``id``/``name``/``type`` allowed)."""
+def _read_json(path: str | Path) -> object:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as err:
@@ -50,7 +56,7 @@ def load_rule_file(path: str | Path) -> RuleDef:
     except UnicodeDecodeError:
         raise ReplayError(f"{path}: the rule file is not UTF-8 text", path=str(path)) from None
     try:
-        data = load_json(text)
+        return load_json(text)
     except InputError as err:
         if err.syntax is not None:
             raise ReplayError(
@@ -59,50 +65,124 @@ def load_rule_file(path: str | Path) -> RuleDef:
                 line=err.line,
             ) from None
         raise ReplayError(f"{path}: {err}", path=str(path)) from None
+
+
+def load_rule_file(path: str | Path) -> RuleDef:
+    """Read and validate a rule JSON file (DESIGN §2, ``id``/``name``/``type`` allowed)."""
+    data = _read_json(path)
     try:
         return validate_definition(data)
     except RuleError as err:
         raise ReplayError(f"{path}: invalid rule: {err}", path=str(path)) from None
 
 
+MAX_RULES = 10  # as many as may be active at once in the live engine (DESIGN §7.2)
+
+
+def load_rules_file(path: str | Path) -> list[RuleDef]:
+    """Read a rule JSON file holding one rule or a list of 1 to :data:`MAX_RULES` rules.
+
+    In a list, a rule without an ``id`` gets its position (1, 2, ...) so that every signal
+    names the rule it came from; ids must then differ.
+    """
+    data = _read_json(path)
+    if not isinstance(data, list):
+        try:
+            return [validate_definition(data)]
+        except RuleError as err:
+            raise ReplayError(f"{path}: invalid rule: {err}", path=str(path)) from None
+    if not 1 <= len(data) <= MAX_RULES:
+        raise ReplayError(
+            f"{path}: the list holds {len(data)} rules; give 1 to {MAX_RULES}", path=str(path)
+        )
+    rules: list[RuleDef] = []
+    seen: dict[int, int] = {}
+    for position, item in enumerate(data, start=1):
+        try:
+            rule = validate_definition(item)
+        except RuleError as err:
+            raise ReplayError(
+                f"{path}: rule {position} of {len(data)} is invalid: {err}", path=str(path)
+            ) from None
+        if rule.rule_id is None:
+            rule = replace(rule, rule_id=position)
+        assert rule.rule_id is not None
+        if rule.rule_id in seen:
+            raise ReplayError(
+                f"{path}: rules {seen[rule.rule_id]} and {position} both have id "
+                f"{rule.rule_id}; give each rule its own id",
+                path=str(path),
+            )
+        seen[rule.rule_id] = position
+        rules.append(rule)
+    return rules
+
+
 # Signals held in memory while the bar length is still being inferred; more go to a
 # temporary file (see replay_events).
 MAX_HELD_SIGNALS = 10_000
+# Rows read to tell whether a file is finer than --bar-seconds (then its bars are combined).
+SNIFF_ROWS = 500
 
 
 def replay_events(
     bars_path: str | Path,
-    rule: RuleDef,
+    rules: RuleDef | Sequence[RuleDef],
     *,
     symbol: str | None = None,
     bar_seconds: int | None = None,
     check_symbol: SymbolCheck | None = None,
 ) -> Iterator[events.SignalEvent]:
-    """Run ``rule`` over the bars in ``bars_path`` and yield DESIGN §3 signal events.
+    """Run one rule or several over the bars in ``bars_path`` and yield DESIGN §3 signal
+    events.
 
-    One :class:`SymbolMachine` per symbol; events come in file order with ``id`` 1..N and
-    ``timestamp`` = bar close time. ``rule_id``/``rule_name`` come from the rule's metadata.
-    File problems raise :class:`ReplayError`.
+    One state machine per (rule, symbol); events come in file order (rules in their order
+    on the same bar) with ``id`` 1..N and ``timestamp`` = bar close time.
+    ``rule_id``/``rule_name``/``side`` come from each rule. File problems raise
+    :class:`ReplayError`.
+
+    ``bar_seconds`` longer than the file's bars (``--bar-seconds 60`` on 5-second bars)
+    combines them the way the live engine does (:class:`BucketAggregator`: UTC-aligned
+    buckets, partial first and last ones included); whether the file is finer is told from
+    its first :data:`SNIFF_ROWS` rows.
 
     Without ``bar_seconds`` the bar length is the smallest gap in the whole file, known only
-    at its end. Which bars fire does not depend on it (close times all shift by the same
-    amount, and cooldowns compare close times with each other), so the file is read once
-    with bars stamped by their start, and the signals are held back and re-stamped at the
-    end: the first :data:`MAX_HELD_SIGNALS` in memory, the rest in a temporary file, so
-    memory stays flat however long the file is.
+    at its end. Which bars fire does not depend on it when no rule uses a higher timeframe
+    (close times all shift by the same amount, and cooldowns compare close times with each
+    other), so the file is read once with bars stamped by their start, and the signals are
+    held back and re-stamped at the end: the first :data:`MAX_HELD_SIGNALS` in memory, the
+    rest in a temporary file, so memory stays flat however long the file is. A rule with a
+    timeframe operand needs the real close times (a 1-minute bucket closes with the bar that
+    ends at its end), so then the length is found by a first pass over the file.
     """
+    rule_list = [rules] if isinstance(rules, RuleDef) else list(rules)
+    if not rule_list:
+        raise ReplayError("no rule to replay")
+    names = {rule.rule_id: rule.name for rule in rule_list}
     try:
+        if bar_seconds is None and any(rule.timeframes() for rule in rule_list):
+            bar_seconds = infer_bar_seconds(bars_path, symbol=symbol) or MINUTE
         if bar_seconds is not None:
             if bar_seconds <= 0:
                 raise ReplayError(f"--bar-seconds must be positive, got {bar_seconds}")
-            rows = read_csv_rows(
-                bars_path,
-                symbol=symbol,
-                bar_seconds=bar_seconds,
-                min_gap=None,
-                check_symbol=check_symbol,
-            )
-            yield from _events(_run(rows, rule, bar_seconds), rule, bar_seconds, shift=0)
+            for rule in rule_list:
+                problem = timeframe_problem(rule, bar_seconds)
+                if problem is not None:
+                    where = f"rule {rule.name!r}: " if rule.name else ""
+                    raise ReplayError(f"{where}{problem}")
+            finer = _finer_bars(bars_path, symbol, bar_seconds)
+            if finer is not None:
+                bars = read_csv_bars(
+                    bars_path, symbol=symbol, bar_seconds=finer, min_gap=[0],
+                    check_symbol=check_symbol,
+                )  # fmt: skip
+                rows = _combined(bars, bar_seconds)
+            else:
+                rows = read_csv_rows(
+                    bars_path, symbol=symbol, bar_seconds=bar_seconds, min_gap=None,
+                    check_symbol=check_symbol,
+                )  # fmt: skip
+            yield from _events(_run(rows, rule_list, bar_seconds), names, bar_seconds, shift=0)
             return
         min_gap = [0]
         dumps = json.JSONEncoder(separators=(",", ":")).encode
@@ -113,34 +193,78 @@ def replay_events(
         with tempfile.TemporaryFile("w+", encoding="utf-8") as spill:
             held: list[Signal] = []
             spilled = 0
-            for signal in _run(rows, rule, 0):
+            for signal in _run(rows, rule_list, 0):
                 if len(held) < MAX_HELD_SIGNALS:
                     held.append(signal)
                 else:
                     spill.write(
-                        dumps([signal.symbol, signal.close_time, signal.price, signal.values])
+                        dumps(
+                            [
+                                signal.symbol,
+                                signal.close_time,
+                                signal.price,
+                                signal.values,
+                                signal.rule_id,
+                                signal.side,
+                            ]
+                        )  # fmt: skip
                         + "\n"
                     )
                     spilled += 1
             inferred = min_gap[0] or MINUTE
-            yield from _events(held, rule, inferred, shift=inferred)
+            yield from _events(held, names, inferred, shift=inferred)
             if spilled:
                 spill.seek(0)
-                rule_id = rule.rule_id
                 rest = (
-                    Signal(sym, close_time, price, rule_id, values)
-                    for sym, close_time, price, values in map(json.loads, spill)
+                    Signal(sym, close_time, price, rule_id, values, side)
+                    for sym, close_time, price, values, rule_id, side in map(json.loads, spill)
                 )
-                yield from _events(rest, rule, inferred, shift=inferred, first_id=len(held) + 1)
+                yield from _events(rest, names, inferred, shift=inferred, first_id=len(held) + 1)
     except BarFileError as err:
         raise ReplayError(str(err), path=err.path, line=err.line) from None
 
 
-def _run(
-    rows: Iterator[BarRow],
-    rule: RuleDef,
-    bar_seconds: int,
-) -> Iterator[Signal]:
+def _finer_bars(path: str | Path, symbol: str | None, bar_seconds: int) -> int | None:
+    """The file's bar length when its first rows show bars shorter than ``bar_seconds``
+    that fit it a whole number of times (then they are combined); otherwise None."""
+    last: dict[str, int] = {}
+    best: int | None = None
+    rows = read_csv_rows(path, symbol=symbol, bar_seconds=0, min_gap=[0])
+    for sym, t, *_ in islice(rows, SNIFF_ROWS):
+        prev = last.get(sym)
+        if prev is not None and (best is None or t - prev < best):
+            best = t - prev
+        last[sym] = t
+    if best is not None and best < bar_seconds and bar_seconds % best == 0:
+        return best
+    return None
+
+
+def _combined(bars: Iterator[Bar], bar_seconds: int) -> Iterator[BarRow]:
+    """Bars combined into ``bar_seconds`` buckets, as rows; the last ones close at the end."""
+    aggregator = BucketAggregator(bar_seconds)
+    for bar in bars:
+        for out in aggregator.feed(bar):
+            yield out.symbol, out.time, out.open, out.high, out.low, out.close, out.volume
+    for out in sorted(aggregator.flush(), key=lambda b: b.time):
+        yield out.symbol, out.time, out.open, out.high, out.low, out.close, out.volume
+
+
+def _run(rows: Iterator[BarRow], rules: list[RuleDef], bar_seconds: int) -> Iterator[Signal]:
+    if len(rules) == 1:
+        yield from _run_one(rows, rules[0], bar_seconds)
+        return
+    books: dict[str, SymbolRules] = {}
+    for sym, t, o, h, lo, c, v in rows:
+        book = books.get(sym)
+        if book is None:
+            book = books[sym] = SymbolRules(rules, sym)
+        fired = book.on_values(t, bar_seconds, o, h, lo, c, v)
+        if fired:
+            yield from fired
+
+
+def _run_one(rows: Iterator[BarRow], rule: RuleDef, bar_seconds: int) -> Iterator[Signal]:
     machines: dict[str, SymbolMachine] = {}
     last_symbol: str | None = None
     # Bound on the first row (its symbol is never None); a declaration, no code runs.
@@ -158,18 +282,23 @@ def _run(
 
 
 def _events(
-    signals: Iterable[Signal], rule: RuleDef, bar_seconds: int, *, shift: int, first_id: int = 1
+    signals: Iterable[Signal],
+    names: dict[int | None, str],
+    bar_seconds: int,
+    *,
+    shift: int,
+    first_id: int = 1,
 ) -> Iterator[events.SignalEvent]:
-    rule_name = rule.name
     for number, signal in enumerate(signals, first_id):
         yield events.signal_from(
-            signal, id=number, rule_name=rule_name, bar_seconds=bar_seconds, shift=shift
-        )
+            signal, id=number, rule_name=names.get(signal.rule_id, ""),
+            bar_seconds=bar_seconds, shift=shift,
+        )  # fmt: skip
 
 
 def replay_lines(
     bars_path: str | Path,
-    rule: RuleDef,
+    rules: RuleDef | Sequence[RuleDef],
     *,
     symbol: str | None = None,
     bar_seconds: int | None = None,
@@ -178,7 +307,7 @@ def replay_lines(
     """:func:`replay_events` as compact JSON lines (no trailing newline)."""
     dumps = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": ")).encode
     events = replay_events(
-        bars_path, rule, symbol=symbol, bar_seconds=bar_seconds, check_symbol=check_symbol
+        bars_path, rules, symbol=symbol, bar_seconds=bar_seconds, check_symbol=check_symbol
     )
     for event in events:
         yield dumps(event)

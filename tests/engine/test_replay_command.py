@@ -53,6 +53,7 @@ def test_replay_prints_one_event_per_line_and_exits_0(tmp_path):
         "event": "signal", "symbol": "AAPL", "price": 100.09, "rule_id": 2,
         "timestamp": "2025-12-16T09:30:50Z", "id": 1, "rule_name": "MA Momentum",
         "bar_seconds": 5, "values": {"PRICE": 100.09, "MA5": 100.07, "MA10": 100.045},
+        "side": None,
     }  # fmt: skip
 
 
@@ -114,3 +115,35 @@ def test_call_command_writes_events_and_exits_2_on_error(tmp_path):
         call_command("replay", bars=str(tmp_path / "none.csv"), rule=rule, stdout=out, stderr=err)
     assert info.value.code == 2
     assert "none.csv: cannot open the file" in err.getvalue()
+
+
+def test_a_list_of_rules_on_5s_bars_combined_into_minutes(tmp_path):
+    """`--rule` takes a list; `--bar-seconds 60` on 5-second bars builds UTC minutes (it
+    used to exit 2); each signal names its rule and side."""
+    buy = {**RULE, "id": 7, "name": "Up", "side": "buy", "cooldown_sec": 0,
+           "conditions": [{"left": "PRICE", "op": ">", "right": 0}]}  # fmt: skip
+    sell = {**RULE, "id": 8, "name": "Down", "side": "sell", "cooldown_sec": 0,
+            "conditions": [{"left": "PRICE", "op": ">=", "right": "MA2@1m"}]}  # fmt: skip
+    bars, rule = make_files(tmp_path, rule=[buy, sell])
+    result = manage("replay", "--bars", bars, "--rule", rule, "--bar-seconds", "60")
+    assert result.returncode == 0, result.stderr
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    # 40 five-second bars from 09:30:00: minutes 09:30 to 09:32 and a partial 09:33 (20 s).
+    up = [(e["symbol"], e["timestamp"]) for e in events if e["rule_id"] == 7]
+    assert up == [
+        (sym, f"2025-12-16T09:3{m}:00Z") for m in (1, 2, 3, 4) for sym in ("AAPL", "MSFT")
+    ]
+    down = [(e["symbol"], e["timestamp"], e["side"]) for e in events if e["rule_id"] == 8]
+    # MA2@1m exists from the second minute's close (09:32:00) on; AAPL rises, MSFT falls.
+    assert down == [("AAPL", f"2025-12-16T09:3{m}:00Z", "sell") for m in (2, 3, 4)]
+    assert {e["bar_seconds"] for e in events} == {60}
+
+
+def test_a_bad_rule_list_exits_2_with_one_line(tmp_path):
+    bars, rule = make_files(tmp_path, rule=[RULE, RULE])
+    result = manage("replay", "--bars", bars, "--rule", rule)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.strip().splitlines() == [
+        f"replay: {rule}: rules 1 and 2 both have id 2; give each rule its own id"
+    ]

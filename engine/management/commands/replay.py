@@ -1,4 +1,4 @@
-"""Run a rule over a CSV of bars and print one signal event JSON per line (DESIGN §5)."""
+"""Run rules over a CSV of bars and print one signal event JSON per line (DESIGN §5, §7.2)."""
 
 import argparse
 import sys
@@ -6,7 +6,7 @@ import sys
 from django.core.management.base import BaseCommand
 
 from engine.core.inputs import InputError, parse_whole
-from engine.core.replay import ReplayError, load_rule_file, replay_lines
+from engine.core.replay import ReplayError, load_rules_file, replay_lines
 from engine.feeds.csvfile import watchlist_symbol
 
 
@@ -20,14 +20,20 @@ def bar_seconds_arg(text: str) -> int:
 class Command(BaseCommand):
     help = (
         "Replay bars from a CSV (time,open,high,low,close,volume[,symbol]) through a rule JSON "
-        "and print each signal event as one JSON line. Bad input: exit 2, one line on stderr."
+        "(one rule or a list of up to 10) and print each signal event as one JSON line. "
+        "Bad input: exit 2, one line on stderr."
     )
     requires_system_checks: list[str] = []
     requires_migrations_checks = False
 
     def add_arguments(self, parser):
         parser.add_argument("--bars", required=True, metavar="FILE.csv", help="CSV of bars")
-        parser.add_argument("--rule", required=True, metavar="FILE.json", help="rule definition")
+        parser.add_argument(
+            "--rule",
+            required=True,
+            metavar="FILE.json",
+            help="a rule definition, or a list of up to 10 (each signal names its rule_id)",
+        )
         parser.add_argument(
             "--symbol",
             help="keep only this symbol (file with a symbol column) or name the symbol of a "
@@ -37,7 +43,8 @@ class Command(BaseCommand):
             "--bar-seconds",
             type=bar_seconds_arg,
             metavar="N",
-            help="bar length in seconds (default: the smallest gap between bars)",
+            help="bar length in seconds (default: the smallest gap between bars); longer than "
+            "the file's bars (60 on 5-second bars) combines them into UTC-aligned bars",
         )
 
     def handle(self, *args, bars: str, rule: str, symbol=None, bar_seconds=None, **options):
@@ -48,9 +55,9 @@ class Command(BaseCommand):
                     watchlist_symbol(symbol)
                 except ValueError as err:
                     raise ReplayError(f"--symbol: {err}") from None
-            definition = load_rule_file(rule)
+            rules = load_rules_file(rule)
             lines = replay_lines(
-                bars, definition, symbol=symbol, bar_seconds=bar_seconds,
+                bars, rules, symbol=symbol, bar_seconds=bar_seconds,
                 check_symbol=watchlist_symbol,
             )  # fmt: skip
             for line in lines:
