@@ -40,7 +40,7 @@ def test_csv_run_stores_exactly_the_signals_replay_computes(tmp_path):
         state = wait_until(lambda: (s := engine_state()) and s.message.startswith("Feed finished")
                            and s, what="the csv run to finish")  # fmt: skip
         assert state.state == "idle" and state.desired == "stopped"
-        assert state.run_rule_id is None and state.run_watchlist_id is None
+        assert state.run_rule_ids == [] and state.run_watchlist_id is None
         assert state.message.startswith("Feed finished: 800 bars")
     finally:
         assert stop_worker(proc) == 0, (tmp_path / "worker.log").read_text()
@@ -55,6 +55,36 @@ def test_csv_run_stores_exactly_the_signals_replay_computes(tmp_path):
     ), "worker and replay disagree"
 
 
+def test_csv_run_with_two_rules_stores_each_rule_signals_as_its_own_replay(tmp_path):
+    """``--rule A,B``: one machine per (rule, symbol); each rule's signals are exactly what
+    replay computes for that rule alone, each row stamped with its rule's name and side."""
+    bars = sawtooth_bar_file(tmp_path / "bars.csv")
+    fast = make_rule(name="Fast buy", definition={
+        "logic": "AND", "cooldown_sec": 30, "trigger": "level", "side": "buy",
+        "conditions": [{"left": "PRICE", "op": ">", "right": "MA5"},
+                       {"left": "MA5", "op": ">", "right": "MA10"}]})  # fmt: skip
+    dip = make_rule(name="Dip sell", definition={
+        "logic": "AND", "cooldown_sec": 20, "trigger": "edge", "side": "sell",
+        "conditions": [{"left": "PRICE", "op": "<", "right": "MA5"}]})  # fmt: skip
+    args = ["--csv", str(bars), "--speed", "max", "--rule", f"{fast.pk},{dip.pk}", "--start"]
+    proc = start_worker(*args, log_path=tmp_path / "worker.log")
+    try:
+        state = wait_until(lambda: (s := engine_state()) and s.message.startswith("Feed finished")
+                           and s, what="the csv run to finish")  # fmt: skip
+        assert state.state == "idle" and state.run_rule_ids == []
+    finally:
+        assert stop_worker(proc) == 0, (tmp_path / "worker.log").read_text()
+    for rule, side in ((fast, "buy"), (dip, "sell")):
+        expected = replay_events(bars, rule, tmp_path)
+        assert len(expected) >= 5
+        rows = Signal.objects.filter(rule_id=rule.pk)
+        assert {(s.rule_name, s.side) for s in rows} == {(rule.name, side)}
+        assert sorted(
+            (s.time.strftime("%Y-%m-%dT%H:%M:%SZ"), s.symbol, s.price) for s in rows
+        ) == sorted((e["timestamp"], e["symbol"], e["price"]) for e in expected), rule.name
+        assert {e["side"] for e in expected} == {side}
+
+
 def test_sigterm_stops_cleanly_and_releases_the_locks(tmp_path):
     proc = start_worker("--feed", "demo", "--start", log_path=tmp_path / "worker.log")
     wait_until(lambda: (s := engine_state()) and s.state == "running" and s.is_locked,
@@ -62,7 +92,7 @@ def test_sigterm_stops_cleanly_and_releases_the_locks(tmp_path):
     assert stop_worker(proc) == 0
     state = engine_state()
     assert state.state == "idle" and state.message == "The engine worker stopped."
-    assert state.run_rule_id is None and state.run_watchlist_id is None
+    assert state.run_rule_ids == [] and state.run_watchlist_id is None
 
 
 def test_kill_9_leaves_a_stale_lock_that_expires_and_the_next_worker_clears(tmp_path):
@@ -71,7 +101,7 @@ def test_kill_9_leaves_a_stale_lock_that_expires_and_the_next_worker_clears(tmp_
                what="running")  # fmt: skip
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=10)
-    assert engine_state().run_rule_id is not None, "a killed worker can't clean up"
+    assert engine_state().run_rule_ids != [], "a killed worker can't clean up"
     # Ten seconds pass without a heartbeat (moved back instead of sleeping):
     EngineState.objects.filter(pk=1).update(heartbeat=timezone.now() - timedelta(seconds=11))
     state = engine_state()
@@ -103,6 +133,9 @@ def test_kill_9_leaves_a_stale_lock_that_expires_and_the_next_worker_clears(tmp_
         (["--speed", "٣"], "invalid speed_arg value"),
         (["--rule", "٣"], "--rule='٣' is not a whole number"),
         (["--rule", "9" * 5000], "is out of range"),
+        (["--rule", "999,998"], "There is no rule with id 999."),
+        (["--rule", "1,x"], "--rule='x' is not a whole number"),
+        (["--rule", ",".join(str(n) for n in range(1, 12))], "at most 10 rules run at once"),
     ],
 )
 def test_runengine_bad_arguments_exit_2(tmp_path, args, fragment):
