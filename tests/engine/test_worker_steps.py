@@ -20,6 +20,7 @@ from django.utils import timezone
 
 import engine.worker.engine as worker
 from engine.core.bars import Bar, parse_time
+from engine.core.rules import timeframe_problem, validate_definition
 from engine.feeds.base import BarEvent, Feed, StatusEvent
 from engine.models import EngineState
 from engine.services import engine_request, engine_state_get
@@ -27,7 +28,7 @@ from engine.worker.config import Overrides, load_run_config
 from engine.worker.engine import Engine, Run
 from engine.worker.publish import MemoryPublisher
 from rules.models import Rule
-from rules.services import rule_update, rules_deactivate
+from rules.services import rule_update, rules_activate, rules_deactivate
 from signals.models import Signal
 from tests.engine.helpers import (
     engine_state,
@@ -899,3 +900,142 @@ def test_a_demo_run_follows_start_and_stop_and_locks_while_running():
     assert count >= 1 and Signal.objects.count() == count
     assert default_watchlist().symbols == ["AAPL", "MSFT", "NVDA", "SPY"]
     assert publisher.statuses()[-1] == ("idle", "The engine worker stopped.")
+
+
+# --- several active rules (DESIGN §7.2) ----------------------------------------------------
+
+BUY_ABOVE_MA3 = {**ABOVE_MA3, "side": "buy"}
+ABOVE_103 = {
+    "logic": "AND",
+    "conditions": [{"left": "PRICE", "op": ">", "right": 103}],
+    "cooldown_sec": 0,
+}
+SELL_BELOW_MA3 = {
+    "logic": "AND",
+    "conditions": [{"left": "PRICE", "op": "<", "right": "MA3"}],
+    "cooldown_sec": 0,
+    "side": "sell",
+}
+SLOW_TREND = {
+    "logic": "AND",
+    "conditions": [{"left": "PRICE", "op": ">", "right": "MA20@1m"}],
+    "cooldown_sec": 60,
+    "side": "buy",
+}
+
+
+def test_on_bar_runs_every_rule_on_the_symbol_and_stores_each_signal_as_its_own():
+    buy = make_rule(name="Buy above MA3", definition=BUY_ABOVE_MA3)
+    plain = make_rule(name="Above 103", definition=ABOVE_103)
+    sell = make_rule(name="Sell below MA3", definition=SELL_BELOW_MA3)
+    publisher = Recorder()
+    engine = Engine(publisher=publisher)
+
+    async def scenario():
+        overrides = Overrides(rule_ids=(buy.pk, plain.pk, sell.pk), feed="demo")
+        config = await db(load_run_config, overrides)
+        run = Run(config=config, feed=ScriptedFeed())
+        for i, close in enumerate([100.0, 101.0, 102.0]):
+            await engine.on_bar(run, bar("AAPL", i, close), warmup=True)
+        await engine.on_bar(run, bar("AAPL", 3, 104.0), warmup=False)  # buy and plain fire
+        await engine.on_bar(run, bar("AAPL", 4, 100.0), warmup=False)  # sell fires
+        return run
+
+    run = asyncio.run(scenario())
+    rows = list(Signal.objects.order_by("id"))
+    assert [(r.rule_id, r.rule_name, r.side, r.time, r.price) for r in rows] == [
+        (buy.pk, "Buy above MA3", "buy", utc(T0 + 20), 104.0),
+        (plain.pk, "Above 103", "", utc(T0 + 20), 104.0),
+        (sell.pk, "Sell below MA3", "sell", utc(T0 + 25), 100.0),
+    ]
+    assert kinds(publisher.events) == ["signal", "signal", "bar", "signal", "bar"]
+    signals = [e for e in publisher.events if e["event"] == "signal"]
+    assert signals == [row.to_event() for row in rows]
+    assert [e["side"] for e in signals] == ["buy", None, "sell"]
+    first_bar, second_bar = (e for e in publisher.events if e["event"] == "bar")
+    # The seed's keys are the first rule's; ``rules`` has each rule's machine, in run order.
+    assert (first_bar["state"], first_bar["cooldown_until"]) == ("COOLDOWN", "2025-12-16T14:30:30Z")
+    assert first_bar["rules"] == [
+        {"rule_id": buy.pk, "state": "COOLDOWN", "cooldown_until": "2025-12-16T14:30:30Z"},
+        {"rule_id": plain.pk, "state": "COOLDOWN", "cooldown_until": "2025-12-16T14:30:20Z"},
+        {"rule_id": sell.pk, "state": "WAIT", "cooldown_until": None},
+    ]
+    assert second_bar["rules"] == [
+        {"rule_id": buy.pk, "state": "COOLDOWN", "cooldown_until": "2025-12-16T14:30:30Z"},
+        {"rule_id": plain.pk, "state": "WAIT", "cooldown_until": None},
+        {"rule_id": sell.pk, "state": "COOLDOWN", "cooldown_until": "2025-12-16T14:30:25Z"},
+    ]
+    assert second_bar["values"] == {"PRICE": 100.0, "MA3": 102.0}
+    assert (run.bars, run.signals) == (2, 3)
+    assert len(run.machine("AAPL").machines) == 3
+
+
+def test_a_run_takes_the_active_set_warms_up_for_the_longest_timeframe_and_names_the_rules(
+    feeds,
+):
+    slow = make_rule(name="Slow trend", definition=SLOW_TREND)
+    rules_activate(ids=[slow.pk])
+    engine_request(desired="running")
+    feed = ScriptedFeed()
+    feeds.queue.append(feed)
+    publisher = Recorder()
+    engine = Engine(publisher=publisher)
+
+    async def scenario():
+        await engine.tick()
+        await wait(until(lambda: feed.asked, "the feed to be asked"), "the feed")
+        state = await db(engine_state)
+        await engine.stop_run("Stopped.")
+        return state
+
+    state = asyncio.run(scenario())
+    config = feeds.configs[0]
+    assert [(r.id, r.name) for r in config.rules] == [
+        (system_rule().pk, "MA Momentum"),
+        (slow.pk, "Slow trend"),
+    ]
+    # 20 one-minute bars of 12 five-second bars, a partial first minute, one for crossings.
+    slow_warmup = validate_definition(SLOW_TREND).warmup_bars(5)
+    assert slow_warmup == 20 * 12 + 12 + 1
+    assert feed.asked == (tuple(DEFAULT_SYMBOLS.split()), 5, slow_warmup)
+    assert state.run_rule_ids == [system_rule().pk, slow.pk] and state.is_locked
+    assert publisher.statuses()[0] == ("connecting", starting(("MA Momentum", "Slow trend")))
+
+
+def test_a_rule_whose_timeframe_does_not_fit_the_bar_size_stops_the_start(made_feeds):
+    fine = make_rule(name="Minute MA", definition={**ABOVE_103, "conditions": [
+        {"left": "PRICE", "op": ">", "right": "MA5@1m"}]})  # fmt: skip
+    short = make_rule(name="Too short", definition={**ABOVE_103, "conditions": [
+        {"left": "MA5@5s", "op": ">", "right": "MA10"}]})  # fmt: skip
+    rules_activate(ids=[fine.pk, short.pk])
+    engine_request(desired="running")
+    publisher = Recorder()
+    engine = Engine(overrides=Overrides(feed="demo", bar_seconds=60), publisher=publisher)
+
+    async def scenario():
+        await engine.tick()
+        return await db(engine_state)
+
+    failed = asyncio.run(scenario())
+    problem = timeframe_problem(validate_definition(short.definition), 60)
+    assert problem is not None and "MA5@5s" in problem
+    sentence = f"The rule “Too short” can't run: {problem}."
+    assert (failed.state, failed.message, failed.desired) == ("error", sentence, "stopped")
+    assert failed.run_rule_ids == [] and not failed.is_locked
+    assert made_feeds == [] and publisher.statuses() == [("error", sentence)]
+    # On 5-second bars both fit.
+    config = load_run_config(Overrides(feed="demo", bar_seconds=5))
+    assert [r.name for r in config.rules] == ["MA Momentum", "Minute MA", "Too short"]
+
+
+def test_a_run_with_an_invalid_active_rule_names_it(made_feeds):
+    broken = make_rule(name="Broken")
+    rules_activate(ids=[broken.pk])
+    Rule.objects.filter(pk=broken.pk).update(definition={"logic": "AND"})  # as an old bug did
+    engine_request(desired="running")
+    engine = Engine(overrides=Overrides(feed="demo"), publisher=Recorder())
+    asyncio.run(engine.tick())
+    failed = engine_state()
+    assert failed.state == "error"
+    assert failed.message.startswith("The rule “Broken” is invalid: conditions")
+    assert made_feeds == [] and failed.run_rule_ids == []
