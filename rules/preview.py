@@ -55,7 +55,7 @@ def simulate(rule: RuleDef, bars: Iterable[Bar], *, source: str) -> PreviewResul
     machines: dict[str, SymbolMachine] = {}
     signals: list[dict[str, Any]] = []
     closes: list[list[float]] = []
-    markers: list[list[float]] = []
+    markers: list[list[float | str]] = []
     first: Bar | None = None
     last: Bar | None = None
     count = 0
@@ -73,13 +73,18 @@ def simulate(rule: RuleDef, bars: Iterable[Bar], *, source: str) -> PreviewResul
             closes.append([bar.time + bar.seconds, bar.close])
         if signal is not None:
             signals.append(
-                {"time": _hms(signal.close_time), "symbol": signal.symbol, "price": signal.price}
+                {
+                    "time": _hms(signal.close_time),
+                    "symbol": signal.symbol,
+                    "price": signal.price,
+                    "side": signal.side,
+                }
             )
             if charted:
-                markers.append([signal.close_time, signal.price])
+                markers.append([signal.close_time, signal.price, signal.side or ""])
     if len(closes) > MAX_CHART_POINTS:
         closes = closes[-MAX_CHART_POINTS:]
-        markers = [m for m in markers if m[0] >= closes[0][0]]
+        markers = [m for m in markers if float(m[0]) >= closes[0][0]]
     return PreviewResult(
         source=source,
         symbol=first.symbol if first else "",

@@ -11,7 +11,7 @@ from typing import Any
 from django import forms
 
 from engine.core.bars import BarFileError, iter_csv_bars
-from engine.core.rules import RuleDef
+from engine.core.rules import RuleDef, timeframe_problem
 from engine.feeds.csvfile import watchlist_symbol
 from rules.forms.common import sentence
 from rules.preview import PreviewResult, demo_bars, simulate
@@ -134,5 +134,9 @@ class PreviewForm(forms.Form):
                 return None
         if result.bars == 0:
             self.add_error("csv_file", f"{label} has a header but no bars.")
+            return None
+        # The file's own bar size is the run's here: a timeframe must fit it too.
+        if problem := timeframe_problem(rule, result.bar_seconds):
+            self.add_error("csv_file", f"{label} holds {result.bar_seconds} s bars: {problem}.")
             return None
         return result

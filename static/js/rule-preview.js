@@ -25,7 +25,11 @@
       title: data.symbol,
     });
     series.setData(data.closes.map(function (p) { return { time: p[0], value: p[1] }; }));
+    // [time, price, side]: ▼ red above the bar for a sell signal, ▲ green below it otherwise.
     LC.createSeriesMarkers(series, data.markers.map(function (m) {
+      if (m[2] === "sell") {
+        return { time: m[0], position: "aboveBar", color: "#fb7185", shape: "arrowDown", size: 1 };
+      }
       return { time: m[0], position: "belowBar", color: "#34d399", shape: "arrowUp", size: 1 };
     }));
     chart.timeScale().fitContent();

@@ -17,8 +17,9 @@ from django.urls import reverse
 
 from engine.models import AppSettings
 from engine.services import settings_get
+from rules.services import rule_set_active
 from tests.conftest import ROOT, free_port
-from tests.factories import make_running_engine
+from tests.factories import make_rule, make_running_engine
 from watchlists.models import Watchlist
 
 pytestmark = pytest.mark.django_db
@@ -253,6 +254,30 @@ def test_save_is_refused_while_the_engine_runs(client):
     errors = re.search(r'data-testid="form-errors">(.*?)</div>', text(resp), re.S)[1]
     assert LOCKED in errors
     assert stored() == before
+
+
+def test_a_bar_size_an_active_rules_timeframe_does_not_fit_is_refused(client):
+    """MA20@5s can't run on 1-minute bars (DESIGN §7.2): switching to them says which active
+    rule is in the way; an inactive rule is not, and an unchanged bar size is not checked."""
+    definition = {
+        "logic": "AND", "conditions": [{"left": "PRICE", "op": ">", "right": "MA20@5s"}],
+        "cooldown_sec": 0, "trigger": "level",
+    }  # fmt: skip
+    fine = make_rule(name="Fine grain", definition=definition)
+    rule_set_active(rule=fine, active=True)
+    before = stored()
+    resp = client.post(PAGE, form_data(bar_seconds="60", ib_port="4001"))
+    assert resp.status_code == 400
+    assert slot(text(resp), "bar_seconds") == (
+        "The active rule “Fine grain” doesn't fit that bar size: MA20@5s is on a timeframe "
+        "shorter than the run's 1m bars; use @1m or longer, or a shorter bar size. Edit or "
+        "deactivate the rule on the Rules page first."
+    )
+    assert stored() == before
+    assert client.post(PAGE, form_data(ib_port="4001")).status_code == 302  # 5 s kept: fine
+    rule_set_active(rule=fine, active=False)
+    assert client.post(PAGE, form_data(bar_seconds="60")).status_code == 302
+    assert settings_get().bar_seconds == 60
 
 
 def test_demo_feed_keeps_a_stale_csv_path(client):

@@ -361,8 +361,13 @@ def test_preview_over_an_uploaded_csv_lists_when_the_rule_fired(client):
     # Stamped with the bar's close time (start + 5 s).
     for index in (5, 8):
         stamp = format_time(start + index * 5 + 5).replace("T", " ").removesuffix("Z")
-        assert f'<td class="font-mono">{stamp}</td><td>AAPL</td>' in page
-    assert '"markers": [[1700000030, 101.0], [1700000045, 102.0]]' in page
+        # The side cell (the rule has none) sits between the time and the symbol.
+        assert re.search(
+            rf'<td class="font-mono">{stamp}</td><td><span [^>]*data-side=""[^>]*>none</span></td>'
+            r"<td>AAPL</td>",
+            page,
+        )
+    assert '"markers": [[1700000030, 101.0, ""], [1700000045, 102.0, ""]]' in page
 
 
 def test_preview_of_a_bad_csv_names_the_line_and_the_problem(client):

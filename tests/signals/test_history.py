@@ -396,3 +396,29 @@ def test_csv_export_defuses_every_text_cell_a_spreadsheet_would_run(client):
         assert row["symbol"] == row["rule_name"] == f"'{text}"
         assert row["price"] == "-1.5"  # a number, not text: left as it is
     assert rows[plain.id]["symbol"] == "BRK.B" and rows[plain.id]["rule_name"] == "MA Momentum"
+
+
+def test_each_row_and_the_export_show_the_side(client):
+    """DESIGN §7.2: BUY ▲ in green, SELL ▼ in red, none for a rule without a side; the CSV's
+    side column (empty for none)."""
+    made = {
+        side: signal_record(
+            time=T0 + timedelta(seconds=5 * n), symbol="AAPL", price=100.0, rule_id=n + 1,
+            rule_name=f"Rule {n}", bar_seconds=5, values={}, side=side,
+        )
+        for n, side in enumerate(("buy", "sell", None))
+    }  # fmt: skip
+    page = client.get("/signals/").content.decode()
+    found = re.findall(r'<tr data-testid="signal-row" data-signal-id="(\d+)"(.*?)</tr>', page, re.S)
+    rows = {int(pk): row for pk, row in found}
+    buy, sell, none = (rows[made[side].id] for side in ("buy", "sell", None))
+    assert re.search(
+        r'text-emerald-300[^"]*" data-side="buy"[^>]*>BUY <span aria-hidden="true">▲', buy
+    )
+    assert re.search(
+        r'text-rose-300[^"]*" data-side="sell"[^>]*>SELL <span aria-hidden="true">▼', sell
+    )
+    assert re.search(r'data-side=""[^>]*>none<', none)
+    assert 'font-semibold text-rose-300">AAPL' in sell
+    exported = {int(row["id"]): row["side"] for row in csv_rows(client.get("/signals/export.csv"))}
+    assert exported == {made["buy"].id: "buy", made["sell"].id: "sell", made[None].id: ""}
