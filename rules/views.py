@@ -47,7 +47,7 @@ def _list_context(*, toggle_errors: dict[int, str] | None = None) -> dict:
     active_count = len(rules_active())  # first: a fresh database makes the system rule active
     rules = list(Rule.objects.all())
     for rule in rules:  # a refused toggle's sentence, shown in its row
-        rule.toggle_error = (toggle_errors or {}).get(rule.pk, "")
+        setattr(rule, "toggle_error", (toggle_errors or {}).get(rule.pk, ""))  # noqa: B010
     locked_ids = _locked_rule_ids()
     locked = next((r for r in rules if r.pk in locked_ids and not r.is_system), None)
     return {

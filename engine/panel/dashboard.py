@@ -17,7 +17,7 @@ from engine.services import (
 )
 from rules.services import MAX_ACTIVE_RULES, rules_active
 from scalpsite.ui import is_htmx
-from signals import realtime
+from signals import events, realtime
 from signals.models import Signal
 from signals.services import last_signal_of, latest_signals
 from watchlists.models import Watchlist
@@ -56,7 +56,7 @@ def _controls_context() -> dict:
     }
 
 
-def _last_signal(symbol: str, rule_id: int) -> dict | None:
+def _last_signal(symbol: str, rule_id: int) -> events.SignalEvent | None:
     row = Signal.objects.filter(symbol=symbol, rule_id=rule_id).order_by("-time", "-id").first()
     return row.to_event() if row is not None else None
 
