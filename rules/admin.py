@@ -53,11 +53,17 @@ class RuleAdminForm(forms.ModelForm):
 @admin.register(Rule)
 class RuleAdmin(admin.ModelAdmin):
     form = RuleAdminForm
-    list_display = ["name", "type", "text", "cooldown_sec", "trigger", "updated_at"]
-    list_filter = ["type"]
+    list_display = [
+        "name", "is_active", "side_shown", "type", "text", "cooldown_sec", "trigger", "updated_at",
+    ]  # fmt: skip
+    list_filter = ["is_active", "type"]
     search_fields = ["name"]
-    actions = ["clone_rules", "delete_custom_rules"]
-    readonly_fields = ["type", "text", "definition_json"]
+    actions = ["activate_rules", "deactivate_rules", "clone_rules", "delete_custom_rules"]
+    readonly_fields = ["type", "is_active", "text", "definition_json"]
+
+    @admin.display(description="side")
+    def side_shown(self, obj: Rule) -> str:
+        return obj.side or "–"
 
     @admin.display(description="definition")
     def definition_json(self, obj: Rule) -> str:
@@ -65,8 +71,8 @@ class RuleAdmin(admin.ModelAdmin):
 
     def get_fields(self, request, obj=None):
         if obj is not None and obj.is_system:
-            return ["name", "type", "text", "definition_json"]
-        return ["name", "definition", "text"] if obj else ["name", "definition"]
+            return ["name", "type", "is_active", "text", "definition_json"]
+        return ["name", "definition", "is_active", "text"] if obj else ["name", "definition"]
 
     def has_change_permission(self, request, obj=None):
         if obj is not None and obj.is_system:
@@ -107,6 +113,24 @@ class RuleAdmin(admin.ModelAdmin):
                 self.message_user(request, " ".join(err.messages), messages.ERROR)
                 return redirect("admin:rules_rule_change", obj.pk)
         return super().delete_view(request, object_id, extra_context)
+
+    @admin.action(description="Activate selected rules (the engine scans with them)")
+    def activate_rules(self, request, queryset):
+        self._change_active(request, services.rules_activate, queryset)
+
+    @admin.action(description="Deactivate selected rules")
+    def deactivate_rules(self, request, queryset):
+        self._change_active(request, services.rules_deactivate, queryset)
+
+    def _change_active(self, request, change, queryset) -> None:
+        try:
+            active = change(ids=list(queryset.values_list("pk", flat=True)))
+        except ValidationError as err:
+            self.message_user(request, " ".join(err.messages), messages.ERROR)
+            return
+        names = ", ".join(f"“{rule.name}”" for rule in active) or "none"
+        self.message_user(request, f"Active rules ({len(active)} of at most "
+                          f"{services.MAX_ACTIVE_RULES}): {names}.")  # fmt: skip
 
     @admin.action(description="Clone selected rules")
     def clone_rules(self, request, queryset):

@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from rules import services
 from rules.models import Rule
 from tests.factories import DEFAULT_DEFINITION, make_rule, make_running_engine
 
@@ -112,3 +113,50 @@ def test_admin_edit_shows_the_stored_definition_as_json(admin_client):
     assert resp.status_code == 302
     rule.refresh_from_db()
     assert rule.cooldown_sec == 5
+
+
+def active_names() -> list[str]:
+    return [rule.name for rule in services.rules_active()]
+
+
+def test_admin_actions_activate_and_deactivate_through_the_services(admin_client):
+    first, second = make_rule(name="First"), make_rule(name="Second")
+    resp = admin_client.post(
+        "/admin/rules/rule/",
+        {"action": "activate_rules", "_selected_action": [first.pk, second.pk]},
+        follow=True,
+    )
+    assert active_names() == ["MA Momentum", "First", "Second"]
+    assert "Active rules (3 of at most 10)" in resp.content.decode()
+    admin_client.post(
+        "/admin/rules/rule/", {"action": "deactivate_rules", "_selected_action": [first.pk]}
+    )
+    assert active_names() == ["MA Momentum", "Second"]
+    listing = admin_client.get("/admin/rules/rule/?is_active__exact=1").content.decode()
+    assert "Second" in listing and "First" not in listing
+
+
+def test_admin_refuses_an_eleventh_active_rule_and_changes_while_running(admin_client):
+    rules = [make_rule(name=f"R{n}") for n in range(10)]
+    services.rules_activate(ids=[r.pk for r in rules[:9]])
+    resp = admin_client.post(
+        "/admin/rules/rule/",
+        {"action": "activate_rules", "_selected_action": [rules[9].pk]},
+        follow=True,
+    )
+    assert "At most 10 rules can be active at once" in resp.content.decode()
+    assert len(active_names()) == 10
+    make_running_engine(rules=services.rules_active())
+    resp = admin_client.post(
+        "/admin/rules/rule/",
+        {"action": "deactivate_rules", "_selected_action": [rules[0].pk]},
+        follow=True,
+    )
+    assert "stop it before changing the active rules" in resp.content.decode()
+    assert len(active_names()) == 10
+    # Every active rule is locked, not only the first.
+    resp = post_rule(admin_client, f"/admin/rules/rule/{rules[8].pk}/change/", "Renamed",
+                     DEFAULT_DEFINITION)  # fmt: skip
+    assert resp.status_code == 200
+    assert "stop the engine before editing it" in resp.content.decode()
+    assert Rule.objects.get(pk=rules[8].pk).name == "R8"
