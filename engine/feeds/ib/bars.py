@@ -322,7 +322,7 @@ class IBBars:
                 # Bars that also arrived live stay live: they may fire signals.
                 bars = [b for b in bars if b.close_time <= state.first_live]
             bars = bars[-warmup_bars:]
-            if bars and len(bars) < warmup_bars and result.requests > 1:
+            if result.stop and bars and len(bars) < warmup_bars:
                 state.warmup_notice = self._short_notice(
                     symbol, len(bars), warmup_bars, result, budget, symbols
                 )
@@ -355,7 +355,7 @@ class IBBars:
             several = f" with {symbols} symbols" if symbols > 1 else ""
             why = f"; IB's pacing allows {budget} history requests per symbol{several}."
         elif result.stop == "error" and result.error is not None:
-            why = f"; then: {describe_ib_error(*result.error)[0]}"
+            why = f"; then IB answered: {describe_ib_error(*result.error)[0]}"
         else:
             why = "; IB has no older bars."
         return StatusEvent(

@@ -182,6 +182,30 @@ async def test_a_one_minute_warm_up_jumps_the_weekend_and_says_when_history_runs
         await gw.stop()
 
 
+async def test_an_error_in_the_middle_keeps_the_bars_so_far_and_says_why():
+    t0 = hour_floor(time.time())
+    rows = make_bars(t0 - 4 * HOUR, 2880, price=190.0)
+    gw = await started({"AAPL": {5: rows}}, now=t0)
+    gw.history_delay = 0.3  # time to refuse the third request before it is sent
+    try:
+        run = FeedRun(make_feed(gw), ["AAPL"], warmup_bars=3000)
+        await gw.wait_until(lambda: len(gw.history_log) == 2)
+        gw.deny_history("AAPL", 162, "Historical Market Data Service error message:Historical "
+                        "data request pacing violation")  # fmt: skip
+        await run.wait_for(lambda: any("loaded" in e.message for e in run.statuses("notice")))
+        assert run.bars("AAPL", warmup=True) == as_bars("AAPL", rows[-1440:])
+        assert len(gw.history_log) == 3
+        loaded = next(e for e in run.statuses("notice") if "loaded" in e.message)
+        assert loaded.message.startswith(
+            "AAPL: warm-up loaded 2 hours of history (1,440 of the 3,000 bars the rules need); "
+            "then IB answered: IB pacing violation"
+        )
+        assert loaded.message.endswith("Longer-timeframe indicators fill from live bars.")
+        await run.close()
+    finally:
+        await gw.stop()
+
+
 async def test_short_warm_ups_still_take_one_request():
     t0 = minute_floor(time.time()) - 60
     gw = await started({"AAPL": {5: make_bars(t0 - HOUR, 720, price=190.0)}})
