@@ -12,7 +12,10 @@ Generates its own file of 5-second bars in a temporary directory and reports, in
 * ``manage.py replay`` end to end on the whole file (CSV parse and JSON out included), and
   the pure replay function without Django start-up;
 * peak memory (max RSS) of the replay on the full file and on a tenth of it, to show it is
-  flat in the number of bars.
+  flat in the number of bars;
+* three active rules with side and ``@1m``/``@5m`` operands on one symbol
+  (``SymbolRules``), per bar, next to the default rule measured again in the same run
+  (target: at most 3× the single default rule).
 
 Times are wall-clock and CPU (user+system of the process) where it matters; CPU time is the
 fairer number when other programs share the machine.
@@ -38,7 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from engine.core.bars import Bar  # noqa: E402
-from engine.core.machine import SymbolMachine  # noqa: E402
+from engine.core.machine import SymbolMachine, SymbolRules  # noqa: E402
 from engine.core.rules import DEFAULT_RULE_DEFINITION, validate_definition  # noqa: E402
 from engine.core.text import format_text, parse_text  # noqa: E402
 
@@ -48,6 +51,7 @@ CHUNK = 100_000
 TARGET_CORE_NS = 2_000
 TARGET_REPLAY_BARS_PER_S = 200_000
 TARGET_PEAK_MB = 200
+TARGET_THREE_RULES_RATIO = 3.0
 
 RULES = {
     "default": dict(DEFAULT_RULE_DEFINITION),
@@ -57,6 +61,13 @@ RULES = {
         "trigger": "level",
     },
 }
+
+# Three active rules on one symbol, with a side and higher-timeframe operands (DESIGN §7.2).
+TIMEFRAME_RULES = [
+    {**parse_text("PRICE > MA20@1m AND MA5 > MA10"), "cooldown_sec": 60, "side": "buy"},
+    {**parse_text("PRICE < MA20@1m AND RSI14@5m > 30"), "cooldown_sec": 60, "side": "sell"},
+    {**parse_text("MA5@1m crosses_above MA20@5m"), "cooldown_sec": 300, "side": "buy"},
+]
 
 
 # --------------------------------------------------------------------------------- data
@@ -145,6 +156,26 @@ def core_step(rule_key: str):
     def make():
         machine = SymbolMachine(validate_definition(RULES[rule_key]), "AAPL")
         return machine.on_bar, lambda: 0
+
+    return make
+
+
+def rules_step():
+    """The three timeframe rules on one symbol; ``step`` returns None when none fires."""
+
+    def make():
+        book = SymbolRules([validate_definition(r) for r in TIMEFRAME_RULES], "AAPL")
+        on_bar = book.on_bar
+        extra = [0]
+
+        def step(bar):
+            fired = on_bar(bar)
+            if fired:
+                extra[0] += len(fired) - 1
+                return fired
+            return None
+
+        return step, lambda: extra[0]
 
     return make
 
@@ -312,12 +343,35 @@ def main() -> None:
         help="bars to run the pandas baseline on before extrapolating (0 = all)",
     )  # fmt: skip
     parser.add_argument("--keep", type=Path, help="write the CSV here and keep it")
+    parser.add_argument(
+        "--only-timeframes", action="store_true",
+        help="measure only the three timeframe rules against the default rule",
+    )  # fmt: skip
     args = parser.parse_args()
     n = args.bars
 
     print(f"ScalpSignal core benchmark — {n:,} 5-second bars, Python {sys.version.split()[0]}, "
           f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}")  # fmt: skip
     results: dict[str, object] = {"bars": n}
+
+    # 0. several rules with higher timeframes vs the default rule, measured back to back
+    print("\nSeveral active rules (median per bar of batches of 1,000 bars)")
+    default_ns = summarize(time_batches(n, core_step("default"))[0])["median_ns"]
+    three, three_fired = time_batches(n, rules_step())
+    three_ns = summarize(three)["median_ns"]
+    ratio = three_ns / default_ns
+    print(f"  default rule, one SymbolMachine   {default_ns / 1000:>8.2f}µs")
+    for rule in TIMEFRAME_RULES:
+        print(f"    {rule['side']:<4} {format_text(validate_definition(rule))}")
+    print(f"  3 rules with @1m/@5m, SymbolRules {three_ns / 1000:>8.2f}µs  "
+          f"= {ratio:.2f}× the default rule; {three_fired:,} signals")  # fmt: skip
+    results["timeframes"] = {"default_ns": default_ns, "three_rules_ns": three_ns,
+                             "ratio": ratio, "signals": three_fired}  # fmt: skip
+    if args.only_timeframes:
+        ok = ratio <= TARGET_THREE_RULES_RATIO
+        print(f"\n  [{'x' if ok else ' '}] 3 timeframe rules ≤ {TARGET_THREE_RULES_RATIO:g}× "
+              "the default rule")  # fmt: skip
+        return
 
     # 1. per-bar cost
     print("\nPer-bar cost (median of batches of 1,000 bars; lower is better)")
@@ -405,6 +459,8 @@ def main() -> None:
          default["pandas"]["median_ns"] >= 100 * default["core"]["median_ns"]),
         ("replay ≥ 200,000 bars/s (wall)", n / manage_run["wall_s"] >= TARGET_REPLAY_BARS_PER_S),
         ("replay peak memory ≤ 200 MB", manage_run["peak_rss_mb"] <= TARGET_PEAK_MB),
+        (f"3 timeframe rules ≤ {TARGET_THREE_RULES_RATIO:g}× the default rule",
+         ratio <= TARGET_THREE_RULES_RATIO),
     ]  # fmt: skip
     print("\nTargets")
     for name, ok in checks:
