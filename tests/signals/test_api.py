@@ -3,6 +3,7 @@
 import pytest
 from django.test import Client
 
+from tests.factories import make_rule, make_running_engine
 from tests.signals.helpers import feed_token, make_signal
 
 pytestmark = pytest.mark.django_db
@@ -42,7 +43,16 @@ def test_api_engine(client):
     resp = client.get("/api/engine/", headers={"Authorization": f"Bearer {feed_token()}"})
     assert resp.status_code == 200
     assert resp.json()["state"] == "offline" and resp.json()["desired"] == "stopped"
+    assert (resp.json()["rule_id"], resp.json()["rule_ids"]) == (None, [])
     assert client.get("/api/engine/").status_code == 403
+
+
+def test_api_engine_names_every_rule_the_run_holds(client):
+    first, second = make_rule(name="First"), make_rule(name="Second")
+    make_running_engine(rules=[first, second])
+    body = client.get("/api/engine/", headers={"Authorization": f"Bearer {feed_token()}"}).json()
+    assert body["state"] == "running"
+    assert (body["rule_id"], body["rule_ids"]) == (first.pk, [first.pk, second.pk])
 
 
 FIVE_THOUSAND_DIGITS = "9" * 5000
