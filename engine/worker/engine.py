@@ -158,7 +158,7 @@ class Engine:
         if self.reload_requested:
             self.reload_requested = False
             if self.run is not None:
-                await self.stop_run("Reloading the rule and watchlist…")
+                await self.stop_run("Reloading the rules and watchlist…")
         running = self.run is not None and self.run.task is not None and not self.run.task.done()
         if desired == EngineState.Desired.RUNNING and not running:
             if self.run is None:

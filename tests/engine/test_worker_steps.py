@@ -338,7 +338,7 @@ def test_reload_stops_the_run_and_starts_it_again_with_the_new_rules(feeds):
     assert publisher.statuses() == [
         ("connecting", starting()),
         ("stopping", "Stopping…"),
-        ("idle", "Reloading the rule and watchlist…"),
+        ("idle", "Reloading the rules and watchlist…"),
         ("connecting", starting(("MA Momentum", "Second"))),
         ("stopping", "Stopping…"),
         ("idle", "Stopped."),
