@@ -40,6 +40,13 @@ EVERY_BAR = {
     "conditions": [{"left": "PRICE", "op": ">", "right": 0}],
 }  # fmt: skip
 HISTORY = 50  # two whole sawtooth periods, ending after a fall longer than the cooldown
+TF_RULE = {
+    "logic": "AND", "cooldown_sec": 15, "trigger": "level",
+    "conditions": [{"left": "PRICE", "op": ">", "right": "MA20@5m"},
+                   {"left": "MA5", "op": ">", "right": "MA10"}],
+}  # fmt: skip
+TF_WARMUP = 20 * 60 + 60 + 1  # 5-second bars for MA20@5m (a partial first bucket), + 1
+TF_HISTORY = 2000  # 80 sawtooth periods: more than two 1-hour history requests hold
 
 
 def sawtooth(n: int, base: float) -> list[float]:
@@ -51,12 +58,14 @@ def sawtooth(n: int, base: float) -> list[float]:
     return out
 
 
-def series(symbol: str, base: float, live: int) -> tuple[list[tuple], list[tuple]]:
+def series(
+    symbol: str, base: float, live: int, history: int = HISTORY
+) -> tuple[list[tuple], list[tuple]]:
     """History then live 5-second bars: live bars start 20 minutes ago at ``start`` (IB backfill
     reaches an hour back; bars in the future would count as still forming)."""
     start = int(time.time()) // 60 * 60 - 1200
-    rows = trend_bars(symbol, start - HISTORY * 5, sawtooth(HISTORY + live, base))
-    return rows[:HISTORY], rows[HISTORY:]
+    rows = trend_bars(symbol, start - history * 5, sawtooth(history + live, base))
+    return rows[:history], rows[history:]
 
 
 def symbols_script(history: dict[str, list[tuple]], **extra) -> dict:
@@ -202,6 +211,47 @@ def test_warm_up_then_live_bars_store_exactly_the_replay_signals(tmp_path, gatew
     assert messages["running"] == f"Receiving 5-second bars for AAPL, MSFT from TWS at {where}."
     history = gw.call("state")
     assert history["subscribe_count"] == 2 and history["connect_count"] == 1
+
+
+def test_a_higher_timeframe_rule_warms_up_over_several_history_requests(
+    tmp_path, gateways, state_log
+):
+    aapl_hist, aapl_live = series("AAPL", 190.0, 100, history=TF_HISTORY)
+    msft_hist, msft_live = series("MSFT", 410.0, 100, history=TF_HISTORY)
+    script = symbols_script({"AAPL": aapl_hist, "MSFT": msft_hist}, enforce_pacing=True)
+    gw = gateways(script).start()
+    rule = make_rule(name="Above the 5-minute MA", definition=TF_RULE)
+    watchlist = make_watchlist(name="IB pair", symbols=["AAPL", "MSFT"])
+    proc = ib_worker(tmp_path, gw, rule, watchlist)
+    try:
+        wait_until(running, timeout=WAIT, what="running")
+        gw.call("wait_subscribed", symbol="AAPL", timeout=WAIT)
+        gw.call("wait_subscribed", symbol="MSFT", timeout=WAIT)
+        assert not Signal.objects.exists(), "history bars must never emit"
+        live = interleave(aapl_live, msft_live)
+        push(gw, live)
+        wait_processed(live)
+    finally:
+        finish(proc, tmp_path)
+
+    # The worker saw only the last TF_WARMUP history bars; replay sees them all. They agree
+    # only if the warm-up held every bar the 5-minute MA needs.
+    expected, in_warmup = replay_live(tmp_path, rule, aapl_hist + msft_hist, live)
+    assert len(expected) >= 10 and in_warmup, "the bars must fire in both parts"
+    assert stored_signals() == expected, "worker and replay disagree"
+    gateway = gw.call("state")
+    # The first request (the last hour) holds 40 minutes of history, the last 20 being live:
+    # each symbol takes three requests for its 1,261 bars.
+    assert gateway["history_requests"] == 6 and gateway["pacing_violations"] == []
+    warming = [m for s, m in state_log() if s == "warming_up"]
+    assert warming[0] == "Loading history for AAPL, MSFT…"
+    for symbol in ("AAPL", "MSFT"):
+        steps = [m for m in warming if m.startswith(f"{symbol}: warm-up ")]
+        assert [m.split(" history requests")[0] for m in steps] == [
+            f"{symbol}: warm-up 2 of 3",
+            f"{symbol}: warm-up 3 of 3",
+        ], warming
+        assert steps[-1].endswith(f" of {TF_WARMUP:,} bars so far)…")
 
 
 def test_unknown_symbol_is_explained_and_the_others_keep_running(tmp_path, gateways):
