@@ -1,6 +1,6 @@
 """The control panel in real Chromium with a real Daphne and the real worker (csv feed):
-Start, a status change and signals arriving live without a reload, pickers locked while
-running, Stop with a confirmation."""
+Start, a status change and signals arriving live without a reload, the watchlist picker and
+the active rules locked while running, Stop with a confirmation."""
 
 import re
 
@@ -50,18 +50,21 @@ def test_start_shows_status_and_signals_live_then_stop(live_daphne, page, artifa
         assert tile.get_by_test_id("last-price").inner_text() != "–"
         assert "last signal" in tile.get_by_test_id("tile-last-signal").inner_text()
         assert page.locator(f'.tile-chart[data-chart-symbol="{row_symbol}"] canvas').count() > 0
-        # While running the pickers are locked and say why; Start is replaced by Stop.
+        # While running the watchlist picker and the active rules are locked and say why;
+        # Start is replaced by Stop. (The active rules are changed on the Rules page.)
         page.get_by_test_id("stop").wait_for()
-        assert page.get_by_test_id("pick-rule").is_disabled()
         assert page.get_by_test_id("pick-watchlist").is_disabled()
-        assert "stop it" in page.get_by_test_id("pick-rule").get_attribute("title")
+        assert "stop it" in page.get_by_test_id("pick-watchlist").get_attribute("title")
+        assert page.get_by_test_id("active-rule").count() == 1
+        assert "locked while the engine runs" in page.locator("#engine-controls").inner_text()
         page.screenshot(path=artifacts_dir / "dashboard-running.png", full_page=True)
 
         page.once("dialog", lambda dialog: dialog.accept())
         page.get_by_test_id("stop").click()
         state.filter(has_text="Idle").wait_for(timeout=20_000)
         page.get_by_test_id("start").wait_for()
-        assert page.get_by_test_id("pick-rule").is_enabled()
+        assert page.get_by_test_id("pick-watchlist").is_enabled()
+        assert page.get_by_test_id("change-rules").inner_text() == "Change them on the Rules page"
         shown = {int(i) for i in page.locator("#live-signals .signal-row").evaluate_all(
             "rows => rows.map(r => r.dataset.signalId)")}  # fmt: skip
         stored = set(Signal.objects.values_list("id", flat=True)[:200])

@@ -91,7 +91,9 @@ def test_every_page_fits_a_phone(live_daphne, phone, artifacts_dir):
     page.evaluate("window.scrollTo(0, 0)")
     assert live.bounding_box()["y"] < 844
     reachable(page.get_by_test_id("engine-message"))
-    reachable(page.get_by_test_id("pick-rule"))
+    # The seed's rule picker became the list of active rules and a link to change them.
+    reachable(page.get_by_test_id("active-rule").filter(has_text=running.name))
+    reachable(page.get_by_test_id("change-rules"))
     reachable(page.get_by_test_id("pick-watchlist"))
 
     page.goto(f"{live_daphne}/rules/")
@@ -99,7 +101,9 @@ def test_every_page_fits_a_phone(live_daphne, phone, artifacts_dir):
     for rule in Rule.objects.all():
         row = page.get_by_test_id("rule-row").filter(has_text=rule.name)
         reachable(row.get_by_role("button", name=f"Clone {rule.name}"))
+        reachable(row.get_by_role("switch", name=f"Active: {rule.name}"))
     reachable(page.get_by_test_id("lock-message"))
+    reachable(page.get_by_test_id("active-count"))
 
     page.goto(f"{live_daphne}/rules/new/")
     check_page(page, artifacts_dir, "builder")
@@ -107,6 +111,8 @@ def test_every_page_fits_a_phone(live_daphne, phone, artifacts_dir):
         page.get_by_label("Name"),
         page.get_by_label("Type the rule and fill the rows from it"),
         page.get_by_label("Condition 2: right operand or number"),
+        page.get_by_label("Condition 2: right operand's timeframe"),
+        page.get_by_label("Side"),
         page.get_by_role("button", name="Remove condition 2"),
         page.get_by_role("button", name="Save rule"),
         page.get_by_role("button", name="Preview"),
@@ -120,10 +126,10 @@ def test_every_page_fits_a_phone(live_daphne, phone, artifacts_dir):
 
     page.goto(f"{live_daphne}/signals/")
     check_page(page, artifacts_dir, "signals")
-    # The table scrolls sideways inside its own box; time, symbol and price show at once.
+    # The table scrolls sideways inside its own box; time, side, symbol and price show at once.
     reachable(page.get_by_test_id("signals-scroller"))
     first = page.get_by_test_id("signal-row").first
-    for column in range(3):
+    for column in range(4):
         reachable(first.locator("td").nth(column))
 
     page.goto(f"{live_daphne}/settings/")
