@@ -243,9 +243,8 @@ class IBFeed(Feed):
             if state.warmed:
                 async for event in self._bars.backfill(state):
                     yield event
-            else:
-                async for event in self._bars.warm_up(state, warmup_bars, symbols=len(cold)):
-                    yield event
+        async for event in self._warm_up_all(cold, warmup_bars):
+            yield event
         if client is not self.connection.client:
             raise ConnectionError("connection lost during warm-up")
         now = time.monotonic()
@@ -319,6 +318,38 @@ class IBFeed(Feed):
                         s.last_arrival = now
                 for event in self._watchdog(now, is_open):
                     yield event
+
+    async def _warm_up_all(
+        self, cold: list[SymbolState], warmup_bars: int
+    ) -> AsyncIterator[FeedEvent]:
+        """The warm-ups of ``cold`` side by side (IB serves several history requests at
+        once; the pacer keeps them all within IB's rules). Each symbol's events keep their
+        order."""
+        queue: asyncio.Queue[FeedEvent | Exception | None] = asyncio.Queue()
+
+        async def warm(state: SymbolState) -> None:
+            try:
+                async for event in self._bars.warm_up(state, warmup_bars, symbols=len(cold)):
+                    queue.put_nowait(event)
+            except Exception as exc:  # the session raises it
+                queue.put_nowait(exc)
+            else:
+                queue.put_nowait(None)
+
+        tasks = [asyncio.ensure_future(warm(state)) for state in cold]
+        try:
+            running = len(tasks)
+            while running:
+                item = await queue.get()
+                if item is None:
+                    running -= 1
+                elif isinstance(item, Exception):
+                    raise item
+                else:
+                    yield item
+        finally:
+            for task in tasks:
+                task.cancel()
 
     async def _qualify(self, states: list[SymbolState]) -> list[StatusEvent]:
         events: list[StatusEvent] = []
