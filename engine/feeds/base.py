@@ -66,7 +66,8 @@ class Feed(ABC):
         self, symbols: Sequence[str], *, bar_seconds: int, warmup_bars: int
     ) -> AsyncIterator[FeedEvent]:
         """Yield warm-up bars (at least ``warmup_bars`` per symbol when available), then live
-        bars of ``bar_seconds`` (5 or 60), interleaved with status events."""
+        bars of ``bar_seconds`` (5 or 60), interleaved with status events. When the source
+        gives fewer (IB's pacing, IB's history, the demo's cap), a notice says so."""
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections and subscriptions; ``events`` must then finish promptly."""

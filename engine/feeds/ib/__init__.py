@@ -3,12 +3,14 @@
 ``library`` is the only module of the project that imports the IB client library: its
 ``IBClient`` wraps the library's ``IB`` object in the project's own types. ``errors`` turns
 IB's error codes into sentences, ``connection`` connects an ``IBClient`` read-only and
-disconnects it, ``bars`` takes realtime and history bars in, ``inbox`` is what IB's callbacks
-hand to the feed's loop, ``feed`` runs it all as :class:`IBFeed`, and ``probe`` is the
-Settings page's connection test.
+disconnects it, ``bars`` takes realtime and history bars in (a long warm-up walks back over
+several history requests), ``pacing`` keeps those requests within IB's pacing rules,
+``inbox`` is what IB's callbacks hand to the feed's loop, ``feed`` runs it all as
+:class:`IBFeed`, and ``probe`` is the Settings page's connection test.
 
     IBFeed ──> IBConnection ──> IBClient ──> ib_async / ib_insync
       └──────> IBBars (one per run) ──> IBConnection's current IBClient
+                 └──> HistoryPacer (one per IBFeed)
     test_connection ──> IBConnection ──> IBClient
 """
 
