@@ -634,3 +634,14 @@ def test_the_list_shows_each_rules_side(client):
         r'data-side="sell"[^>]*>SELL <span aria-hidden="true">▼</span>', rule_row(page, sell)
     )
     assert 'data-side=""' in rule_row(page, Rule.objects.get(is_system=True))
+
+
+def test_deleting_an_active_rule_says_it_leaves_the_active_rules(client):
+    mine = make_rule(name="Scalp fast")
+    toggle(client, mine, True)
+    confirm = html(client.get(f"/rules/{mine.pk}/delete/"))
+    assert "It is one of the active rules: deleting it takes it out of them." in confirm
+    assert client.post(f"/rules/{mine.pk}/delete/").status_code == 302
+    assert active_ids() == {Rule.objects.get(is_system=True).pk}
+    idle = make_rule(name="Idle")
+    assert "It is one of the active rules" not in html(client.get(f"/rules/{idle.pk}/delete/"))
