@@ -15,7 +15,7 @@ from engine.feeds.ib.connection import IBConnection
 from engine.feeds.ib.errors import describe_ib_error, is_no_data
 from engine.feeds.ib.inbox import BadBar, BarArrived, Inbox
 from engine.feeds.ib.library import REALTIME_BAR_SECONDS, RealtimeBars, StockContract
-from engine.feeds.ib.pacing import HistoryPacer, warmup_budget
+from engine.feeds.ib.pacing import WARMUP_REQUESTS, HistoryPacer
 
 logger = logging.getLogger(__name__)
 
@@ -286,17 +286,21 @@ class IBBars:
         yield HistoryResult([merged[t] for t in sorted(merged)], error, requests, stop)
 
     async def warm_up(
-        self, state: SymbolState, warmup_bars: int, *, symbols: int = 1
+        self,
+        state: SymbolState,
+        warmup_bars: int,
+        *,
+        budget: int = WARMUP_REQUESTS,
+        symbols: int = 1,
     ) -> AsyncIterator[FeedEvent]:
-        """Yield ``state``'s warm-up bars from history (then backfill a 1-minute run's
-        minute in progress). ``symbols`` warm up in this run: they share IB's pacing.
-        A notice for after the warm-up (history cut short) goes to ``state.warmup_notice``.
-        """
+        """Yield ``state``'s warm-up bars from history, from at most ``budget`` requests
+        (then backfill a 1-minute run's minute in progress). ``symbols`` warm up together,
+        sharing IB's pacing. A notice for after the warm-up (history cut short) goes to
+        ``state.warmup_notice``."""
         symbol = state.symbol
         if warmup_bars <= 0:
             state.warmed = True
         else:
-            budget = warmup_budget(symbols)
             result: HistoryResult | None = None
             async for step in self._load_history(state, warmup_bars, budget):
                 if isinstance(step, HistoryProgress):

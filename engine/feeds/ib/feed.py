@@ -32,7 +32,7 @@ from engine.feeds.ib.inbox import (
     InboxItem,
 )
 from engine.feeds.ib.library import REALTIME_BAR_SECONDS
-from engine.feeds.ib.pacing import HistoryPacer
+from engine.feeds.ib.pacing import HistoryPacer, warmup_budget
 
 logger = logging.getLogger(__name__)
 
@@ -326,10 +326,13 @@ class IBFeed(Feed):
         once; the pacer keeps them all within IB's rules). Each symbol's events keep their
         order."""
         queue: asyncio.Queue[FeedEvent | Exception | None] = asyncio.Queue()
+        # Less when an earlier connection's warm-up spent some in the last ten minutes.
+        budget = warmup_budget(len(cold), used=self.pacer.recent())
 
         async def warm(state: SymbolState) -> None:
             try:
-                async for event in self._bars.warm_up(state, warmup_bars, symbols=len(cold)):
+                warming = self._bars.warm_up(state, warmup_bars, budget=budget, symbols=len(cold))
+                async for event in warming:
                     queue.put_nowait(event)
             except Exception as exc:  # the session raises it
                 queue.put_nowait(exc)

@@ -31,9 +31,11 @@ MARGIN = 0.1
 WARMUP_REQUESTS = 45
 
 
-def warmup_budget(symbols: int) -> int:
-    """History requests one symbol's warm-up may make when ``symbols`` warm up together."""
-    return max(2, WARMUP_REQUESTS // max(1, symbols))
+def warmup_budget(symbols: int, *, used: int = 0) -> int:
+    """History requests one symbol's warm-up may make when ``symbols`` warm up together and
+    ``used`` requests went out in the last ten minutes (an earlier connection's warm-up):
+    at least one."""
+    return max(1, (WARMUP_REQUESTS - used) // max(1, symbols))
 
 
 class HistoryPacer:

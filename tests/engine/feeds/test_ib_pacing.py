@@ -41,3 +41,5 @@ def test_the_pacer_keeps_ibs_three_rules():
 def test_the_warm_up_leaves_room_for_backfills():
     assert [warmup_budget(n) for n in range(1, 6)] == [45, 22, 15, 11, 9]
     assert all(warmup_budget(n) * n <= WARMUP_REQUESTS < WINDOW_MAX for n in range(1, 6))
+    # After a connection lost in the middle of a warm-up: what is left, at least one each.
+    assert [warmup_budget(5, used=u) for u in (0, 20, 44, 60)] == [9, 5, 1, 1]
