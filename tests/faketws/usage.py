@@ -44,7 +44,8 @@ prints one JSON line ``{"port": N, "control_port": M}`` on stdout once listening
 file holds ``{"accounts": [...], "symbols": [{"symbol": "AAPL", "con_id": 1, ..., "history":
 {"5": [[t, o, h, l, c, v], ...]}}], "deny_realtime": {"MSFT": 354}, "deny_history": {...},
 "reject_client_ids": [...], "enforce_pacing": true, "actions": [{"after": 1.5, "cmd":
-"push_bar", ...}]}``; every key is optional. ``actions`` run in order, each ``after`` seconds after the previous one.
+"push_bar", ...}]}``; every key is optional. ``actions`` run in order, each ``after`` seconds
+after the previous one.
 
 The control port takes one JSON object per line and answers one JSON line
 (``{"ok": true, ...}`` or ``{"ok": false, "error": "..."}``). Commands, with the same

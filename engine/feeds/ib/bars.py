@@ -23,8 +23,9 @@ logger = logging.getLogger(__name__)
 # step sizes: a duration of 3600 S allows 5-second bars, 1 D allows 1-minute bars).
 MAX_5S_HISTORY = 3600
 MAX_1M_HISTORY = 86400
-# The map of where history has bars: hourly bars of 30 days (the ib_insync README's own
-# example request), asked when the walk back meets a window with no bars.
+# The map of where history has bars: hourly bars of 30 days (IB's step sizes allow 1-hour
+# bars for 1 M; the example request of the ib_async and ib_insync READMEs), asked when the
+# walk back meets a window with no bars.
 MAP_BAR_SECONDS = 3600
 MAP_DURATION = 30 * 86400
 # How long a minute may stay open with no new 5 s bar before it is closed anyway.
