@@ -61,6 +61,7 @@ lint: venv
 bench: venv
 	$(BIN)/python bench/core_bench.py
 	$(BIN)/python bench/engine_bench.py
+	$(BIN)/python bench/warmup_bench.py
 	$(BIN)/python bench/delivery_bench.py all
 	$(BIN)/python bench/pages_bench.py
 
