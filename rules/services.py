@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q
 
-from engine.core.rules import RuleError, validate_definition
+from engine.core.rules import RuleError, timeframe_problem, validate_definition
 from engine.services import engine_assert_stopped, engine_assert_unlocked, settings_get
 from rules.models import Rule, clean_rule_name
 
@@ -82,6 +82,15 @@ def _assert_exist(ids: list[int]) -> None:
         )
 
 
+def _assert_fits(rule: Rule, bar_seconds: int) -> None:
+    """Refuse a rule whose timeframes don't fit the Settings page's bar size."""
+    problem = timeframe_problem(validate_definition(rule.definition), bar_seconds)
+    if problem:
+        raise ValidationError(
+            f"The rule “{rule.name}” doesn't fit the bar size set on the Settings page: {problem}."
+        )
+
+
 def _too_many(count: int) -> ValidationError:
     return ValidationError(
         f"At most {MAX_ACTIVE_RULES} rules can be active at once; this would make {count}: "
@@ -92,12 +101,14 @@ def _too_many(count: int) -> ValidationError:
 def rules_activate(*, ids: Sequence[int]) -> list[Rule]:
     """Add the rules ``ids`` to the active set, all or nothing; returns the active set."""
     engine_assert_stopped(action=ACTIVE_LOCK_ACTION)
-    settings_get()  # a fresh database's first state first, so this change is not undone
+    bar_seconds = settings_get().bar_seconds  # (and a fresh database's first state first)
     wanted = list(dict.fromkeys(int(pk) for pk in ids))
     if not wanted:
         raise ValidationError("Name at least one rule to activate.")
     with transaction.atomic():
         _assert_exist(wanted)
+        for rule in Rule.objects.filter(pk__in=wanted, is_active=False).order_by("pk"):
+            _assert_fits(rule, bar_seconds)
         count = Rule.objects.filter(Q(is_active=True) | Q(pk__in=wanted)).count()
         if count > MAX_ACTIVE_RULES:
             raise _too_many(count)

@@ -136,3 +136,35 @@ def test_an_active_rule_is_locked_even_if_the_run_did_not_record_it():
 
 def test_the_settings_row_has_no_active_rule_field_any_more():
     assert "active_rule" not in {f.name for f in AppSettings._meta.get_fields()}
+
+
+def test_a_rule_whose_timeframe_does_not_fit_the_settings_bar_size_is_not_activated():
+    short = make_rule(
+        name="Five-second MA",
+        definition={
+            "logic": "AND",
+            "conditions": [{"left": "PRICE", "op": ">", "right": "MA5@5s"}],
+            "cooldown_sec": 0,
+        },
+    )
+    minute = make_rule(
+        name="Minute MA",
+        definition={
+            "logic": "AND",
+            "conditions": [{"left": "PRICE", "op": ">", "right": "MA5@1m"}],
+            "cooldown_sec": 0,
+        },
+    )
+    AppSettings.objects.filter(pk=settings_get().pk).update(bar_seconds=60)
+    with pytest.raises(ValidationError) as info:
+        services.rules_activate(ids=[minute.pk, short.pk])
+    assert info.value.messages == [
+        "The rule “Five-second MA” doesn't fit the bar size set on the Settings page: MA5@5s "
+        "is on a timeframe shorter than the run's 1m bars; use @1m or longer, or a shorter "
+        "bar size."
+    ]
+    assert active_ids() == [system_rule().pk], "all or nothing"
+    services.rules_activate(ids=[minute.pk])
+    AppSettings.objects.filter(pk=1).update(bar_seconds=5)
+    services.rules_activate(ids=[short.pk])
+    assert active_ids() == [system_rule().pk, short.pk, minute.pk]
