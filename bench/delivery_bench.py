@@ -123,7 +123,7 @@ async def run_engine(web_url: str, n_bars: int, interval: float, stamps_path: st
     token = await sync_to_async(engine_token)()
     publisher = BridgePublisher(web_url, token)
     engine = worker.Engine(
-        overrides=Overrides(feed="demo", rule_id=int(os.environ["BENCH_RULE_ID"])),
+        overrides=Overrides(feed="demo", rule_ids=(int(os.environ["BENCH_RULE_ID"]),)),
         publisher=publisher,
         start=True,
     )

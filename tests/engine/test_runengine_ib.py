@@ -388,7 +388,7 @@ def test_sigterm_cancels_subscriptions_and_releases_the_locks(tmp_path, gateways
     assert after["cancel_count"] == 2 and after["subscriptions"] == []
     state = engine_state()
     assert state.state == "idle" and state.message == "The engine worker stopped."
-    assert state.run_rule_id is None and state.run_watchlist_id is None and not state.is_locked
+    assert state.run_rule_ids == [] and state.run_watchlist_id is None and not state.is_locked
     assert collapsed([s for s, _ in state_log()])[-3:] == ["running", "stopping", "idle"]
 
 
