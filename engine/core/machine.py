@@ -222,34 +222,44 @@ class _Timeframe:
     A bucket closes when a run bar reaching its end arrives (that run bar sees it: its close
     time is the bucket's end) or when the first run bar of a later bucket arrives, before
     that bar is evaluated. Every bucket holding a run bar makes a bar, partial ones included;
-    an empty bucket makes none. The bar still forming is never visible.
+    an empty bucket makes none. The bar still forming is never visible. Open, high, low and
+    volume are only kept when an operand of this timeframe reads them.
     """
 
-    __slots__ = ("seconds", "operands", "bucket", "o", "h", "lo", "c", "v")
+    __slots__ = ("seconds", "operands", "full", "bucket", "o", "h", "lo", "c", "v")
 
     def __init__(self, seconds: int, operands: _Operands) -> None:
         self.seconds = seconds
         self.operands = operands
+        self.full = operands.extra
         self.bucket: int | None = None
         self.o = self.h = self.lo = self.c = 0
         self.v: float = 0
 
-    def add(self, time: int, close_time: int, o: int, h: int, lo: int, c: int, v: float) -> None:
+    def add(
+        self, time: int, close_time: int, open: float, high: float, low: float, c: int,
+        volume: float,
+    ) -> None:  # fmt: skip
+        """Take one run bar (close ``c`` in millionths, the rest as given)."""
         start = time - time % self.seconds
-        bucket = self.bucket
-        if bucket is not None and bucket != start:
-            self.close()
-            bucket = None
-        if bucket is None:
+        if start != self.bucket:
+            if self.bucket is not None:
+                self.close()
             self.bucket = start
-            self.o, self.h, self.lo, self.c, self.v = o, h, lo, c, v
-        else:
+            if self.full:
+                self.o = round(open * SCALE)
+                self.h = round(high * SCALE)
+                self.lo = round(low * SCALE)
+                self.v = volume
+        elif self.full:
+            h = round(high * SCALE)
             if h > self.h:
                 self.h = h
+            lo = round(low * SCALE)
             if lo < self.lo:
                 self.lo = lo
-            self.c = c
-            self.v += v
+            self.v += volume
+        self.c = c
         if close_time >= start + self.seconds:
             self.close()
 
@@ -304,15 +314,16 @@ class SymbolInputs:
         self._last_close = close_time
         p = round(close * SCALE)
         run = self._run
-        if run.extra or self._frames:
-            o, h, lo = round(open * SCALE), round(high * SCALE), round(low * SCALE)
-            run.update(time, o, h, lo, p, volume)
-            for frame in self._frames:
-                frame.add(time, close_time, o, h, lo, p, volume)
+        if run.extra:
+            run.update(
+                time, round(open * SCALE), round(high * SCALE), round(low * SCALE), p, volume
+            )
         else:
             self._price.num = p
             for update in run.close_updates:
                 update(p)
+        for frame in self._frames:
+            frame.add(time, close_time, open, high, low, p, volume)
         return True
 
     def finish(self) -> None:
@@ -531,7 +542,7 @@ class SymbolRules:
     with its own state machine, sharing one :class:`SymbolInputs`, so a bar costs one update
     of every distinct operand plus one evaluation per rule."""
 
-    __slots__ = ("symbol", "machines", "_inputs")
+    __slots__ = ("symbol", "machines", "_inputs", "_step", "_decides")
 
     def __init__(
         self,
@@ -556,6 +567,8 @@ class SymbolRules:
             SymbolMachine(rule, symbol, rule_id=rule_id, inputs=self._inputs)
             for rule, rule_id in zip(rules, ids, strict=True)
         )
+        self._step = self._inputs.step
+        self._decides = tuple(machine.decide for machine in self.machines)
 
     def warm(self, bar: Bar) -> None:
         """Feed a history bar: indicators and cross/edge memory only, never a signal."""
@@ -581,12 +594,12 @@ class SymbolRules:
         close: float,
         volume: float,
     ) -> list[Signal]:
-        if not self._inputs.step(time, seconds, open, high, low, close, volume):
+        if not self._step(time, seconds, open, high, low, close, volume):
             return []
         close_time = time + seconds
         out = []
-        for machine in self.machines:
-            signal = machine.decide(close_time)
+        for decide in self._decides:
+            signal = decide(close_time)
             if signal is not None:
                 out.append(signal)
         return out
