@@ -501,9 +501,7 @@ class SymbolMachine:
     def decide(self, close_time: int) -> Signal | None:
         """Evaluate the bar the inputs just took in (closing at ``close_time``): the state
         machine's step. :class:`SymbolRules` calls it once per rule after one shared step."""
-        fire = bool(self._evaluate())  # _truth(), inlined: this runs for every bar and rule
-        if self._edge:
-            fire, self._prev_truth = fire and self._prev_truth is False, fire
+        fire = self._truth()
         until = self.cooldown_until
         if until is not None:
             if close_time < until:

@@ -8,9 +8,7 @@ import re
 from html import unescape
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.test import Client
 
 from engine.services import settings_update
 from rules.models import Rule
@@ -23,14 +21,6 @@ SHORT_ON_1M = (
     "MA20@5s is on a timeframe shorter than the run's 1m bars; use @1m or longer, or a "
     "shorter bar size (the bar size is set on the Settings page)."
 )
-
-
-@pytest.fixture
-def client() -> Client:
-    user = get_user_model().objects.create_user("trader", "", "s3cret-pass-123")
-    client = Client(HTTP_HOST="localhost")
-    client.force_login(user)
-    return client
 
 
 def with_tf(data: dict, left=None, right=None) -> dict:

@@ -19,14 +19,6 @@ pytestmark = pytest.mark.django_db
 HX = {"HX-Request": "true"}
 
 
-@pytest.fixture
-def client() -> Client:
-    user = get_user_model().objects.create_user("trader", "", "s3cret-pass-123")
-    client = Client(HTTP_HOST="localhost")
-    client.force_login(user)
-    return client
-
-
 def builder_data(rows=(("PRICE", ">", "MA5"), ("MA5", ">", "MA10")), **fields) -> dict:
     """A builder POST: the rule's fields plus parallel row/left/op/right lists."""
     data = {"name": "", "logic": "AND", "cooldown_sec": "60", "trigger": "level", "text": ""}
