@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "watchlists",
     "signals",
     "engine",
+    "alerts",
 ]
 
 MIDDLEWARE = [

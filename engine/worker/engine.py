@@ -12,8 +12,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from asgiref.sync import sync_to_async
-from django.db import close_old_connections
+from django.db import close_old_connections, transaction
 
+from alerts.sender import Sender
+from alerts.services import outbox_add
 from engine import services
 from engine.core.bars import Bar
 from engine.core.machine import Signal, SymbolRules
@@ -88,17 +90,22 @@ def heartbeat(last_bar_time: int | None) -> str:
 
 
 def record_signal(signal: Signal, run_rule: RunRule, bar_seconds: int) -> StoredSignal | None:
-    """Store first (None: this bar's signal was stored already), publish second."""
-    return signal_record(
-        time=utc(signal.close_time),
-        symbol=signal.symbol,
-        price=signal.price,
-        rule_id=run_rule.id,
-        rule_name=run_rule.name,
-        bar_seconds=bar_seconds,
-        values=signal.values,
-        side=signal.side,
-    )
+    """Store first (None: this bar's signal was stored already), publish second. The alert
+    outbox rows are written in the signal's transaction (DESIGN §7.4)."""
+    with transaction.atomic():
+        row = signal_record(
+            time=utc(signal.close_time),
+            symbol=signal.symbol,
+            price=signal.price,
+            rule_id=run_rule.id,
+            rule_name=run_rule.name,
+            bar_seconds=bar_seconds,
+            values=signal.values,
+            side=signal.side,
+        )
+        if row is not None:
+            outbox_add(row)
+    return row
 
 
 class Engine:
@@ -118,6 +125,7 @@ class Engine:
         self.run: Run | None = None
         self.state: str = EngineState.State.IDLE
         self.message: str | None = None  # None until the first state is published
+        self.sender = Sender()  # alerts: delivers the outbox while the worker lives
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -128,6 +136,7 @@ class Engine:
             logger.warning(note)
         if self.start_requested:
             await sync_to_async(services.engine_request)(desired="running")
+        sending = asyncio.create_task(self.sender.run(), name="alerts-sender")
         try:
             while not self.shutdown.is_set():
                 await self.tick()
@@ -139,6 +148,9 @@ class Engine:
                 await self.stop_run("The engine worker stopped.")
             else:
                 await self.set_state(EngineState.State.IDLE, "The engine worker stopped.")
+            sending.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sending
             await self.publisher.close()
 
     def request_shutdown(self) -> None:
@@ -271,6 +283,7 @@ class Engine:
             )
             if row is not None:
                 run.signals += 1
+                self.sender.wake()
                 await self.publisher.publish(row.to_event())
         await self.publisher.publish(self.bar_event(run, bar, machine))
 

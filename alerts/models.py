@@ -1,0 +1,89 @@
+"""Alert destinations and the outbox of their deliveries (DESIGN §7.4).
+
+A signal row and one ``Delivery`` per matching destination are written in one transaction
+(``alerts.services.outbox_add``); the worker's sender (``alerts/sender.py``) delivers each
+pending row at least once, in signal order per destination.
+"""
+
+from django.db import models
+from django.utils import timezone
+
+TELEGRAM_API = "https://api.telegram.org"
+
+
+class Destination(models.Model):
+    class Kind(models.TextChoices):
+        WEBHOOK = "webhook", "Webhook"
+        TELEGRAM = "telegram", "Telegram"
+        DISCORD = "discord", "Discord"
+
+    name = models.CharField(max_length=80)
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    # webhook and discord: where to POST; telegram: the Bot API base URL.
+    url = models.CharField(max_length=2000)
+    # webhook: optional JSON body template with {{placeholders}} (empty: the signal event).
+    template = models.TextField(blank=True, default="")
+    # webhook: optional HMAC secret (X-Scalp-Signature); telegram: the bot token.
+    secret = models.CharField(max_length=200, blank=True, default="")
+    chat_id = models.CharField(max_length=64, blank=True, default="")  # telegram
+    # Filters; empty means every rule / symbol / side.
+    rule_ids = models.JSONField(default=list, blank=True)
+    symbols = models.JSONField(default=list, blank=True)
+    side = models.CharField(max_length=4, blank=True, default="")
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    # Health, written by the sender: the dashboard warns while a destination keeps failing.
+    failures_in_row = models.PositiveIntegerField(default=0)
+    last_error = models.CharField(max_length=300, blank=True, default="")
+    last_ok_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.get_kind_display()})"
+
+
+class Delivery(models.Model):
+    """One signal (or a test) to one destination: the outbox row and its log line."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DELIVERED = "delivered", "Delivered"
+        FAILED = "failed", "Failed"
+
+    id = models.BigAutoField(primary_key=True)
+    destination = models.ForeignKey(
+        Destination, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    # Null for a "Send test" delivery.
+    signal = models.ForeignKey(
+        "signals.Signal", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    status = models.CharField(max_length=9, choices=Status.choices, default=Status.PENDING)
+    tries = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+    next_try_at = models.DateTimeField(default=timezone.now)
+    last_try_at = models.DateTimeField(null=True, blank=True)
+    done_at = models.DateTimeField(null=True, blank=True)
+    http_status = models.PositiveIntegerField(null=True, blank=True)
+    latency_ms = models.FloatField(null=True, blank=True)  # of the last try
+    error = models.CharField(max_length=300, blank=True, default="")
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["destination", "signal"],
+                condition=models.Q(signal__isnull=False),
+                name="one_delivery_per_destination_signal",
+            )
+        ]
+        indexes = [
+            # The sender's head of each destination's queue: pending rows in id order.
+            models.Index(fields=["status", "destination", "id"], name="delivery_queue"),
+            models.Index(fields=["destination", "id"], name="delivery_log"),
+        ]
+
+    def __str__(self) -> str:
+        return f"delivery {self.id} to {self.destination_id}: {self.status}"
