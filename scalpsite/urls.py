@@ -13,6 +13,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("rules/", include("rules.urls")),
     path("watchlists/", include("watchlists.urls")),
+    path("alerts/", include("alerts.urls")),
     path("", include("signals.urls")),
     path("", include("engine.panel.urls")),
 ]

@@ -7,6 +7,7 @@ from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
+from alerts.services import destinations_failing
 from engine.services import (
     engine_is_running,
     engine_start,
@@ -97,6 +98,7 @@ def dashboard(request):
         recent_signals=recent,
         last_signal_id=recent[0]["id"] if recent else 0,
         operands=_operands(context["active_rules"]),
+        alerts_failing=destinations_failing(),
     )
     return render(request, "engine/dashboard.html", context)
 
