@@ -165,3 +165,69 @@ def run(base, page, artifacts_dir, hook_rx, discord_rx) -> None:
     for received in discord_signals:
         assert f"#{header(received, 'X-Scalp-Delivery')}" in received.body.decode()
     dashboard.close()
+
+
+def test_edit_keeps_the_secret_and_the_dashboard_warns_of_a_failing_destination(
+    live_daphne, page, artifacts_dir
+):
+    with Receiver(default="503") as rx:
+        log_in(page, live_daphne, "/alerts/")
+        add_destination(
+            page, live_daphne, kind="webhook", name=HOOK, url=f"{rx.url}/hook", secret=SECRET
+        )
+        hook = card(page, HOOK)
+        for tries in (1, 2, 3):
+            hook.get_by_role("button", name=f"Send test to {HOOK}").click()
+            expect(hook.get_by_test_id("test-outcome")).to_have_text(
+                "Failed: The receiver answered 503: receiver says no"
+            )
+            rx.wait_for(tries, timeout=10)
+            expect(page.locator("[data-testid=delivery-row][data-status=failed]")).to_have_count(
+                tries
+            )
+        expect(hook.get_by_test_id("failing-badge")).to_have_text("Failing · 3 tries in a row")
+        expect(hook.get_by_test_id("last-error")).to_have_text(
+            "Last error: The receiver answered 503: receiver says no"
+        )
+
+        # The dashboard says so, with the way to the destination.
+        page.goto(f"{live_daphne}/")
+        warning = page.get_by_test_id("alerts-failing")
+        expect(warning).to_have_text(
+            f"Alerts to “{HOOK}” keep failing (3 tries): The receiver answered 503: "
+            "receiver says no — see Alerts."
+        )
+        page.screenshot(path=artifacts_dir / "dashboard-alerts-failing.png", full_page=True)
+        warning.get_by_role("link", name="Alerts").click()
+        page.wait_for_url(re.compile(r"/alerts/#dest-\d+$"))
+
+        # Edit: the secret box is empty (the stored one only masked); left empty it is kept.
+        card(page, HOOK).get_by_role("link", name=f"Edit {HOOK}").click()
+        secret_box = page.get_by_label("Secret")
+        expect(secret_box).to_have_value("")
+        expect(secret_box).to_have_attribute("type", "password")
+        expect(secret_box).to_have_attribute(
+            "placeholder", f"stored ••••{SECRET[-4:]} · leave empty to keep it"
+        )
+        assert SECRET not in page.content()
+        page.get_by_label("Name").fill("Desk webhook v2")
+        page.get_by_label("Symbols").fill("aapl, msft")
+        page.get_by_label("Side").select_option("sell")
+        page.screenshot(path=artifacts_dir / "alerts-edit.png", full_page=True)
+        page.get_by_role("button", name="Save").click()
+        page.wait_for_url(re.compile(r"/alerts/#dest-\d+$"))
+        edited = card(page, "Desk webhook v2")
+        expect(edited.get_by_test_id("filters")).to_have_text("Symbols: AAPL, MSFT · Side: sell")
+        stored = Destination.objects.get()
+        assert (stored.name, stored.secret, stored.symbols, stored.side) == (
+            "Desk webhook v2",
+            SECRET,
+            ["AAPL", "MSFT"],
+            "sell",
+        )
+
+        # Disabled, it no longer warns.
+        edited.get_by_role("button", name="Disable Desk webhook v2").click()
+        expect(edited.get_by_test_id("disabled-badge")).to_be_visible()
+        page.goto(f"{live_daphne}/")
+        expect(page.get_by_test_id("alerts-failing")).to_have_count(0)
