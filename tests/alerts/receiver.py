@@ -7,6 +7,10 @@ process, Daphne or the test's own event loop can all post to it).
         rx.fail_ratio = 0.1                 # or fail 10 % of requests (seeded)
         ...
         rx.requests                         # [Received(path, headers, body, time), ...]
+        rx.on_request = fn                  # fn(received) after recording, before answering
+
+``on_request`` runs in the request's thread, so a test can act at the moment a request is in
+flight (``kill -9`` the sender just before it gets its answer).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import socket
 import struct
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -43,6 +48,7 @@ class Receiver:
     error_body: str = "receiver says no\nsecond line"
     script: list[str] = field(default_factory=list)
     requests: list[Received] = field(default_factory=list)
+    on_request: Callable[[Received], None] | None = None
 
     def __post_init__(self) -> None:
         self.lock = threading.Lock()
@@ -61,11 +67,12 @@ class Receiver:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
                 answer = receiver._next_answer()
+                got = Received(self.path, dict(self.headers.items()), body, time.time(), answer)
                 with receiver.lock:
-                    receiver.requests.append(
-                        Received(self.path, dict(self.headers.items()), body, time.time(), answer)
-                    )
+                    receiver.requests.append(got)
                     receiver.got_one.notify_all()
+                if receiver.on_request is not None:
+                    receiver.on_request(got)
                 receiver._answer(self, answer)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
