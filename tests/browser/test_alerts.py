@@ -11,12 +11,13 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from alerts import transport
+from alerts import services, transport
 from alerts.models import Delivery, Destination
 from engine.services import settings_update
 from signals.models import Signal
 from tests.alerts.receiver import Receiver
 from tests.browser.helpers import log_in
+from tests.browser.test_phone import overflow, reachable
 from tests.engine.helpers import start_worker, stop_worker, write_bars, zigzag_rows
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -231,3 +232,26 @@ def test_edit_keeps_the_secret_and_the_dashboard_warns_of_a_failing_destination(
         expect(edited.get_by_test_id("disabled-badge")).to_be_visible()
         page.goto(f"{live_daphne}/")
         expect(page.get_by_test_id("alerts-failing")).to_have_count(0)
+
+
+def test_the_alerts_page_fits_a_phone(live_daphne, phone, artifacts_dir):
+    hook = services.destination_create(
+        kind="webhook", name=HOOK, url="https://hooks.example.com/" + "x" * 120, secret=SECRET
+    )
+    services.destination_create(
+        kind="discord", name=CHANNEL, url=f"https://discord.com/api/webhooks/123/{DISCORD_TOKEN}"
+    )
+    services.delivery_test_record(
+        hook,
+        services.Outcome(False, False, 400, 8.0, "The receiver answered 400: " + "no " * 40),
+    )
+    log_in(phone, live_daphne, "/alerts/")
+    phone.wait_for_load_state("networkidle")
+    phone.screenshot(path=artifacts_dir / "phone-alerts.png", full_page=True)
+    problems = overflow(phone)
+    assert not problems, problems
+    reachable(phone.get_by_role("navigation", name="Main").get_by_role("link", name="Alerts"))
+    for name in (HOOK, CHANNEL):
+        for action in ("Edit", "Send test to", "Disable", "Remove"):
+            reachable(card(phone, name).get_by_label(f"{action} {name}", exact=True))
+    reachable(phone.get_by_role("button", name="Add destination"))
