@@ -97,6 +97,14 @@ def test_add_each_kind_and_list_them_with_secrets_masked(tmp_path):
 
 
 @pytest.mark.django_db
+def test_a_template_file_with_a_byte_order_mark_is_read_without_it(tmp_path):
+    path = tmp_path / "bom.json"
+    path.write_bytes(b"\xef\xbb\xbf" + TEMPLATE.encode())
+    run(*HOOK, "--template", str(path))
+    assert Destination.objects.get().template == TEMPLATE
+
+
+@pytest.mark.django_db
 def test_list_remove_enable_disable():
     assert run("list") == "No destinations (add one: destinations add webhook URL).\n"
     d = services.destination_create(kind="webhook", url="http://127.0.0.1:9/x")

@@ -80,7 +80,7 @@ def read_template(file: str) -> str:
             returncode=2,
         )
     try:
-        return raw.decode("utf-8")
+        return raw.decode("utf-8-sig")  # a byte-order mark (Windows editors) is dropped
     except UnicodeDecodeError as err:
         raise CommandError(
             f"--template {file}: not UTF-8 text (byte {err.start + 1} can't be decoded).",
