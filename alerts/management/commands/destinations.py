@@ -162,13 +162,17 @@ class Command(BaseCommand):
         kinds = add.add_subparsers(dest="kind", required=True, metavar="KIND")
         webhook = subparser(kinds, "webhook", help="POST each signal's JSON to URL")
         webhook.add_argument("url", metavar="URL")
-        webhook.add_argument("--secret", help="HMAC secret: adds X-Scalp-Signature")
+        webhook.add_argument("--secret", metavar="S", help="HMAC secret: adds X-Scalp-Signature")
         webhook.add_argument(
             "--template", metavar="FILE", help="JSON body template with {{placeholders}}"
         )
         telegram = subparser(kinds, "telegram", help="a message to a Telegram chat via a bot")
-        telegram.add_argument("--token", required=True, help="the bot token from @BotFather")
-        telegram.add_argument("--chat-id", required=True, help="a chat id (-100…) or @channelname")
+        telegram.add_argument(
+            "--token", metavar="T", required=True, help="the bot token from @BotFather"
+        )
+        telegram.add_argument(
+            "--chat-id", metavar="C", required=True, help="a chat id (-100…) or @channelname"
+        )
         telegram.add_argument(
             "--api-url", metavar="URL", help="the Bot API base URL (https://api.telegram.org)"
         )
