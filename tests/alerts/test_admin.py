@@ -39,6 +39,8 @@ def errors(resp) -> dict[str, list[str]]:
 
 def test_add_a_webhook_through_the_service(admin_client):
     rule = Rule.objects.get(is_system=True)
+    page = admin_client.get(ADD).content.decode()
+    assert 'type="password" name="secret"' in page
     resp = admin_client.post(
         ADD,
         form(url="http://127.0.0.1:9000/hook", secret=SECRET, rule_ids=f"{rule.pk}",
