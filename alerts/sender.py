@@ -32,6 +32,12 @@ def _event_of(delivery: Delivery) -> dict:
     return dict(delivery.signal.to_event())
 
 
+def _poll() -> list[services.Head]:
+    """Each second: the engine's copy of the destinations' filters, then the queue heads."""
+    services.destination_filters_refresh()
+    return services.outbox_heads()
+
+
 class Sender:
     def __init__(self, *, poll_seconds: float = POLL_SECONDS, timeout: float | None = None):
         self.poll_seconds = poll_seconds
@@ -68,7 +74,7 @@ class Sender:
 
     async def _start_due(self, client: httpx.AsyncClient) -> float:
         """Start a task for each destination whose head is due; returns how long to sleep."""
-        heads = await sync_to_async(services.outbox_heads)()
+        heads = await sync_to_async(_poll)()
         now = timezone.now()
         wait = self.poll_seconds
         for head in heads:

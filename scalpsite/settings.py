@@ -217,5 +217,6 @@ LOGGING = {
     "loggers": {
         "engine": {"level": os.environ.get("SCALP_LOG_LEVEL", "INFO")},
         "scalpsite": {"level": os.environ.get("SCALP_LOG_LEVEL", "INFO")},
+        "alerts": {"level": os.environ.get("SCALP_LOG_LEVEL", "INFO")},
     },
 }

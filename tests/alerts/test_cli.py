@@ -230,7 +230,9 @@ def test_bad_input_is_one_line_with_exit_2_and_stores_nothing(args, line):
          "at line 2, column 8."),
         ('{"p": {{price}}, "s": {{side}}}',
          "--template {file}: The template is not valid JSON once filled in: Expecting value "
-         "at line 1, column 20."),
+         "at line 1, column 20 (a text placeholder such as {{symbol}}, {{side}}, {{rule_name}} "
+         'or {{timestamp}} goes inside quotes: "{{symbol}}"; only {{price}}, {{rule_id}} and '
+         "{{id}} may stand alone)."),
         ('{"x": "{{ticker}}"}',
          "--template {file}: Unknown placeholder “{{ticker}}” at line 1, column 8; use "
          "{{symbol}}, {{price}}, {{side}}, {{rule_name}}, {{rule_id}}, {{timestamp}}, {{id}}."),

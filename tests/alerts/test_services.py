@@ -288,3 +288,43 @@ def test_heads_are_the_oldest_pending_row_of_each_enabled_destination():
     assert heads == {one.id: firsts[one], two.id: firsts[two]}
     services.destination_set_enabled(two, False)
     assert [h.destination_id for h in services.outbox_heads()] == [one.id]
+
+
+def test_query_values_are_masked_and_a_webhook_secret_can_be_cleared():
+    hook = services.destination_create(
+        kind="webhook", url="https://desk.example/hook?token=abcdefghijklmnopqrstuvwxyz&v=2&flag",
+        secret="a-long-shared-secret-1234",
+    )  # fmt: skip
+    assert services.url_masked(hook) == "https://desk.example/hook?token=••••wxyz&v=••••&flag"
+    services.destination_update(hook, clear_secret=True)
+    hook.refresh_from_db()
+    assert hook.secret == ""
+    telegram = services.destination_create(kind="telegram", secret=TOKEN, chat_id="1")
+    with pytest.raises(ValidationError, match="Only a webhook's secret"):
+        services.destination_update(telegram, clear_secret=True)
+
+
+def test_a_text_placeholder_outside_quotes_gets_a_hint_and_other_errors_do_not():
+    said = errors({"kind": "webhook", "url": "http://a", "template": '{"s": {{symbol}}}'})
+    assert "goes inside quotes" in said["template"][0]
+    said = errors({"kind": "webhook", "url": "http://a", "template": '{"s": "{{symbol}}",}'})
+    assert "goes inside quotes" not in said["template"][0]
+
+
+def test_the_worker_copy_of_the_filters_never_fails_a_signal(monkeypatch):
+    """The engine's copy of the filters may be up to a second old: a destination removed or
+    disabled meanwhile gets nothing, and the signal's transaction still commits."""
+    gone = services.destination_create(kind="webhook", url="http://a/1")
+    off = services.destination_create(kind="webhook", url="http://a/2")
+    kept = services.destination_create(kind="webhook", url="http://a/3")
+    services.destination_filters_refresh()
+    monkeypatch.setattr(services, "_filters_changed", lambda: None)  # as in another process
+    services.destination_remove(gone.id)
+    services.destination_set_enabled(off, False)
+    assert services.outbox_add(store()) == 1
+    assert list(Delivery.objects.values_list("destination_id", flat=True)) == [kept.id]
+    added = services.destination_create(kind="webhook", url="http://a/4")
+    assert services.outbox_add(store(second=5)) == 1  # not seen yet…
+    services.destination_filters_refresh()  # …until the sender's next poll
+    assert services.outbox_add(store(second=10)) == 2
+    assert added.deliveries.count() == 1
