@@ -40,6 +40,7 @@ class DestinationForm(forms.Form):
     # webhook
     url = _text()
     secret = _text(strip=False)
+    clear_secret = forms.BooleanField(required=False)  # Edit: sign no more
     template = _text(strip=False)
     # telegram
     bot_token = _text()
@@ -128,6 +129,8 @@ class DestinationForm(forms.Form):
             out["url"] = data["url"]
             out["secret"] = data["secret"]
             out["template"] = data["template"]
+            if same_kind and data["clear_secret"] and not data["secret"]:
+                out["clear_secret"] = True
         return out
 
     def add_service_errors(self, err: ValidationError) -> None:

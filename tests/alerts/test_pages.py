@@ -307,6 +307,14 @@ def test_edit_keeps_the_secret_when_its_box_is_left_empty(client):
     destination.refresh_from_db()
     assert destination.secret == "a-new-secret-2222"
 
+    page = client.get(f"/alerts/{destination.pk}/edit/").content.decode()
+    assert 'name="clear_secret"' in page
+    client.post(f"/alerts/{destination.pk}/edit/", webhook(secret="", clear_secret="1"))
+    destination.refresh_from_db()
+    assert destination.secret == ""
+    page = client.get(f"/alerts/{destination.pk}/edit/").content.decode()
+    assert 'name="clear_secret"' not in page
+
 
 def test_edit_keeps_the_bot_token_and_the_discord_url(client):
     chat = services.destination_create(**{**telegram(), "secret": BOT_TOKEN})
