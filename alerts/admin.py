@@ -153,14 +153,7 @@ class DestinationAdmin(admin.ModelAdmin):
 
     @admin.display(description="filters")
     def filters(self, obj: Destination) -> str:
-        parts = []
-        if obj.rule_ids:
-            parts.append("rules " + ", ".join(str(i) for i in obj.rule_ids))
-        if obj.symbols:
-            parts.append("symbols " + ", ".join(obj.symbols))
-        if obj.side:
-            parts.append(obj.side)
-        return "; ".join(parts) or "every signal"
+        return obj.filters_text()
 
     @admin.display(description="health")
     def health_shown(self, obj: Destination) -> str:

@@ -43,6 +43,22 @@ class Destination(models.Model):
     def __str__(self) -> str:
         return f"{self.name} ({self.get_kind_display()})"
 
+    def filters_text(self, rule_names: dict[int, str] | None = None) -> str:
+        """The filters as one line: "Rules: 3 Breakout · Symbols: AAPL, MSFT · Side: buy"
+        (``rule_names``: id → name, to name the rules), or "Every signal"."""
+        parts = []
+        if self.rule_ids:
+            if rule_names is None:
+                named = [str(pk) for pk in self.rule_ids]
+            else:
+                named = [f"{pk} {rule_names.get(pk, '(removed)')}" for pk in self.rule_ids]
+            parts.append("Rules: " + ", ".join(named))
+        if self.symbols:
+            parts.append("Symbols: " + ", ".join(self.symbols))
+        if self.side:
+            parts.append(f"Side: {self.side}")
+        return " · ".join(parts) if parts else "Every signal"
+
 
 class Delivery(models.Model):
     """One signal (or a test) to one destination: the outbox row and its log line."""
@@ -53,12 +69,19 @@ class Delivery(models.Model):
         FAILED = "failed", "Failed"
 
     id = models.BigAutoField(primary_key=True)
+    # Each row written costs every index below: the worker writes them while it stores a
+    # signal, so the foreign keys get none of their own (the indexes in Meta cover the reads).
     destination = models.ForeignKey(
-        Destination, on_delete=models.CASCADE, related_name="deliveries"
+        Destination, on_delete=models.CASCADE, related_name="deliveries", db_index=False
     )
     # Null for a "Send test" delivery.
     signal = models.ForeignKey(
-        "signals.Signal", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+        "signals.Signal",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,
     )
     status = models.CharField(max_length=9, choices=Status.choices, default=Status.PENDING)
     tries = models.PositiveIntegerField(default=0)
@@ -80,8 +103,14 @@ class Delivery(models.Model):
             )
         ]
         indexes = [
-            # The sender's head of each destination's queue: pending rows in id order.
-            models.Index(fields=["status", "destination", "id"], name="delivery_queue"),
+            # The sender's head of each destination's queue: pending rows in id order (only
+            # pending rows are in it, so it stays as small as the queue).
+            models.Index(
+                fields=["destination", "id"],
+                condition=models.Q(status="pending"),
+                name="delivery_queue",
+            ),
+            # The log of one destination, newest first (and removing a destination).
             models.Index(fields=["destination", "id"], name="delivery_log"),
         ]
 

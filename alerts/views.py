@@ -40,22 +40,6 @@ class Card:
     notice: str = ""
 
 
-def _filters_text(destination: Destination, rule_names: dict[int, str]) -> str:
-    """The filters as a sentence: "Rules: 3 Breakout · Symbols: AAPL, MSFT · Side: buy"."""
-    parts = []
-    if destination.rule_ids:
-        named = [
-            f"{pk} {rule_names[pk]}" if pk in rule_names else f"{pk} (removed)"
-            for pk in destination.rule_ids
-        ]
-        parts.append("Rules: " + ", ".join(named))
-    if destination.symbols:
-        parts.append("Symbols: " + ", ".join(destination.symbols))
-    if destination.side:
-        parts.append(f"Side: {destination.side}")
-    return " · ".join(parts) if parts else "Every signal"
-
-
 def _rule_names() -> dict[int, str]:
     return dict(Rule.objects.values_list("pk", "name"))
 
@@ -65,7 +49,7 @@ def _card(destination: Destination, rule_names: dict[int, str] | None = None, **
         destination=destination,
         url_shown=services.url_masked(destination),
         secret_shown=services.secret_masked(destination.secret),
-        filters=_filters_text(destination, _rule_names() if rule_names is None else rule_names),
+        filters=destination.filters_text(_rule_names() if rule_names is None else rule_names),
         failing=destination.enabled and destination.failures_in_row >= services.FAILING_AFTER,
         **extra,
     )

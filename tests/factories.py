@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.contrib.auth import get_user_model
+from django.test import Client
 from django.utils import timezone
 
 from engine.services import engine_state_get
@@ -38,3 +40,11 @@ def make_running_engine(*, rule=None, rules=(), watchlist=None):
     state.run_started = timezone.now()
     state.save()
     return state
+
+
+def logged_in_client() -> Client:
+    """A logged-in trader (pytest-django's ``client`` is anonymous)."""
+    user = get_user_model().objects.create_user("trader", "", "s3cret-pass-123")
+    client = Client(HTTP_HOST="localhost")
+    client.force_login(user)
+    return client

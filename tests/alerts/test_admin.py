@@ -133,7 +133,7 @@ def test_list_shows_masked_url_filters_and_health(admin_client):
     page = admin_client.get("/admin/alerts/destination/").content.decode()
     assert SECRET not in page
     assert "http://127.0.0.1:9/a" in page
-    assert "symbols AAPL; sell" in page
+    assert "Symbols: AAPL · Side: sell" in page
     assert "failing (3 in a row): The receiver answered 500: boom" in page
 
 

@@ -88,7 +88,7 @@ def test_add_each_kind_and_list_them_with_secrets_masked(tmp_path):
     assert len(lines) == 5
     assert lines[1].split()[:2] == [str(hook.pk), "Executor"]
     assert lines[1].endswith(
-        f"rules {rule.pk}; symbols AAPL,BRK B; side buy  "
+        f"Rules: {rule.pk} · Symbols: AAPL, BRK B · Side: buy  "
         "http://127.0.0.1:9000/hook (signed, secret ••••6789) (template)"
     )
     assert "not sent yet" in lines[1]

@@ -16,7 +16,7 @@ from django.test import Client
 from alerts import services, transport
 from alerts.models import TELEGRAM_API, Delivery, Destination
 from tests.alerts.receiver import Receiver
-from tests.factories import make_rule
+from tests.factories import logged_in_client, make_rule
 from tests.signals.helpers import make_signal
 
 pytestmark = pytest.mark.django_db
@@ -31,10 +31,7 @@ DISCORD_URL = f"https://discord.com/api/webhooks/123/{DISCORD_TOKEN}"
 @pytest.fixture
 def client(db) -> Client:
     """A logged-in trader (pytest-django's ``client`` is anonymous)."""
-    user = get_user_model().objects.create_user("trader", "", "s3cret-pass-123")
-    client = Client(HTTP_HOST="localhost")
-    client.force_login(user)
-    return client
+    return logged_in_client()
 
 
 def webhook(**overrides) -> dict:

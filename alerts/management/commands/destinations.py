@@ -99,17 +99,6 @@ def health(destination: Destination) -> str:
     return "ok"
 
 
-def filters_text(destination: Destination) -> str:
-    parts = []
-    if destination.rule_ids:
-        parts.append("rules " + ",".join(str(i) for i in destination.rule_ids))
-    if destination.symbols:
-        parts.append("symbols " + ",".join(destination.symbols))
-    if destination.side:
-        parts.append(f"side {destination.side}")
-    return "; ".join(parts) or "every signal"
-
-
 def target_text(destination: Destination) -> str:
     """Where it sends, with every secret masked (a Discord URL's token, a bot token, a
     webhook's HMAC secret)."""
@@ -256,7 +245,7 @@ class Command(BaseCommand):
                 d.kind,
                 "yes" if d.enabled else "no",
                 health(d),
-                filters_text(d),
+                d.filters_text(),
                 target_text(d),
             )
             for d in destinations
