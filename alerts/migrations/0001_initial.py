@@ -6,57 +6,113 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('signals', '0003_signal_side'),
+        ("signals", "0003_signal_side"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Destination',
+            name="Destination",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=80)),
-                ('kind', models.CharField(choices=[('webhook', 'Webhook'), ('telegram', 'Telegram'), ('discord', 'Discord')], max_length=8)),
-                ('url', models.CharField(max_length=2000)),
-                ('template', models.TextField(blank=True, default='')),
-                ('secret', models.CharField(blank=True, default='', max_length=200)),
-                ('chat_id', models.CharField(blank=True, default='', max_length=64)),
-                ('rule_ids', models.JSONField(blank=True, default=list)),
-                ('symbols', models.JSONField(blank=True, default=list)),
-                ('side', models.CharField(blank=True, default='', max_length=4)),
-                ('enabled', models.BooleanField(default=True)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('failures_in_row', models.PositiveIntegerField(default=0)),
-                ('last_error', models.CharField(blank=True, default='', max_length=300)),
-                ('last_ok_at', models.DateTimeField(blank=True, null=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=80)),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("webhook", "Webhook"),
+                            ("telegram", "Telegram"),
+                            ("discord", "Discord"),
+                        ],
+                        max_length=8,
+                    ),
+                ),
+                ("url", models.CharField(max_length=2000)),
+                ("template", models.TextField(blank=True, default="")),
+                ("secret", models.CharField(blank=True, default="", max_length=200)),
+                ("chat_id", models.CharField(blank=True, default="", max_length=64)),
+                ("rule_ids", models.JSONField(blank=True, default=list)),
+                ("symbols", models.JSONField(blank=True, default=list)),
+                ("side", models.CharField(blank=True, default="", max_length=4)),
+                ("enabled", models.BooleanField(default=True)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("failures_in_row", models.PositiveIntegerField(default=0)),
+                ("last_error", models.CharField(blank=True, default="", max_length=300)),
+                ("last_ok_at", models.DateTimeField(blank=True, null=True)),
             ],
             options={
-                'ordering': ['id'],
+                "ordering": ["id"],
             },
         ),
         migrations.CreateModel(
-            name='Delivery',
+            name="Delivery",
             fields=[
-                ('id', models.BigAutoField(primary_key=True, serialize=False)),
-                ('status', models.CharField(choices=[('pending', 'Pending'), ('delivered', 'Delivered'), ('failed', 'Failed')], default='pending', max_length=9)),
-                ('tries', models.PositiveIntegerField(default=0)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('next_try_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('last_try_at', models.DateTimeField(blank=True, null=True)),
-                ('done_at', models.DateTimeField(blank=True, null=True)),
-                ('http_status', models.PositiveIntegerField(blank=True, null=True)),
-                ('latency_ms', models.FloatField(blank=True, null=True)),
-                ('error', models.CharField(blank=True, default='', max_length=300)),
-                ('signal', models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='signals.signal')),
-                ('destination', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='deliveries', to='alerts.destination')),
+                ("id", models.BigAutoField(primary_key=True, serialize=False)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("delivered", "Delivered"),
+                            ("failed", "Failed"),
+                        ],
+                        default="pending",
+                        max_length=9,
+                    ),
+                ),
+                ("tries", models.PositiveIntegerField(default=0)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("next_try_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("last_try_at", models.DateTimeField(blank=True, null=True)),
+                ("done_at", models.DateTimeField(blank=True, null=True)),
+                ("http_status", models.PositiveIntegerField(blank=True, null=True)),
+                ("latency_ms", models.FloatField(blank=True, null=True)),
+                ("error", models.CharField(blank=True, default="", max_length=300)),
+                (
+                    "signal",
+                    models.ForeignKey(
+                        blank=True,
+                        db_index=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="signals.signal",
+                    ),
+                ),
+                (
+                    "destination",
+                    models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="deliveries",
+                        to="alerts.destination",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-id'],
-                'indexes': [models.Index(condition=models.Q(('status', 'pending')), fields=['destination', 'id'], name='delivery_queue'), models.Index(fields=['destination', 'id'], name='delivery_log')],
-                'constraints': [models.UniqueConstraint(condition=models.Q(('signal__isnull', False)), fields=('destination', 'signal'), name='one_delivery_per_destination_signal')],
+                "ordering": ["-id"],
+                "indexes": [
+                    models.Index(
+                        condition=models.Q(("status", "pending")),
+                        fields=["destination", "id"],
+                        name="delivery_queue",
+                    ),
+                    models.Index(fields=["destination", "id"], name="delivery_log"),
+                ],
+                "constraints": [
+                    models.UniqueConstraint(
+                        condition=models.Q(("signal__isnull", False)),
+                        fields=("destination", "signal"),
+                        name="one_delivery_per_destination_signal",
+                    )
+                ],
             },
         ),
     ]
