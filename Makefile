@@ -27,7 +27,7 @@ $(TOOLS)/.uv-$(UV_VERSION):
 
 $(VENV)/.installed: pyproject.toml uv.lock $(TOOLS)/.uv-$(UV_VERSION)
 	test -x $(BIN)/python || $(UV) venv --quiet --python $(PYTHON) $(VENV)
-	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --quiet --locked --extra test --no-install-project \
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --quiet --locked --extra test --extra postgres --no-install-project \
 		|| { echo "If uv.lock is out of date: make lock" >&2; exit 1; }
 	touch $@
 
