@@ -40,14 +40,70 @@ def wait_for_port(port: int, *, timeout: float = 30.0, proc: subprocess.Popen | 
     raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout} s")
 
 
+def on_postgres() -> bool:
+    """This run's database is PostgreSQL (``SCALP_DATABASE_URL``, e.g. under ``tests.pg``)."""
+    return bool(os.environ.get("SCALP_DATABASE_URL"))
+
+
+def test_database_url() -> str:
+    """``postgres://…`` naming the TEST database pytest-django created (not the one in
+    ``SCALP_DATABASE_URL``): Django renames ``settings.DATABASES`` when it creates it."""
+    from urllib.parse import quote
+
+    from django.conf import settings  # not at the top: this conftest also loads without Django
+
+    db = settings.DATABASES["default"]
+    if db["ENGINE"] != "django.db.backends.postgresql":
+        raise RuntimeError(f"this test run's database is not PostgreSQL ({db['ENGINE']})")
+    auth = quote(db["USER"], safe="")
+    if db["PASSWORD"]:
+        auth += ":" + quote(db["PASSWORD"], safe="")
+    host = db["HOST"] or "localhost"
+    port = f":{db['PORT']}" if db["PORT"] else ""
+    return f"postgres://{auth}@{host}{port}/{quote(db['NAME'], safe='')}"
+
+
 def subprocess_env(**extra: str) -> dict[str, str]:
-    """Environment for a child process that must share this test run's SQLite file."""
+    """Environment for a child process that must share this test run's database: the SQLite
+    file, or on PostgreSQL the test database."""
     from django.conf import settings  # not at the top: this conftest also loads without Django
 
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "scalpsite.settings", "PYTHONUNBUFFERED": "1"}
-    env["SCALP_DB_PATH"] = str(settings.DATABASES["default"]["NAME"])
+    if on_postgres():
+        env["SCALP_DATABASE_URL"] = test_database_url()
+    else:
+        env["SCALP_DB_PATH"] = str(settings.DATABASES["default"]["NAME"])
     env.update(extra)
     return env
+
+
+POSTGRES_ONLY = (
+    "needs PostgreSQL: scripts/test runs it in its 'pytest on PostgreSQL' stage; by hand: "
+    ".venv/bin/python -m tests.pg -- .venv/bin/python -m pytest <files>"
+)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "postgres: runs only when the database is PostgreSQL")
+
+
+def pytest_collection_modifyitems(config, items):
+    """``@pytest.mark.postgres`` tests say so explicitly when this run is on SQLite."""
+    if on_postgres():
+        return
+    for item in items:
+        if item.get_closest_marker("postgres"):
+            item.add_marker(pytest.mark.skip(reason=POSTGRES_ONLY))
+
+
+@pytest.fixture
+def postgres_url(transactional_db) -> str:
+    """The URL of this run's PostgreSQL test database, for child processes (Daphne, the
+    worker) that must share it; the tables exist and are emptied after the test. Fails with
+    the way to run it when the run is on SQLite (mark such tests ``postgres``)."""
+    if not on_postgres():
+        pytest.fail(POSTGRES_ONLY, pytrace=False)
+    return test_database_url()
 
 
 @pytest.fixture
