@@ -261,3 +261,53 @@ def test_the_outbox_rows_heads_and_settling_are_the_same_on_both_databases():
     ]
     log = alerts.deliveries_log(limit=10)
     assert [d.id for d in log] == sorted((d.id for d in log), reverse=True)
+
+
+# --- one worker per database, across machines -----------------------------------------------
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_second_worker_from_another_machine_is_refused_by_the_database(tmp_path):
+    """Another machine has its own var directory, so the file lock can't see the first
+    worker: PostgreSQL's advisory lock refuses the second with the same sentence, naming the
+    holder's pid and machine. When the holder dies (kill -9) the lock goes with its session."""
+    import os
+    import signal
+    import socket
+
+    from tests.engine.helpers import engine_state, start_worker, stop_worker, wait_until
+
+    first = start_worker("--feed", "demo", "--start", log_path=tmp_path / "first.log")
+    try:
+        wait_until(lambda: (s := engine_state()) and s.state == "running" and s.pid == first.pid,
+                   what="the first worker running")  # fmt: skip
+        second = start_worker("--feed", "demo", log_path=tmp_path / "second.log",
+                              SCALP_VAR_DIR=str(tmp_path / "machine-b"))  # fmt: skip
+        try:
+            code = second.wait(timeout=60)
+        finally:
+            if second.poll() is None:
+                second.kill()
+        output = (tmp_path / "second.log").read_text()
+        assert code == 2, output
+        assert (
+            f"Another engine worker (pid {first.pid} on {socket.gethostname()}) is already "
+            "running on this database (PostgreSQL advisory lock on database "
+        ) in output
+        assert "Traceback" not in output
+        state = engine_state()
+        assert state.pid == first.pid and state.state == "running"
+        assert first.poll() is None
+    finally:
+        if first.poll() is None:
+            os.kill(first.pid, signal.SIGKILL)
+        first.wait(timeout=10)
+
+    third = start_worker("--feed", "demo", log_path=tmp_path / "third.log",
+                         SCALP_VAR_DIR=str(tmp_path / "machine-c"))  # fmt: skip
+    try:
+        wait_until(lambda: (s := engine_state()) and s.is_alive and s.pid == third.pid,
+                   what="the third worker taking over")  # fmt: skip
+    finally:
+        assert stop_worker(third) == 0, (tmp_path / "third.log").read_text()
