@@ -4,12 +4,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 
 import pytest
+import redis
 import websockets
 
 from engine.services import settings_get
@@ -22,23 +25,57 @@ from tests.signals.helpers import T0, engine_token
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture
-def redis_url(tmp_path):
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.fail("redis-server is not installed: run `make test` (it installs it).")
-    port = free_port()
-    proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(tmp_path)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+class RedisServer:
+    """A real redis-server on loopback (no persistence: a restart loses every key, group
+    memberships included) that a test can stop and start again on the same port."""
+
+    def __init__(self, workdir) -> None:
+        self.binary = shutil.which("redis-server")
+        if self.binary is None:
+            pytest.fail("redis-server is not installed: run `make test` (it installs it).")
+        self.workdir, self.port, self.proc = workdir, free_port(), None
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self.workdir)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        wait_for_port(self.port, proc=self.proc)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait(timeout=10)
+
+    def client(self) -> redis.Redis:
+        return redis.Redis.from_url(self.url, socket_timeout=10)
+
+
+@contextlib.contextmanager
+def redis_running(workdir) -> Iterator[RedisServer]:
+    server = RedisServer(workdir)
+    server.start()
     try:
-        wait_for_port(port, proc=proc)
-        yield f"redis://127.0.0.1:{port}/0"
+        yield server
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        server.stop()
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    with redis_running(tmp_path) as server:
+        yield server
+
+
+@pytest.fixture
+def redis_url(redis_server):
+    return redis_server.url
 
 
 def start_daphne(port: int, env: dict, log) -> subprocess.Popen:
