@@ -1,6 +1,6 @@
 """Project middleware."""
 
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from channels.security.websocket import WebsocketDenier
 from django.conf import settings
@@ -101,3 +101,51 @@ class SameOriginValidator:
             return False
         trusted = {parse_origin(item) for item in settings.CSRF_TRUSTED_ORIGINS}
         return origin == own or origin in trusted
+
+
+# Tokens over TLS only (SCALP_BEHIND_TLS_PROXY, docs/deploy.md).
+
+BRIDGE_PATH = "/ws/engine/"  # the worker's bridge: loopback only, never through the proxy
+
+
+def presents_token(scope: dict) -> bool:
+    """The handshake carries a credential: an Authorization header or ``?token=``."""
+    if any(name == b"authorization" for name, _ in scope.get("headers", [])):
+        return True
+    return "token" in parse_qs(scope.get("query_string", b"").decode("latin-1"))
+
+
+def over_tls(scope: dict) -> bool:
+    """The client reached us over TLS: the proxy says so with ``SECURE_PROXY_SSL_HEADER``
+    (X-Forwarded-Proto: https), or the server itself speaks TLS (scheme ``wss``)."""
+    if scope.get("scheme") == "wss":
+        return True
+    header = getattr(settings, "SECURE_PROXY_SSL_HEADER", None)
+    if not header:
+        return False
+    name, value = header
+    name = name.removeprefix("HTTP_").replace("_", "-").lower().encode("latin-1")
+    sent = [v for n, v in scope.get("headers", []) if n == name]
+    return len(sent) == 1 and sent[0].decode("latin-1").strip() == value
+
+
+class TokensOverTlsOnly:
+    """Behind a TLS proxy (``settings.BEHIND_TLS_PROXY``), refuse (HTTP 403) a WebSocket that
+    presents a token without having come over TLS: a program pointed at ``ws://`` or straight
+    at Daphne's port must not get a feed for a token it just sent in clear. HTTP needs no
+    such check: ``SECURE_SSL_REDIRECT`` answers a plain request with a redirect, no data. The
+    worker's bridge is exempt: it connects to its own machine's Daphne over loopback."""
+
+    def __init__(self, application):
+        self.application = application
+
+    async def __call__(self, scope, receive, send):
+        if (
+            scope["type"] == "websocket"
+            and getattr(settings, "BEHIND_TLS_PROXY", False)
+            and scope.get("path") != BRIDGE_PATH
+            and presents_token(scope)
+            and not over_tls(scope)
+        ):
+            return await WebsocketDenier()(scope, receive, send)
+        return await self.application(scope, receive, send)

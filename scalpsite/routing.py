@@ -2,6 +2,8 @@
 
 from channels.routing import URLRouter
 
+from scalpsite.middleware import TokensOverTlsOnly
 from signals.routing import websocket_urlpatterns
 
-websocket_application = URLRouter(websocket_urlpatterns)
+# Behind a TLS proxy, a token sent over plain ws:// is refused before any route sees it.
+websocket_application = TokensOverTlsOnly(URLRouter(websocket_urlpatterns))

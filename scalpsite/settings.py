@@ -204,6 +204,31 @@ SECURE_REFERRER_POLICY = "same-origin"
 # they would break login. Reviewed in docs/security.md.
 SILENCED_SYSTEM_CHECKS = ["security.W004", "security.W008", "security.W012", "security.W016"]
 
+# Origins besides the request's own that may POST forms and open page sockets (e.g. the
+# https:// address a TLS proxy serves the app at). Comma-separated, scheme included.
+CSRF_TRUSTED_ORIGINS = env_list("SCALP_CSRF_TRUSTED_ORIGINS", "")
+
+# Serving several machines or the internet: Daphne stays on 127.0.0.1 behind a reverse proxy
+# that terminates TLS and sets X-Forwarded-Proto (docs/deploy.md). Then the HTTPS-only
+# settings are on, `check --deploy` has nothing to silence but HSTS's two opt-ins, and a
+# program socket presenting its token over plain ws:// is refused
+# (scalpsite.middleware.TokensOverTlsOnly). Off by default: nothing above changes locally.
+BEHIND_TLS_PROXY = env_bool("SCALP_BEHIND_TLS_PROXY")
+if BEHIND_TLS_PROXY:
+    # Trust the header only because Daphne listens on loopback and the proxy overwrites it.
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = True
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = int(os.environ.get("SCALP_HSTS_SECONDS") or 365 * 86400)
+    # Subdomains and the browsers' preload list are the domain owner's choice, not the app's.
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SCALP_HSTS_INCLUDE_SUBDOMAINS")
+    SECURE_HSTS_PRELOAD = env_bool("SCALP_HSTS_PRELOAD")
+    SILENCED_SYSTEM_CHECKS = [
+        *(["security.W005"] if not SECURE_HSTS_INCLUDE_SUBDOMAINS else []),
+        *(["security.W021"] if not SECURE_HSTS_PRELOAD else []),
+    ]
+
 # The engine marks itself offline when its heartbeat is older than this (DESIGN §4).
 SCALP_HEARTBEAT_STALE_SECONDS = 10
 SCALP_WEB_URL = os.environ.get("SCALP_WEB_URL", "http://127.0.0.1:8000")
