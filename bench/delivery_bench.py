@@ -1,7 +1,7 @@
 """Delivery benchmarks (realtime issue): latency, fan-out and resume, on real processes.
 
-    .venv/bin/python bench/delivery_bench.py [latency|fanout|resume|all] [--fanout-seconds 120]
-        [--fanout-clients 1000]
+    .venv/bin/python bench/delivery_bench.py [latency|fanout|resume|scaleout|all]
+        [--fanout-seconds 120 | --seconds 120] [--fanout-clients 1000]
 
 Each scenario starts a real Daphne and the real engine worker code (``engine.worker.Engine``
 with the real bridge publisher) fed by a scripted feed that stamps the moment each bar is
@@ -13,6 +13,9 @@ by the client" is measured directly. Figures are printed; nothing is asserted.
 - fanout: 1,000 program clients (--fanout-clients) on one Daphne, 1 signal/s for
   --fanout-seconds (120).
 - resume: one client hangs up 50 times at random during 1,000 signals and resumes with since.
+- scaleout: the fan-out twice in one run, for comparison: on one Daphne (the in-process layer),
+  then on a real redis-server with 2 Daphnes (``SCALP_REDIS_URL``), the clients spread over
+  both and the worker's bridge on the first. ``all`` runs it instead of ``fanout``.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import json
 import os
 import random
 import resource
+import shutil
 import socket
 import statistics
 import subprocess
@@ -178,7 +182,9 @@ async def program_client(url, token, received, stop, ready, *, drop_plan=None):
             if stop.is_set():
                 return
             print(f"client reconnecting after {type(err).__name__}", file=sys.stderr)
-            await asyncio.sleep(0.1)
+            # Jittered: a thousand clients retrying in step would keep a loaded Daphne busy
+            # refusing them.
+            await asyncio.sleep(random.uniform(0.1, 1.0))
 
 
 async def ui_client(url, cookie, origin, received, stop, ready):
@@ -202,8 +208,13 @@ async def run_clients(args) -> None:
             plan = sorted(rng.sample(range(1, args.expect), args.drops))
         tasks.append(asyncio.create_task(program_client(
             args.url, args.token, received[i], stop, readies[i], drop_plan=plan)))  # fmt: skip
-        if i % 50 == 49:
-            await asyncio.sleep(0.05)  # don't stampede the accept queue
+        if i % 25 == 24:
+            # Don't stampede the accept queue: each batch connects before the next one starts
+            # (on a loaded machine, 1,000 handshakes at once outlast Daphne's 5 s handshake
+            # timeout while they queue for the database thread, and the retries never end).
+            await asyncio.wait_for(
+                asyncio.gather(*(r.wait() for r in readies[i - 24 : i + 1])), 120
+            )
     ui_received: list[list[int]] = [[] for _ in range(args.ui)]
     for j in range(args.ui):
         tasks.append(asyncio.create_task(ui_client(
@@ -228,11 +239,15 @@ async def run_clients(args) -> None:
 
 
 class Scenario:
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, *, daphnes: int = 1, redis_url: str = "") -> None:
         self.name = name
         self.tmp = tempfile.mkdtemp(prefix=f"scalp-bench-{name}-")
         self.env = {**os.environ, "SCALP_VAR_DIR": self.tmp, "PYTHONUNBUFFERED": "1"}
-        self.port = free_port()
+        if redis_url:
+            self.env["SCALP_REDIS_URL"] = redis_url
+        else:
+            self.env.pop("SCALP_REDIS_URL", None)
+        self.ports = [free_port() for _ in range(daphnes)]
         self.procs: list[subprocess.Popen] = []
 
     def manage(self, *args: str) -> str:
@@ -255,26 +270,29 @@ class Scenario:
         )
         return json.loads(self.manage("shell", "-c", code).strip().splitlines()[-1])
 
-    def start_daphne(self) -> None:
+    def start_daphnes(self) -> None:
         raise_fd_limit()
         log = open(Path(self.tmp) / "daphne.log", "w")  # noqa: SIM115 - lives with the process
-        self.procs.append(subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port),
-             "--websocket_timeout", "-1", "scalpsite.asgi:application"],
-            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-        ))  # fmt: skip
-        wait_for_port(self.port)
+        for port in self.ports:
+            self.procs.append(subprocess.Popen(
+                [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
+                 "--websocket_timeout", "-1", "scalpsite.asgi:application"],
+                cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            ))  # fmt: skip
+        for port in self.ports:
+            wait_for_port(port)
 
     def run(self, *, clients: int, ui: int, n_bars: int, interval: float, drops: int = 0,
             timeout: float = 60) -> dict:  # fmt: skip
         info = self.prepare()
-        self.start_daphne()
-        base = f"127.0.0.1:{self.port}"
+        self.start_daphnes()
         # External programs are separate processes: spread the clients over a few of them so
-        # one Python process reading every socket in turn doesn't add its own queueing.
+        # one Python process reading every socket in turn doesn't add its own queueing. With
+        # several Daphnes, client process k connects to Daphne k mod n.
         n_procs = max(1, min(CLIENT_PROCS, clients))
         client_procs = []
         for k in range(n_procs):
+            base = f"127.0.0.1:{self.ports[k % len(self.ports)]}"
             share = clients // n_procs + (1 if k < clients % n_procs else 0)
             out, ready = Path(self.tmp) / f"clients-{k}.json", Path(self.tmp) / f"ready-{k}"
             proc = subprocess.Popen(
@@ -288,24 +306,25 @@ class Scenario:
                 cwd=ROOT, env=self.env,
             )  # fmt: skip
             self.procs.append(proc)
-            client_procs.append((proc, out, ready))
-        for proc, _, ready in client_procs:
+            client_procs.append((proc, out, ready, k % len(self.ports)))
+        for proc, _, ready, _ in client_procs:
             while not ready.exists():
                 if proc.poll() is not None:
                     raise RuntimeError("clients failed to connect")
                 time.sleep(0.1)
         stamps = Path(self.tmp) / "stamps.json"
         subprocess.run(
-            [sys.executable, __file__, "_engine", "--web-url", f"http://{base}",
+            [sys.executable, __file__, "_engine", "--web-url", f"http://127.0.0.1:{self.ports[0]}",
              "--bars", str(n_bars), "--interval", str(interval), "--stamps", str(stamps)],
             cwd=ROOT, env={**self.env, "BENCH_RULE_ID": str(info["rule"])}, check=True,
         )  # fmt: skip
-        merged: dict = {"program": [], "ui": []}
-        for proc, out, _ in client_procs:
+        merged: dict = {"program": [], "ui": [], "daphne": []}
+        for proc, out, _, daphne in client_procs:
             proc.wait(timeout=timeout + n_bars * interval + 60)
             part = json.loads(out.read_text())
             merged["program"] += part["program"]
             merged["ui"] += part["ui"]
+            merged["daphne"] += [daphne] * len(part["program"])
         return {"stamps": json.loads(stamps.read_text()), **merged}
 
     def close(self) -> None:
@@ -377,6 +396,57 @@ def scenario_fanout(seconds: int, clients: int) -> None:
     report(f"fan-out: {clients:,} program clients, 1 signal/s for {seconds} s", values, lost, dup)
 
 
+def redis_server() -> tuple[subprocess.Popen, str]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise SystemExit("the scaleout stage needs redis-server: apt-get install redis-server")
+    port, workdir = free_port(), tempfile.mkdtemp(prefix="scalp-bench-redis-")
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", workdir],
+        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    wait_for_port(port)
+    return proc, f"redis://127.0.0.1:{port}/0"
+
+
+def scenario_scaleout(seconds: int, clients: int) -> None:
+    """The same fan-out on one Daphne and on Redis + 2 Daphnes, reported side by side."""
+    results = {}
+    sc = Scenario("fanout")
+    try:
+        results["one Daphne, in-process layer"] = sc.run(
+            clients=clients, ui=0, n_bars=seconds, interval=1.0, timeout=120
+        )
+    finally:
+        sc.close()
+    redis, url = redis_server()
+    sc = Scenario("scaleout", daphnes=2, redis_url=url)
+    try:
+        results["Redis + 2 Daphnes"] = sc.run(
+            clients=clients, ui=0, n_bars=seconds, interval=1.0, timeout=120
+        )
+    finally:
+        sc.close()
+        redis.terminate()
+        redis.wait(timeout=10)
+    print(f"\nscale-out: {clients:,} program clients, 1 signal/s for {seconds} s, "
+          "bar handed to the worker → signal received")  # fmt: skip
+    for name, result in results.items():
+        values, lost, dup = latencies_ms(result)
+        print(f"  {name:<30} p50 {percentile(values, 50):7.2f} ms  "
+              f"p99 {percentile(values, 99):7.2f} ms  max {max(values):7.2f} ms  "
+              f"deliveries {len(values):,}  lost {lost}  duplicates {dup}")  # fmt: skip
+    result = results["Redis + 2 Daphnes"]
+    for daphne, label in ((0, "the bridge's Daphne"), (1, "the other Daphne")):
+        pairs = zip(result["program"], result["daphne"], strict=True)
+        part = {**result, "program": [got for got, d in pairs if d == daphne]}
+        values, lost, _ = latencies_ms(part)
+        print(f"    clients on {label:<20} p50 {percentile(values, 50):7.2f} ms  "
+              f"p99 {percentile(values, 99):7.2f} ms  ({len(part['program'])} clients, "
+              f"lost {lost})")  # fmt: skip
+
+
 def scenario_resume() -> None:
     sc = Scenario("resume")
     try:
@@ -398,9 +468,9 @@ def main() -> None:
         "what",
         nargs="?",
         default="all",
-        choices=["all", "latency", "fanout", "resume", "_clients", "_engine"],
+        choices=["all", "latency", "fanout", "resume", "scaleout", "_clients", "_engine"],
     )
-    parser.add_argument("--fanout-seconds", type=int, default=120)
+    parser.add_argument("--fanout-seconds", "--seconds", type=int, default=120)
     parser.add_argument("--fanout-clients", type=int, default=1000)
     for name in (
         "url",
@@ -430,8 +500,10 @@ def main() -> None:
             scenario_latency()
         if args.what in ("all", "resume"):
             scenario_resume()
-        if args.what in ("all", "fanout"):
+        if args.what == "fanout":
             scenario_fanout(args.fanout_seconds, args.fanout_clients)
+        if args.what in ("all", "scaleout"):
+            scenario_scaleout(args.fanout_seconds, args.fanout_clients)
 
 
 if __name__ == "__main__":
