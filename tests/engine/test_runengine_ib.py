@@ -129,16 +129,31 @@ def stored_signals() -> list[tuple]:
 
 @pytest.fixture
 def state_log():
-    """Every write of the engine state (state + message), in order, recorded by a SQLite
-    trigger: transient states (warming_up lasts milliseconds) can't be missed by polling."""
+    """Every write of the engine state (state + message), in order, recorded by a trigger
+    (SQLite's, or PostgreSQL's in plpgsql): transient states (warming_up lasts milliseconds)
+    can't be missed by polling."""
     table = EngineState._meta.db_table
     with connection.cursor() as cur:
-        cur.execute("CREATE TABLE test_state_log (id INTEGER PRIMARY KEY, state, message)")
-        cur.execute(
-            f"CREATE TRIGGER test_state_log_trigger AFTER UPDATE OF state ON {table} "
-            "BEGIN INSERT INTO test_state_log (state, message) VALUES (NEW.state, NEW.message); "
-            "END"
-        )
+        if connection.vendor == "postgresql":
+            cur.execute(
+                "CREATE TABLE test_state_log (id serial PRIMARY KEY, state text, message text)"
+            )
+            cur.execute(
+                "CREATE FUNCTION test_state_log_row() RETURNS trigger LANGUAGE plpgsql AS $$ "
+                "BEGIN INSERT INTO test_state_log (state, message) "
+                "VALUES (NEW.state, NEW.message); RETURN NEW; END $$"
+            )
+            cur.execute(
+                f"CREATE TRIGGER test_state_log_trigger AFTER UPDATE OF state ON {table} "
+                "FOR EACH ROW EXECUTE FUNCTION test_state_log_row()"
+            )
+        else:
+            cur.execute("CREATE TABLE test_state_log (id INTEGER PRIMARY KEY, state, message)")
+            cur.execute(
+                f"CREATE TRIGGER test_state_log_trigger AFTER UPDATE OF state ON {table} "
+                "BEGIN INSERT INTO test_state_log (state, message) "
+                "VALUES (NEW.state, NEW.message); END"
+            )
 
     def read() -> list[tuple[str, str]]:
         with connection.cursor() as cur:
@@ -149,7 +164,11 @@ def state_log():
         yield read
     finally:
         with connection.cursor() as cur:
-            cur.execute("DROP TRIGGER IF EXISTS test_state_log_trigger")
+            if connection.vendor == "postgresql":
+                cur.execute(f"DROP TRIGGER IF EXISTS test_state_log_trigger ON {table}")
+                cur.execute("DROP FUNCTION IF EXISTS test_state_log_row()")
+            else:
+                cur.execute("DROP TRIGGER IF EXISTS test_state_log_trigger")
             cur.execute("DROP TABLE IF EXISTS test_state_log")
 
 

@@ -192,6 +192,11 @@ def test_page_queries_never_count_or_offset(client):
 
 def test_every_filter_combination_uses_an_index():
     """EXPLAIN QUERY PLAN: an index search, never a table scan or a sort, for every query."""
+    if connection.vendor != "sqlite":
+        pytest.skip(
+            "SQLite's EXPLAIN QUERY PLAN wording; PostgreSQL's planner picks by table "
+            "statistics (a table this small is read whole), so there is nothing to check here"
+        )
     anchor = (T0, 10)
     values = {"symbol": "AAPL", "rule": "2", "date_from": "2025-12-01", "date_to": "2025-12-16"}
     for size in range(len(values) + 1):
