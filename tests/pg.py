@@ -161,7 +161,7 @@ def main(argv: list[str]) -> int:
     def _terminated(signum, frame):  # SIGTERM tears the cluster down as Ctrl-C does
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, _terminated)
+    previous = signal.signal(signal.SIGTERM, _terminated)
     try:
         with throwaway_cluster() as url:
             print(f"tests.pg: PostgreSQL at {url}", file=sys.stderr, flush=True)
@@ -176,6 +176,8 @@ def main(argv: list[str]) -> int:
     except PostgresMissing as err:
         print(f"tests.pg: {err}", file=sys.stderr)
         return 1
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -311,3 +311,14 @@ def test_a_second_worker_from_another_machine_is_refused_by_the_database(tmp_pat
                    what="the third worker taking over")  # fmt: skip
     finally:
         assert stop_worker(third) == 0, (tmp_path / "third.log").read_text()
+
+
+def test_the_launcher_says_how_to_install_postgresql_when_it_is_missing(monkeypatch, capsys):
+    from tests import pg
+
+    monkeypatch.setattr(pg.shutil, "which", lambda name: None)
+    monkeypatch.setattr(pg.glob, "glob", lambda pattern: [])
+    with pytest.raises(pg.PostgresMissing, match="apt-get install postgresql"):
+        pg.find_bin("initdb")
+    assert pg.main(["--", "true"]) == 1
+    assert "install Debian's postgresql: apt-get install postgresql" in capsys.readouterr().err
