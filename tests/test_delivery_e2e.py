@@ -58,6 +58,10 @@ class Client(threading.Thread):
                     f"{self.url}?since={since}",
                     additional_headers={"Authorization": f"Bearer {self.token}"},
                     open_timeout=5,
+                    # Unbounded: with websockets' default of 16 unread frames it stops reading,
+                    # so after a hang-up with more unread it never sees Daphne's close reply
+                    # and waits close_timeout (10 s) per hang-up.
+                    max_queue=None,
                 ) as ws:
                     self.connections += 1
                     received_here = 0
