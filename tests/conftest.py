@@ -96,6 +96,25 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.skip(reason=POSTGRES_ONLY))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _postgres_sessions_end_before_teardown(request):
+    """On PostgreSQL, end the sessions still on the test database when the run ends (threads'
+    connections, a child process killed -9) so pytest-django can drop it."""
+    if not on_postgres():
+        yield
+        return
+    request.getfixturevalue("django_db_setup")
+    blocker = request.getfixturevalue("django_db_blocker")
+    yield
+    from django.db import connection
+
+    with blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+
+
 @pytest.fixture
 def postgres_url(transactional_db) -> str:
     """The URL of this run's PostgreSQL test database, for child processes (Daphne, the
