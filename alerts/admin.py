@@ -114,14 +114,6 @@ class DestinationAdminForm(forms.ModelForm):
         through the service (``save_model``), never this form's instance."""
 
 
-def health(destination: Destination) -> str:
-    if destination.failures_in_row >= services.FAILING_AFTER:
-        return f"failing ({destination.failures_in_row} in a row): {destination.last_error}"
-    if destination.failures_in_row:
-        return f"{destination.failures_in_row} failed: {destination.last_error}"
-    return "ok" if destination.last_ok_at else "not sent yet"
-
-
 @admin.register(Destination)
 class DestinationAdmin(admin.ModelAdmin):
     form = DestinationAdminForm
@@ -157,7 +149,7 @@ class DestinationAdmin(admin.ModelAdmin):
 
     @admin.display(description="health")
     def health_shown(self, obj: Destination) -> str:
-        return health(obj)
+        return obj.health_text(with_error=True)
 
     def save_model(self, request: Any, obj: Destination, form: Any, change: bool) -> None:
         data = form.service_kwargs

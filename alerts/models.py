@@ -9,6 +9,7 @@ from django.db import models
 from django.utils import timezone
 
 TELEGRAM_API = "https://api.telegram.org"
+FAILING_AFTER = 3  # failed tries in a row before a destination counts as failing
 
 
 class Destination(models.Model):
@@ -42,6 +43,15 @@ class Destination(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.get_kind_display()})"
+
+    def health_text(self, *, with_error: bool = False) -> str:
+        """How the last tries went, for the CLI and the admin ("failing (4 in a row)", "ok")."""
+        error = f": {self.last_error}" if with_error else ""
+        if self.failures_in_row >= FAILING_AFTER:
+            return f"failing ({self.failures_in_row} in a row){error}"
+        if self.failures_in_row:
+            return f"{self.failures_in_row} failed{error}"
+        return "ok" if self.last_ok_at else "not sent yet"
 
     def filters_text(self, rule_names: dict[int, str] | None = None) -> str:
         """The filters as one line: "Rules: 3 Breakout · Symbols: AAPL, MSFT · Side: buy"

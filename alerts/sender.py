@@ -44,7 +44,6 @@ class Sender:
         self.timeout = transport.TIMEOUT_SECONDS if timeout is None else timeout
         self.woken = asyncio.Event()
         self.tasks: dict[int, asyncio.Task] = {}
-        self.sent = 0  # tries made (for tests and the log)
 
     def wake(self) -> None:
         """A signal was stored: look at the outbox now."""
@@ -111,7 +110,6 @@ class Sender:
         request = transport.build(
             delivery.destination, _event_of(delivery), key=str(delivery.signal_id)
         )
-        self.sent += 1
         outcome = await transport.send(client, request, timeout=self.timeout)
         if not outcome.ok:
             logger.info(

@@ -8,6 +8,7 @@ its sender reads and settles it with :func:`outbox_heads`, :func:`outbox_head` a
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import time
@@ -22,7 +23,7 @@ from django.db import connection, transaction
 from django.db.models import Min
 from django.utils import timezone
 
-from alerts.models import TELEGRAM_API, Delivery, Destination
+from alerts.models import FAILING_AFTER, TELEGRAM_API, Delivery, Destination
 from engine.core.inputs import clip
 from engine.core.rules import SIDES
 from rules.models import Rule
@@ -35,7 +36,6 @@ MAX_SECRET_CHARS = 200
 MAX_FILTER_ITEMS = 50
 RETRY_FOR = timedelta(hours=24)
 BACKOFF_CAP_SECONDS = 300
-FAILING_AFTER = 3  # failed tries in a row before the dashboard warns
 
 PLACEHOLDERS = ("symbol", "price", "side", "rule_name", "rule_id", "timestamp", "id")
 _PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
@@ -534,7 +534,7 @@ def delivery_test_record(destination: Destination, outcome: Outcome) -> Delivery
     delivery = Delivery.objects.create(
         destination=destination, signal=None, created_at=now, next_try_at=now
     )
-    return delivery_settle(delivery.id, Outcome(**{**outcome.__dict__, "retry": False}), now=now)
+    return delivery_settle(delivery.id, dataclasses.replace(outcome, retry=False), now=now)
 
 
 def deliveries_log(

@@ -88,17 +88,6 @@ def read_template(file: str) -> str:
         ) from None
 
 
-def health(destination: Destination) -> str:
-    """One word or two: how the destination's last tries went."""
-    if destination.failures_in_row >= services.FAILING_AFTER:
-        return f"failing ({destination.failures_in_row} in a row)"
-    if destination.failures_in_row:
-        return f"{destination.failures_in_row} failed"
-    if destination.last_ok_at is None:
-        return "not sent yet"
-    return "ok"
-
-
 def target_text(destination: Destination) -> str:
     """Where it sends, with every secret masked (a Discord URL's token, a bot token, a
     webhook's HMAC secret)."""
@@ -244,7 +233,7 @@ class Command(BaseCommand):
                 d.name,
                 d.kind,
                 "yes" if d.enabled else "no",
-                health(d),
+                d.health_text(),
                 d.filters_text(),
                 target_text(d),
             )
