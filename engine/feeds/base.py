@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from engine.core.bars import Bar
+from engine.core.instruments import ContractInfo
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +40,26 @@ class StatusEvent:
     permanent: bool = False
 
 
-FeedEvent = BarEvent | StatusEvent
+@dataclass(frozen=True, slots=True)
+class InstrumentEvent:
+    """What the feed resolved a watchlist item to (once per run, again if it changes: a
+    future rolled). ``symbol`` is the item text the bars carry."""
+
+    symbol: str
+    contract: ContractInfo
+
+
+@dataclass(frozen=True, slots=True)
+class MarketEvent:
+    """An item's market state changed, per its own trading hours: ``line`` is the tile's
+    sentence (``trading (CME Globex)``, ``closed, opens 09:00 Europe/Berlin``)."""
+
+    symbol: str
+    is_open: bool
+    line: str
+
+
+FeedEvent = BarEvent | StatusEvent | InstrumentEvent | MarketEvent
 
 
 class FeedError(Exception):

@@ -20,7 +20,14 @@ from engine import services
 from engine.core.bars import Bar
 from engine.core.machine import Signal, SymbolRules
 from engine.feeds import FEEDS
-from engine.feeds.base import BarEvent, Feed, FeedError, StatusEvent
+from engine.feeds.base import (
+    BarEvent,
+    Feed,
+    FeedError,
+    InstrumentEvent,
+    MarketEvent,
+    StatusEvent,
+)
 from engine.feeds.csvfile import CsvFeed
 from engine.feeds.demo import DemoFeed
 from engine.models import EngineState
@@ -52,6 +59,10 @@ class Run:
     last_bar_time: int | None = None
     # symbol -> why it is not scanned (unknown, no permission): repeated in later messages
     problems: dict[str, str] = field(default_factory=dict)
+    # symbol -> the contract the feed resolved it to (the events' ``contract`` object)
+    contracts: dict[str, dict] = field(default_factory=dict)
+    # symbol -> its market line per its own trading hours
+    markets: dict[str, MarketEvent] = field(default_factory=dict)
 
     def machine(self, symbol: str) -> SymbolRules:
         """The symbol's state machines, one per rule of the run, sharing its indicators."""
@@ -238,6 +249,10 @@ class Engine:
             ):
                 if isinstance(event, BarEvent):
                     await self.on_bar(run, event.bar, warmup=event.warmup)
+                elif isinstance(event, InstrumentEvent):
+                    run.contracts[event.symbol] = event.contract.to_json()
+                elif isinstance(event, MarketEvent):
+                    run.markets[event.symbol] = event
                 else:
                     await self.on_status(event, run)
         except asyncio.CancelledError:
