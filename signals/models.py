@@ -3,13 +3,15 @@
 from django.db import models
 from django.utils import timezone
 
+from engine.core.instruments import MAX_ITEM_LENGTH
 from signals import events
 
 
 class Signal(models.Model):
     id = models.BigAutoField(primary_key=True)
     time = models.DateTimeField(help_text="Bar close time (UTC).")
-    symbol = models.CharField(max_length=12)
+    # The watchlist item text (DESIGN §7.1): AAPL, ES:FUT:CME, SAP:STK:IBIS:EUR.
+    symbol = models.CharField(max_length=MAX_ITEM_LENGTH)
     price = models.FloatField()
     # A plain id, not a foreign key: history keeps the rule id it was fired by even after the
     # rule is deleted, and it matches the `rule_id` of the event JSON.
@@ -21,6 +23,9 @@ class Signal(models.Model):
     # null), Django's convention for an empty text column.
     side = models.CharField(max_length=4, blank=True, default="")
     recorded_at = models.DateTimeField(default=timezone.now)
+    # The contract the feed resolved the item to, the event's `contract` object (DESIGN §7.1):
+    # local_symbol, sec_type, exchange, currency, min_tick; {} when the feed reported none.
+    contract = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["-id"]
