@@ -4,8 +4,11 @@ import secrets
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
+
+MAX_ROLL_DAYS = 30
 
 
 def new_token() -> str:
@@ -32,6 +35,17 @@ class AppSettings(models.Model):
     csv_path = models.CharField("CSV file", max_length=500, blank=True)
     bar_seconds = models.PositiveSmallIntegerField(
         "bar size", choices=BarSize.choices, default=BarSize.FIVE_SECONDS
+    )
+    use_rth = models.BooleanField(
+        "regular trading hours only",
+        default=False,
+        help_text="IB bars and history of each instrument's liquid (regular) hours only.",
+    )
+    roll_days = models.PositiveSmallIntegerField(
+        "futures roll window (days)",
+        default=5,
+        validators=[MinValueValidator(0), MaxValueValidator(MAX_ROLL_DAYS)],
+        help_text="A future runs on the nearest month that does not expire within this many days.",
     )
     feed_token = models.CharField(max_length=64, default=new_token)
     engine_token = models.CharField(max_length=64, default=new_token)
@@ -74,6 +88,9 @@ class EngineState(models.Model):
     )
     run_started = models.DateTimeField(null=True, blank=True)
     last_bar_time = models.DateTimeField(null=True, blank=True)
+    # Per watchlist item, what the run's feed resolved and its market (DESIGN §7.1):
+    # {"ES:FUT:CME": {"contract": {...} | None, "open": bool | None, "market": "trading (…)"}}
+    symbols = models.JSONField(default=dict, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

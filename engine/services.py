@@ -79,7 +79,16 @@ def engine_assert_stopped(*, action: str) -> None:
 
 NO_ACTIVE_RULE = "Activate at least one rule first."
 
-SETTINGS_FIELDS = {"ib_host", "ib_port", "ib_client_id", "feed", "csv_path", "bar_seconds"}
+SETTINGS_FIELDS = {
+    "ib_host",
+    "ib_port",
+    "ib_client_id",
+    "feed",
+    "csv_path",
+    "bar_seconds",
+    "use_rth",
+    "roll_days",
+}
 SETTINGS_LOCK_ACTION = "changing the connection, feed or bar size"
 
 
@@ -195,7 +204,13 @@ def worker_run_started(*, rule_ids: Sequence[int], watchlist_id: int | None) -> 
         run_watchlist_id=watchlist_id,
         run_started=timezone.now(),
         last_bar_time=None,
+        symbols={},
     )
+
+
+def worker_symbols(*, symbols: dict) -> None:
+    """The run's items: each one's resolved contract and its market line (DESIGN §7.1)."""
+    _worker_write(symbols=symbols)
 
 
 def worker_run_ended(*, last_bar_time: datetime | None = None) -> None:

@@ -6,7 +6,7 @@ import re
 from django import forms
 
 from engine.core.rules import RuleError, timeframe_problem, validate_definition
-from engine.models import AppSettings
+from engine.models import MAX_ROLL_DAYS, AppSettings
 from engine.services import settings_get
 from rules.services import rules_active
 from scalpsite.ui import INPUT
@@ -110,6 +110,25 @@ class SettingsForm(ConnectionForm):
         widget=forms.RadioSelect,
         error_messages={"invalid_choice": "Choose a bar size: 5 seconds or 1 minute."},
     )
+
+    use_rth = forms.BooleanField(label="Regular trading hours only", required=False)
+    roll_days = WholeNumberField(
+        label="Futures roll window",
+        min_value=0,
+        max_value=MAX_ROLL_DAYS,
+        required=False,
+        error_messages={
+            "invalid": "The roll window is a whole number of days, e.g. 5.",
+            "min_value": "The roll window can't be negative.",
+            "max_value": f"The roll window is at most {MAX_ROLL_DAYS} days.",
+        },
+        widget=forms.NumberInput(attrs={"class": INPUT + " font-mono"}),
+    )
+
+    def clean_roll_days(self) -> int:
+        """Empty means the default (5 days)."""
+        days = self.cleaned_data["roll_days"]
+        return AppSettings._meta.get_field("roll_days").default if days is None else days
 
     def clean_bar_seconds(self) -> int:
         """A new bar size must fit every active rule's timeframes (``MA20@1m`` needs 5 s or

@@ -388,3 +388,39 @@ def test_methods(client):
     assert client.get(TEST_URL).status_code == 405
     assert client.put(PAGE).status_code == 405
     assert reverse("engine:settings") == PAGE
+
+
+# Instruments: regular trading hours only, the futures roll window (DESIGN §7.1)
+
+
+def test_rth_and_roll_window_are_saved_and_reach_the_ib_feed_config(client):
+    resp = client.post(PAGE, form_data(use_rth="on", roll_days="8"))
+    assert resp.status_code == 302
+    app_settings = settings_get()
+    assert (app_settings.use_rth, app_settings.roll_days) == (True, 8)
+    page = text(client.get(PAGE))
+    assert re.search(r'name="use_rth" id="id_use_rth" class="[^"]+" checked', page)
+    assert re.search(r'name="roll_days" id="id_roll_days" value="8"', page)
+    from engine.worker.config import ib_connection
+
+    config = ib_connection(app_settings)
+    assert (config["use_rth"], config["roll_days"]) == (True, 8)
+    # Unticked and left empty: all hours, the default window.
+    assert client.post(PAGE, form_data(roll_days="")).status_code == 302
+    assert (settings_get().use_rth, settings_get().roll_days) == (False, 5)
+
+
+@pytest.mark.parametrize(
+    ("raw", "sentence"),
+    [
+        ("31", "The roll window is at most 30 days."),
+        ("-1", "The roll window can't be negative."),
+        ("٥", "The roll window is a whole number of days, e.g. 5."),
+        ("5" * 5000, "The roll window is a whole number of days, e.g. 5."),
+    ],
+)
+def test_a_bad_roll_window_is_refused_with_a_sentence(client, raw, sentence):
+    before = settings_get().roll_days
+    page = text(client.post(PAGE, form_data(roll_days=raw)))
+    assert slot(page, "roll_days") == sentence
+    assert settings_get().roll_days == before
