@@ -1,4 +1,5 @@
-"""NYSE regular-session hours (XNYS via exchange_calendars, imported lazily)."""
+"""NYSE regular-session hours (XNYS via exchange_calendars, imported lazily); other
+exchanges' calendars for engine/feeds/hours.py."""
 
 from __future__ import annotations
 
@@ -28,6 +29,15 @@ def _calendar(year: int | None = None) -> Any:
     return xcals.get_calendar("XNYS", start=f"{year - 1}-01-01", end=f"{year + 1}-12-31")
 
 
+@lru_cache(maxsize=32)
+def calendar(code: str) -> Any:
+    """The exchange_calendars calendar ``code`` (``XNYS``, ``CMES``, ``XETR``...) over its
+    default span (about 20 years back to a year ahead). Call inside :func:`quiet`."""
+    import exchange_calendars as xcals
+
+    return xcals.get_calendar(code)
+
+
 def _calendar_for(now_utc: datetime) -> tuple[Any, Any]:
     import pandas as pd
 
@@ -41,12 +51,15 @@ def _calendar_for(now_utc: datetime) -> tuple[Any, Any]:
 
 
 @contextmanager
-def _quiet() -> Iterator[None]:
+def quiet() -> Iterator[None]:
     """Hide pandas 3 deprecation noise raised inside exchange_calendars (event-loop thread
     only: ``catch_warnings`` is process-global)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         yield
+
+
+_quiet = quiet
 
 
 def _as_utc(now_utc: datetime) -> datetime:
