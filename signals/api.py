@@ -65,6 +65,7 @@ def engine_status(state: EngineState) -> events.StatusEvent:
         rule_id=state.run_rule_id,
         watchlist_id=state.run_watchlist_id,
         rule_ids=state.run_rule_ids,
+        symbols=state.symbols if state.run_started is not None else {},
     )
 
 

@@ -42,6 +42,9 @@ class SignalEvent(TypedDict):
     bar_seconds: int
     values: dict[str, float]
     side: str | None  # the rule's side: "buy", "sell" or None (null)
+    # DESIGN §7.1: what the feed resolved the item to (local_symbol, sec_type, exchange,
+    # currency, min_tick); None (null) where no feed said (replay, older rows)
+    contract: dict[str, object] | None
 
 
 class StatusEvent(TypedDict):
@@ -57,6 +60,8 @@ class StatusEvent(TypedDict):
     rule_id: NotRequired[int | None]
     watchlist_id: NotRequired[int | None]
     rule_ids: NotRequired[list[int]]
+    # per item: {"contract": {...} | null, "open": bool | null, "market": "trading (…)"}
+    symbols: NotRequired[dict[str, dict[str, object]]]
 
 
 class RuleState(TypedDict):
@@ -83,6 +88,7 @@ class BarEvent(TypedDict):
     state: str
     cooldown_until: str | None
     rules: list[RuleState]
+    contract: dict[str, object] | None  # as in a signal event
 
 
 class ErrorEvent(TypedDict):
@@ -114,8 +120,10 @@ def signal(
     bar_seconds: int,
     values: dict[str, float],
     side: str | None = None,
+    contract: Mapping[str, object] | None = None,
 ) -> SignalEvent:
-    """A signal; ``close_time`` is the bar's close, epoch seconds; ``side`` the rule's."""
+    """A signal; ``close_time`` is the bar's close, epoch seconds; ``side`` the rule's;
+    ``contract`` the item's resolved contract (empty or None: null)."""
     return {
         "event": SIGNAL,
         "symbol": symbol,
@@ -127,6 +135,7 @@ def signal(
         "bar_seconds": bar_seconds,
         "values": values,
         "side": side,
+        "contract": dict(contract) if contract else None,
     }
 
 
@@ -185,6 +194,7 @@ def status(
     rule_id: int | None = None,
     watchlist_id: int | None = None,
     rule_ids: list[int] | None = None,
+    symbols: Mapping[str, dict[str, object]] | None = None,
 ) -> StatusEvent:
     """The engine's state. The live event carries state, message and time; ``desired`` given
     means the full form of ``GET /api/engine/`` (heartbeat, last bar, what the run holds:
@@ -202,6 +212,7 @@ def status(
         event["rule_id"] = rule_id
         event["watchlist_id"] = watchlist_id
         event["rule_ids"] = list(rule_ids or [])
+        event["symbols"] = dict(symbols or {})
     return event
 
 
@@ -218,6 +229,7 @@ def bar(
     state: str,
     cooldown_until: int | None,
     rules: Sequence[RuleState] = (),
+    contract: Mapping[str, object] | None = None,
 ) -> BarEvent:
     """A closed bar; ``state``/``cooldown_until`` are the first rule's, ``rules`` (built with
     :func:`rule_state`) every rule's in the run's order."""
@@ -234,6 +246,7 @@ def bar(
         "state": state,
         "cooldown_until": format_time(cooldown_until) if cooldown_until else None,
         "rules": list(rules),
+        "contract": dict(contract) if contract else None,
     }
 
 

@@ -59,4 +59,5 @@ class Signal(models.Model):
             bar_seconds=self.bar_seconds,
             values=self.values,
             side=self.side or None,
+            contract=self.contract or None,
         )

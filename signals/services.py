@@ -19,9 +19,11 @@ def signal_record(
     bar_seconds: int,
     values: dict,
     side: str | None = None,
+    contract: dict | None = None,
 ) -> Signal | None:
-    """Store a signal (``side``: the rule's, None for none); ``None`` if this (rule, symbol,
-    bar close time) was already stored."""
+    """Store a signal (``side``: the rule's, None for none; ``contract``: what the feed
+    resolved the item to); ``None`` if this (rule, symbol, bar close time) was already
+    stored."""
     try:
         with transaction.atomic():
             return Signal.objects.create(
@@ -33,6 +35,7 @@ def signal_record(
                 bar_seconds=bar_seconds,
                 values=values,
                 side=side or "",
+                contract=contract or {},
             )
     except IntegrityError:
         if Signal.objects.filter(rule_id=rule_id, symbol=symbol, time=time).exists():

@@ -18,6 +18,7 @@ from rules.models import Rule
 from signals import events
 from signals.forms import HistoryFilterForm
 from signals.models import Signal
+from signals.templatetags.prices import price_text
 from watchlists.models import WatchlistItem
 
 # The history page and its CSV export.
@@ -33,7 +34,9 @@ EXPORT_CHUNK = 2000
 HISTORY = "signals/history.html"
 NEWEST_FIRST = ("-time", "-id")
 OLDEST_FIRST = ("time", "id")
-ROW_FIELDS = ("id", "time", "symbol", "price", "rule_id", "rule_name", "bar_seconds", "side")
+ROW_FIELDS = (
+    "id", "time", "symbol", "price", "rule_id", "rule_name", "bar_seconds", "side", "contract",
+)  # fmt: skip
 CSV_HEADER = events.CSV_HEADER
 
 
@@ -82,13 +85,6 @@ def _utc_iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _price_text(price: float) -> str:
-    """At least 2 decimals, up to 6 when the price has them (sub-penny, FX-like ticks)."""
-    text = f"{price:.6f}".rstrip("0")
-    whole, _, decimals = text.partition(".")
-    return f"{whole}.{decimals.ljust(2, '0')}"
-
-
 def _bar_text(seconds: int) -> str:
     return f"{seconds // 60} min" if seconds and seconds % 60 == 0 else f"{seconds} s"
 
@@ -99,7 +95,7 @@ def _display(row: dict) -> dict:
         **row,
         "time_iso": _utc_iso(moment),
         "time_utc": moment.strftime("%Y-%m-%d %H:%M:%S UTC"),
-        "price_text": _price_text(row["price"]),
+        "price_text": price_text(row["price"], row.get("contract") or {"min_tick": 0.01}),
         "bar_text": _bar_text(row["bar_seconds"]),
     }
 

@@ -210,6 +210,8 @@ def _types_sentence() -> str:
 
 
 def _check_symbol(raw: str, symbol: str, sec_type: str) -> str:
+    # The item is named first when the symbol is only a part of it.
+    item = f"“{_shown(raw)}”: " if raw != symbol else ""
     if not symbol:
         raise ItemError(f"“{_shown(raw)}” has no symbol before the first ':'.")
     if sec_type == "STK":
@@ -221,17 +223,17 @@ def _check_symbol(raw: str, symbol: str, sec_type: str) -> str:
             return symbol
         if len(words) > 1 and all(re.fullmatch(r"[A-Z0-9]+(\.[A-Z0-9]+)?", w) for w in words):
             raise ItemError(
-                f"“{_shown(symbol)}” looks like {len(words)} symbols: separate items with "
-                "commas (a class share is written BRK B or BRK.B)."
+                f"{item}“{_shown(symbol)}” looks like {len(words)} symbols: separate items "
+                "with commas (a class share is written BRK B or BRK.B)."
             )
     elif ROOT_RE.match(symbol) and len(symbol) <= MAX_SYMBOL_LENGTH:
         return symbol
     if len(symbol) > MAX_SYMBOL_LENGTH:
         raise ItemError(
-            f"“{_shown(symbol)}” is too long: a symbol has 1–{MAX_SYMBOL_LENGTH} characters."
+            f"{item}“{_shown(symbol)}” is too long: a symbol has 1–{MAX_SYMBOL_LENGTH} characters."
         )
     raise ItemError(
-        f"“{_shown(symbol)}” is not a valid symbol: use letters, digits, '.' or a space."
+        f"{item}“{_shown(symbol)}” is not a valid symbol: use letters, digits, '.' or a space."
     )
 
 

@@ -5,6 +5,7 @@ from asgiref.sync import async_to_sync
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_POST
 
 from alerts.services import destinations_failing
@@ -54,6 +55,7 @@ def _controls_context() -> dict:
         "start_blocker": start_blocker,
         "pickers_locked": running or state.is_locked,
         "watchlists": Watchlist.objects.order_by("name"),
+        "markets": _markets(state),
     }
 
 
@@ -62,9 +64,21 @@ def _last_signal(symbol: str, rule_id: int) -> events.SignalEvent | None:
     return row.to_event() if row is not None else None
 
 
-def _tiles(watchlist, active_rules) -> list[dict]:
-    """Per symbol: its last signal, and each active rule with that rule's last signal there
-    (the rule's state arrives with the next bar)."""
+def _markets(state) -> dict[str, dict]:
+    """Per item of the live run: its contract and market line (empty without a run)."""
+    if state.run_started is None or not state.is_alive or not isinstance(state.symbols, dict):
+        return {}
+    return {
+        name: {**info, "slug": slugify(name)}
+        for name, info in state.symbols.items()
+        if isinstance(info, dict)
+    }
+
+
+def _tiles(watchlist, active_rules, markets: dict[str, dict]) -> list[dict]:
+    """Per symbol: its last signal, its contract and market line while a run is live, and
+    each active rule with that rule's last signal there (the rule's state arrives with the
+    next bar)."""
     symbols = watchlist.symbols if watchlist is not None else []
     tiles = []
     for symbol in symbols:
@@ -73,7 +87,12 @@ def _tiles(watchlist, active_rules) -> list[dict]:
             {"rule": rule, "last_signal": _last_signal(symbol, rule.pk)} for rule in active_rules
         ]
         tiles.append(
-            {"symbol": symbol, "last_signal": last.to_event() if last else None, "rules": rules}
+            {
+                "symbol": symbol,
+                "last_signal": last.to_event() if last else None,
+                "rules": rules,
+                "market": markets.get(symbol, {}),
+            }
         )
     return tiles
 
@@ -94,7 +113,7 @@ def dashboard(request):
     context = _controls_context()
     recent = [row.to_event() for row in latest_signals(RECENT_SIGNALS)]
     context.update(
-        tiles=_tiles(context["watchlist"], context["active_rules"]),
+        tiles=_tiles(context["watchlist"], context["active_rules"], context["markets"]),
         recent_signals=recent,
         last_signal_id=recent[0]["id"] if recent else 0,
         operands=_operands(context["active_rules"]),
@@ -114,6 +133,12 @@ def status(request):
     """The polled status card; asks for a redraw of the controls when the state changed."""
     context = _controls_context()
     context["refresh"] = request.GET.get("known") != context["status"]["state"]
+    context["polled"] = True
+    watchlist = context["watchlist"]
+    context["tiles"] = [
+        {"slug": slugify(name), "market": context["markets"].get(name, {})}
+        for name in (watchlist.symbols if watchlist is not None else [])
+    ]
     return render(request, "engine/partials/status.html", context)
 
 

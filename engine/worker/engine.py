@@ -100,7 +100,9 @@ def heartbeat(last_bar_time: int | None) -> str:
     )
 
 
-def record_signal(signal: Signal, run_rule: RunRule, bar_seconds: int) -> StoredSignal | None:
+def record_signal(
+    signal: Signal, run_rule: RunRule, bar_seconds: int, contract: dict | None = None
+) -> StoredSignal | None:
     """Store first (None: this bar's signal was stored already), publish second. The alert
     outbox rows are written in the signal's transaction (DESIGN §7.4)."""
     with transaction.atomic():
@@ -113,6 +115,7 @@ def record_signal(signal: Signal, run_rule: RunRule, bar_seconds: int) -> Stored
             bar_seconds=bar_seconds,
             values=signal.values,
             side=signal.side,
+            contract=contract,
         )
         if row is not None:
             outbox_add(row)
@@ -249,10 +252,8 @@ class Engine:
             ):
                 if isinstance(event, BarEvent):
                     await self.on_bar(run, event.bar, warmup=event.warmup)
-                elif isinstance(event, InstrumentEvent):
-                    run.contracts[event.symbol] = event.contract.to_json()
-                elif isinstance(event, MarketEvent):
-                    run.markets[event.symbol] = event
+                elif isinstance(event, InstrumentEvent | MarketEvent):
+                    await self.on_instrument(run, event)
                 else:
                     await self.on_status(event, run)
         except asyncio.CancelledError:
@@ -294,7 +295,10 @@ class Engine:
         run.last_bar_time = bar.close_time
         for signal in machine.on_bar(bar):
             row = await sync_to_async(record_signal)(
-                signal, run.rule(signal.rule_id), run.config.bar_seconds
+                signal,
+                run.rule(signal.rule_id),
+                run.config.bar_seconds,
+                run.contracts.get(bar.symbol),
             )
             if row is not None:
                 run.signals += 1
@@ -322,7 +326,31 @@ class Engine:
                 events.rule_state(rule_id=m.rule_id, state=m.state, cooldown_until=m.cooldown_until)
                 for m in machine.machines
             ],
+            contract=run.contracts.get(bar.symbol),
         )
+
+    async def on_instrument(self, run: Run, event: InstrumentEvent | MarketEvent) -> None:
+        """A feed resolved an item or its market opened or closed: keep it for the events
+        and the dashboard (DESIGN §7.1)."""
+        if isinstance(event, InstrumentEvent):
+            run.contracts[event.symbol] = event.contract.to_json()
+        else:
+            run.markets[event.symbol] = event
+        await sync_to_async(services.worker_symbols)(symbols=self.symbols_state(run))
+
+    @staticmethod
+    def symbols_state(run: Run) -> dict[str, dict]:
+        """Per item of the run: its contract and its market line, as the engine state keeps."""
+        names = dict.fromkeys([*run.config.symbols, *run.contracts, *run.markets])
+        out: dict[str, dict] = {}
+        for name in names:
+            market = run.markets.get(name)
+            out[name] = {
+                "contract": run.contracts.get(name),
+                "open": market.is_open if market is not None else None,
+                "market": market.line if market is not None else "",
+            }
+        return out
 
     async def on_status(self, event: StatusEvent, run: Run | None = None) -> None:
         message = event.message

@@ -56,7 +56,8 @@ def test_live_status_has_state_message_time_and_the_api_adds_the_details():
     )  # fmt: skip
     assert list(full)[:4] == list(live)
     assert full["desired"] == "stopped" and full["watchlist_id"] == 3 and "heartbeat" in full
-    assert full["rule_ids"] == [] and list(full)[-1] == "rule_ids"
+    assert full["rule_ids"] == [] and list(full)[-2:] == ["rule_ids", "symbols"]
+    assert full["symbols"] == {}
     several = events.status(
         state="running", message="", time=T0, desired="running", rule_id=4, rule_ids=[4, 9]
     )
