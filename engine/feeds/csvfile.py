@@ -9,7 +9,8 @@ from pathlib import Path
 from django.core.exceptions import ValidationError
 
 from engine.core.bars import Bar, BarFileError, MinuteAggregator, iter_csv_bars
-from engine.feeds.base import BarEvent, Feed, FeedError, FeedEvent, StatusEvent
+from engine.core.instruments import ContractInfo, ItemError, parse_item
+from engine.feeds.base import BarEvent, Feed, FeedError, FeedEvent, InstrumentEvent, StatusEvent
 from watchlists.services import symbol_normalize
 
 
@@ -20,6 +21,16 @@ def watchlist_symbol(raw: str) -> str:
         return symbol_normalize(raw)
     except ValidationError as err:
         raise ValueError(" ".join(err.messages).rstrip(".")) from None
+
+
+def file_contract(symbol: str) -> ContractInfo | None:
+    """The contract a file's item names, with no minimum tick (``""``)."""
+    try:
+        item = parse_item(symbol)
+    except ItemError:
+        return None
+    local = f"{item.symbol}.{item.currency}" if item.sec_type in ("CASH", "CRYPTO") else item.symbol
+    return ContractInfo(local, item.sec_type, item.exchange, item.currency, "")
 
 
 class CsvFeed(Feed):
@@ -69,6 +80,7 @@ class CsvFeed(Feed):
         pace = "as fast as possible" if self.speed <= 0 else f"{self.speed:g}× real time"
         yield StatusEvent("running", f"Replaying {self.path.name} {pace}.")
         previous_time: int | None = None
+        announced: set[str] = set()
         try:
             for bar in self._bars(bar_seconds):
                 if self._closed.is_set():
@@ -87,6 +99,11 @@ class CsvFeed(Feed):
                         await asyncio.sleep(0)
                 previous_time = bar.time
                 self.bars_read += 1
+                if bar.symbol not in announced:  # a file names no contract or tick size
+                    announced.add(bar.symbol)
+                    contract = file_contract(bar.symbol)
+                    if contract is not None:
+                        yield InstrumentEvent(bar.symbol, contract)
                 yield BarEvent(bar)
         except BarFileError as err:
             raise FeedError(str(err), permanent=True) from None
