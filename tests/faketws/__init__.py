@@ -12,6 +12,7 @@ from tests.faketws.gateway import FakeTWS
 from tests.faketws.model import (
     DEFAULT_LIQUID_HOURS,
     DEFAULT_TRADING_HOURS,
+    HOURS_PRESETS,
     PACING_VIOLATION,
     BarTuple,
     HistBar,
@@ -20,7 +21,10 @@ from tests.faketws.model import (
     SymbolSpec,
     aggregate,
     history_of,
+    ib_hours,
+    java_double,
     pacing_violations,
+    preset_hours,
 )
 from tests.faketws.usage import USAGE
 from tests.faketws.wire import (
@@ -38,6 +42,7 @@ __all__ = [
     "DEFAULT_ERROR_TEXT",
     "DEFAULT_LIQUID_HOURS",
     "DEFAULT_TRADING_HOURS",
+    "HOURS_PRESETS",
     "PACING_VIOLATION",
     "MAX_SERVER_VERSION",
     "MIN_SERVER_VERSION",
@@ -51,6 +56,9 @@ __all__ = [
     "SymbolSpec",
     "aggregate",
     "history_of",
+    "ib_hours",
+    "java_double",
+    "preset_hours",
     "load_script",
     "main",
     "parse_bar_size",

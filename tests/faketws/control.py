@@ -69,6 +69,8 @@ async def run_command(gw: FakeTWS, command: dict) -> dict[str, object]:
     elif cmd == "wait_cancelled":
         await gw.wait_cancelled(args["symbol"], total=int(args.get("total", 1)),
                                 timeout=float(args.get("timeout", 5)))  # fmt: skip
+    elif cmd == "logs":
+        return {**gw.state(), **gw.logs()}
     elif cmd in ("state", "shutdown"):
         pass
     else:

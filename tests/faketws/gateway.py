@@ -50,6 +50,7 @@ class FakeTWS(Protocol):
         self.subscribe_log: list[Subscription] = []
         self.cancel_log: list[Subscription] = []
         self.history_log: list[dict[str, object]] = []
+        self.details_log: list[dict[str, object]] = []  # contract lookups that found some
         self.connect_count = 0
         self.pushed: dict[str, list[HistBar]] = {}
         # Seconds before a history reply is sent (the data is taken when the request arrives).
@@ -73,7 +74,11 @@ class FakeTWS(Protocol):
         **details: object,
     ) -> SymbolSpec:
         """Make ``symbol`` known (contract details); ``details`` are :class:`SymbolSpec`
-        fields (``primary_exchange``, ``time_zone_id``, ``trading_hours``, ...)."""
+        fields (``primary_exchange``, ``time_zone_id``, ``trading_hours``, ...; for other
+        instruments ``sec_type``, ``ib_symbol``, ``exchange``, ``last_trade_date``,
+        ``multiplier``, ``min_tick``, ``hours``, ``has_volume``). ``symbol`` is the gateway's
+        name for it: ``add_symbol("ESZ6", sec_type="FUT", ib_symbol="ES", exchange="CME",
+        last_trade_date="20261218", multiplier="50", min_tick=0.25, hours="cme")``."""
         con_id = con_id or 100000 + len(self.symbols) + 1
         spec = SymbolSpec(symbol=symbol.upper(), con_id=con_id, **details)  # type: ignore[arg-type]
         self.symbols[spec.symbol] = spec
@@ -141,8 +146,11 @@ class FakeTWS(Protocol):
         for sub in list(self.subscriptions.values()):
             conn = self.connections.get(sub.conn_id)
             if sub.symbol == symbol and conn is not None and conn.ready:
+                # Quote bars (MIDPOINT) and index values carry no volume: IB sends -1.
+                quotes = sub.what_to_show != "TRADES" or (spec is not None and not spec.has_volume)
+                volume, wap, count = (-1, -1, -1) if quotes else (bar.volume, bar.wap, bar.count)
                 conn.send(50, 3, sub.req_id, bar.time, bar.open, bar.high, bar.low, bar.close,
-                          bar.volume, bar.wap, bar.count)  # fmt: skip
+                          volume, wap, count)  # fmt: skip
                 delivered += 1
         for conn in self.connections.values():
             with contextlib.suppress(ConnectionError):
@@ -276,11 +284,34 @@ class FakeTWS(Protocol):
             "connections": len(self.connections),
             "connect_count": self.connect_count,
             "subscriptions": [
-                {"symbol": s.symbol, "req_id": s.req_id, "use_rth": s.use_rth}
+                {
+                    "symbol": s.symbol,
+                    "req_id": s.req_id,
+                    "use_rth": s.use_rth,
+                    "what_to_show": s.what_to_show,
+                }
                 for s in self.subscriptions.values()
-            ],
+            ],  # fmt: skip
             "subscribe_count": len(self.subscribe_log),
             "cancel_count": len(self.cancel_log),
             "history_requests": len(self.history_log),
             "pacing_violations": [why for _, why in self.pacing_violations()],
+        }
+
+    def logs(self) -> dict[str, object]:
+        """The request logs for the control channel: history requests (without their
+        arrival times), realtime subscribe requests and contract lookups that found some."""
+        return {
+            "history": [{k: v for k, v in r.items() if k != "at"} for r in self.history_log],
+            "subscribed": [
+                {
+                    "symbol": s.symbol,
+                    "req_id": s.req_id,
+                    "use_rth": s.use_rth,
+                    "what_to_show": s.what_to_show,
+                    "con_id": s.con_id,
+                }
+                for s in self.subscribe_log
+            ],  # fmt: skip
+            "details": list(self.details_log),
         }

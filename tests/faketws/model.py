@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 DEFAULT_TRADING_HOURS = (
     "20261123:0400-20261123:2000;20261124:0400-20261124:2000;20261125:0400-20261125:2000"
@@ -13,6 +15,80 @@ DEFAULT_LIQUID_HOURS = (
 )
 
 BarTuple = Sequence[float]
+
+# IB's time zone ids for the presets below (what TWS sends in ``timeZoneId``).
+HOURS_PRESETS: dict[str, tuple[str, str, str, str, str, bool, tuple[int, ...]]] = {
+    # name: (timeZoneId, trading open, trading close, liquid open, liquid close,
+    #        trading session opens the evening before, trading weekdays)
+    "us_stock": ("US/Eastern", "0400", "2000", "0930", "1600", False, (0, 1, 2, 3, 4)),
+    # CME Globex: 17:00 the evening before to 16:00 Chicago, Monday to Friday (a session
+    # crossing midnight); RTH 08:30-15:00.
+    "cme": ("US/Central", "1700", "1600", "0830", "1500", True, (0, 1, 2, 3, 4)),
+    # IDEALPRO FX: 17:15 the evening before to 17:00 New York, Monday to Friday.
+    "fx": ("US/Eastern", "1715", "1700", "1715", "1700", True, (0, 1, 2, 3, 4)),
+    # Xetra: 08:00-17:30 with the auction, RTH 09:00-17:30 (IB's "MET").
+    "xetra": ("MET", "0800", "1730", "0900", "1730", False, (0, 1, 2, 3, 4)),
+    # Cboe index values (SPX): 08:30-15:15 Chicago, RTH 08:30-15:00.
+    "cboe_index": ("US/Central", "0830", "1515", "0830", "1500", False, (0, 1, 2, 3, 4)),
+    # PAXOS crypto: every day, midnight to midnight.
+    "crypto": ("US/Central", "0000", "0000", "0000", "0000", True, (0, 1, 2, 3, 4, 5, 6)),
+}
+
+
+def ib_hours(
+    first: date,
+    days: int,
+    session: Callable[[date], tuple[str, str] | None],
+    *,
+    overnight: bool = False,
+) -> str:
+    """A schedule in IB's format (``tradingHours``/``liquidHours`` of contract details, TWS
+    970+): ``20261207:0930-20261207:1600;20261205:CLOSED``. ``session(day)`` is the day's
+    (open, close) as ``HHMM`` or None (closed); ``overnight``: it opens the evening before
+    (``20261206:1700-20261207:1600``, CME Globex)."""
+    entries: list[tuple[date, str]] = []
+    covered: set[date] = set()
+    for offset in range(days):
+        day = first + timedelta(days=offset)
+        hours = session(day)
+        if hours is None:
+            continue
+        opens, closes = hours
+        start = day - timedelta(days=1) if overnight else day
+        entries.append((start, f"{start:%Y%m%d}:{opens}-{day:%Y%m%d}:{closes}"))
+        covered |= {start, day}
+    for offset in range(days):
+        day = first + timedelta(days=offset)
+        if day not in covered:  # no session opens or ends that day
+            entries.append((day, f"{day:%Y%m%d}:CLOSED"))
+    return ";".join(text for _, text in sorted(entries))
+
+
+def preset_hours(
+    name: str, now: float, *, days_before: int = 3, days_after: int = 14
+) -> tuple[str, str, str]:
+    """(tradingHours, liquidHours, timeZoneId) of preset ``name`` (:data:`HOURS_PRESETS`)
+    for the days around ``now`` (epoch seconds) at the exchange."""
+    zone_id, t_open, t_close, l_open, l_close, overnight, weekdays = HOURS_PRESETS[name]
+    zone = ZoneInfo({"MET": "Europe/Berlin", "US/Eastern": "America/New_York",
+                     "US/Central": "America/Chicago"}.get(zone_id, zone_id))  # fmt: skip
+    today = datetime.fromtimestamp(now, UTC).astimezone(zone).date()
+    first = today - timedelta(days=days_before)
+    count = days_before + days_after + 1
+
+    def trading(day: date) -> tuple[str, str] | None:
+        return (t_open, t_close) if day.weekday() in weekdays else None
+
+    def liquid(day: date) -> tuple[str, str] | None:
+        return (l_open, l_close) if day.weekday() in weekdays else None
+
+    liquid_overnight = overnight and l_open >= l_close
+    return (
+        ib_hours(first, count, trading, overnight=overnight),
+        ib_hours(first, count, liquid, overnight=liquid_overnight),
+        zone_id,
+    )
+
 
 PACING_VIOLATION = (
     "Historical Market Data Service error message:Historical data request pacing violation"
@@ -48,17 +124,83 @@ class HistBar:
 
 @dataclass
 class SymbolSpec:
+    """One contract the gateway knows. ``symbol`` is the gateway's name for it (what
+    ``push_bar``, ``deny_*`` and the logs use): ``AAPL``, ``ESZ6``, ``EUR.USD``; ``ib_symbol``
+    IB's symbol (default ``symbol``: ``ES`` for ``ESZ6``, ``EUR`` for ``EUR.USD``).
+
+    ``exchange`` is where it is listed (``CME``, ``IDEALPRO``, ``IBIS``; ``""``: a US stock
+    routed by SMART); a stock also answers a lookup on SMART. ``trading_hours`` /
+    ``liquid_hours`` in IB's format; None takes ``hours`` (a preset of
+    :data:`HOURS_PRESETS`, ``us_stock`` by default) for the days around the gateway's clock.
+    """
+
     symbol: str
     con_id: int
     primary_exchange: str = "NASDAQ"
     currency: str = "USD"
-    time_zone_id: str = "US/Eastern"
-    trading_hours: str = DEFAULT_TRADING_HOURS
-    liquid_hours: str = DEFAULT_LIQUID_HOURS
+    time_zone_id: str = ""  # "": the preset's (US/Eastern for us_stock)
+    trading_hours: str | None = None
+    liquid_hours: str | None = None
     long_name: str = ""
     min_tick: float = 0.01
     # bar seconds -> bars sorted by time (5 s bars also collect every pushed bar)
     history: dict[int, list[HistBar]] = field(default_factory=dict)
+    sec_type: str = "STK"
+    ib_symbol: str = ""
+    exchange: str = ""
+    local_symbol: str = ""
+    trading_class: str = ""
+    market_name: str = ""
+    last_trade_date: str = ""  # YYYYMMDD (futures)
+    multiplier: str = ""
+    hours: str = "us_stock"
+    # False: IB sends no volume (FX quotes, index values): -1 on the wire
+    has_volume: bool = True
+
+    def __post_init__(self) -> None:
+        self.ib_symbol = (self.ib_symbol or self.symbol).upper()
+        self.local_symbol = self.local_symbol or self.symbol
+        if not self.trading_class:
+            self.trading_class = (
+                "NMS" if self.sec_type == "STK" and not self.exchange else (self.ib_symbol)
+            )
+        self.market_name = self.market_name or self.trading_class
+
+    def schedule(self, now: float) -> tuple[str, str, str]:
+        """(tradingHours, liquidHours, timeZoneId) as the gateway sends them at ``now``."""
+        trading, liquid, zone = preset_hours(self.hours, now)
+        return (
+            trading if self.trading_hours is None else self.trading_hours,
+            liquid if self.liquid_hours is None else self.liquid_hours,
+            self.time_zone_id or zone,
+        )
+
+    def matches(
+        self,
+        *,
+        symbol: str,
+        sec_type: str,
+        exchange: str,
+        currency: str,
+        last_trade_date: str = "",
+        local_symbol: str = "",
+    ) -> bool:
+        """True if a contract-details request with these fields finds this contract."""
+        if symbol.upper() != self.ib_symbol and not (
+            not symbol and local_symbol and local_symbol == self.local_symbol
+        ):
+            return False
+        if (sec_type or "STK") != self.sec_type:
+            return False
+        if currency and currency != self.currency:
+            return False
+        if last_trade_date and not self.last_trade_date.startswith(last_trade_date):
+            return False
+        if local_symbol and local_symbol != self.local_symbol:
+            return False
+        if not exchange or (exchange == "SMART" and self.sec_type == "STK"):
+            return True
+        return exchange in (self.exchange, self.primary_exchange)
 
 
 @dataclass
@@ -68,6 +210,7 @@ class Subscription:
     symbol: str
     what_to_show: str
     use_rth: bool
+    con_id: int = 0
 
 
 @dataclass
@@ -77,6 +220,28 @@ class Request:
     conn_id: int
     msg_id: int
     fields: list[str]
+
+
+# The data types IB serves per security type (TWS API docs, "Historical Data Types" and
+# "5 Second Real Time Bars"): FX has quotes only, crypto's trades come as AGGTRADES history.
+HISTORY_TYPES = {
+    "CASH": frozenset({"MIDPOINT", "BID", "ASK", "BID_ASK"}),
+    "CRYPTO": frozenset({"AGGTRADES", "MIDPOINT", "BID", "ASK", "BID_ASK"}),
+}
+REALTIME_TYPES = {"CASH": frozenset({"MIDPOINT", "BID", "ASK"})}
+ANY_HISTORY_TYPE = frozenset({"TRADES", "MIDPOINT", "BID", "ASK", "BID_ASK"})
+ANY_REALTIME_TYPE = frozenset({"TRADES", "MIDPOINT", "BID", "ASK"})
+
+
+def java_double(value: float) -> str:
+    """``value`` as TWS (Java) writes a double: ``0.25``, ``5.0E-5``, ``1.0E-8``."""
+    if value == 0 or 1e-3 <= abs(value) < 1e7:
+        return repr(float(value))
+    mantissa, exponent = f"{value:.15e}".split("e")
+    digits = mantissa.rstrip("0")
+    if digits.endswith("."):
+        digits += "0"
+    return f"{digits}E{int(exponent)}"
 
 
 def aggregate(bars: Sequence[HistBar], seconds: int) -> list[HistBar]:

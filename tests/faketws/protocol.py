@@ -14,11 +14,16 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from tests.faketws.model import (
+    ANY_HISTORY_TYPE,
+    ANY_REALTIME_TYPE,
+    HISTORY_TYPES,
     PACING_VIOLATION,
+    REALTIME_TYPES,
     Request,
     Subscription,
     SymbolSpec,
     history_of,
+    java_double,
     pacing_violations,
 )
 from tests.faketws.wire import (
@@ -52,6 +57,7 @@ class Protocol:
     subscribe_log: list[Subscription]
     cancel_log: list[Subscription]
     history_log: list[dict[str, object]]
+    details_log: list[dict[str, object]]
     connect_count: int
     history_delay: float
     enforce_pacing: bool
@@ -131,26 +137,64 @@ class Protocol:
             conn.send_error(-1, 2158, "Sec-def data farm connection is OK:secdefnj")
         return True
 
+    def _find(self, con_id: str, name: str) -> SymbolSpec | None:
+        """The contract a history or realtime request names: by conId, else by name."""
+        if con_id not in ("", "0"):
+            found = next((s for s in self.symbols.values() if str(s.con_id) == con_id), None)
+            if found is not None:
+                return found
+        return self.symbols.get(name) or next(
+            (s for s in self.symbols.values() if s.ib_symbol == name), None
+        )
+
     def _contract_details(self, conn: Connection, fields: list[str]) -> None:
+        # 9,8,reqId,conId,symbol,secType,lastTradeDate,strike,right,multiplier,exchange,
+        # primaryExchange,currency,localSymbol,tradingClass,includeExpired,...
         req_id = int(fields[2])
-        con_id, symbol, sec_type = fields[3], fields[4].upper(), fields[5]
-        exchange, currency = fields[10], fields[12]
-        spec = self.symbols.get(symbol)
-        if spec is None and con_id not in ("", "0"):
-            spec = next((s for s in self.symbols.values() if str(s.con_id) == con_id), None)
-        if spec is None or sec_type not in ("", "STK") or (currency and currency != spec.currency):
+        con_id, symbol, sec_type, last = fields[3], fields[4].upper(), fields[5], fields[6]
+        exchange, currency, local = fields[10], fields[12], fields[13]
+        if con_id not in ("", "0"):
+            found = [s for s in self.symbols.values() if str(s.con_id) == con_id]
+        else:
+            found = [
+                s
+                for s in self.symbols.values()
+                if s.matches(symbol=symbol, sec_type=sec_type, exchange=exchange,
+                             currency=currency, last_trade_date=last, local_symbol=local)
+            ]  # fmt: skip
+        if not found:
             conn.send_error(req_id, 200)
             return
-        exchange = exchange or "SMART"
-        conn.send(
-            10, req_id, spec.symbol, "STK", "", 0, "", exchange, spec.currency, spec.symbol,
-            "NMS", "NMS", spec.con_id, spec.min_tick, "", "ACTIVETIM,AD,ALERT,LMT,MKT,STP",
-            f"SMART,{spec.primary_exchange}", 1, 0, spec.long_name or spec.symbol,
-            spec.primary_exchange, "", "Technology", "Computers", "Computers",
-            spec.time_zone_id, spec.trading_hours, spec.liquid_hours, "", "", 0,
-            1, "", "", "26,26", "", "COMMON", "0.0001", "0.0001", "100",
-        )  # fmt: skip
+        self.details_log.append({"req_id": req_id, "symbol": symbol, "sec_type": sec_type,
+                                 "exchange": exchange, "currency": currency,
+                                 "found": [s.symbol for s in found]})  # fmt: skip
+        for spec in found:
+            self._send_details(conn, req_id, spec, exchange)
         conn.send(52, 1, req_id)
+
+    def _send_details(self, conn: Connection, req_id: int, spec: SymbolSpec, asked: str) -> None:
+        """One contractData message (server >= 164: no version field), the fields as
+        TWS-PROTOCOL.md lists them, filled per security type as TWS does."""
+        trading, liquid, zone = spec.schedule(self.now())
+        stock = spec.sec_type == "STK"
+        exchange = (
+            (asked or "SMART")
+            if stock and (asked in ("", "SMART") or not spec.exchange)
+            else (spec.exchange or asked or "SMART")
+        )
+        valid = f"SMART,{spec.primary_exchange}" if stock else spec.exchange
+        month = spec.last_trade_date[:6]
+        under = {"FUT": (spec.ib_symbol, "IND")}.get(spec.sec_type, ("", ""))
+        conn.send(
+            10, req_id, spec.ib_symbol, spec.sec_type, spec.last_trade_date, 0, "", exchange,
+            spec.currency, spec.local_symbol, spec.market_name, spec.trading_class, spec.con_id,
+            java_double(spec.min_tick), spec.multiplier, "ACTIVETIM,AD,ALERT,LMT,MKT,STP", valid,
+            1, 0, spec.long_name or spec.symbol, spec.primary_exchange if stock else "", month,
+            "Technology" if stock else "", "Computers" if stock else "",
+            "Computers" if stock else "", zone, trading, liquid, "", "", 0,
+            1, under[0], under[1], "26,26", spec.last_trade_date, "COMMON" if stock else "",
+            "0.0001", "0.0001", "100" if stock else "1",
+        )  # fmt: skip
 
     def _historical_data(self, conn: Connection, fields: list[str]) -> None:
         req_id = int(fields[1])
@@ -158,17 +202,23 @@ class Protocol:
         con_id = fields[2]
         end_text, bar_size, duration = fields[15], fields[16], fields[17]
         use_rth, what, format_date = fields[18] == "1", fields[19], fields[20]
-        spec = self.symbols.get(symbol) or next(
-            (s for s in self.symbols.values() if str(s.con_id) == con_id), None
-        )
+        spec = self._find(con_id, symbol)
         request = {
-            "req_id": req_id, "symbol": symbol, "end": end_text, "bar_size": bar_size,
-            "duration": duration, "use_rth": use_rth, "what_to_show": what,
-            "format_date": format_date, "at": time.monotonic(),
+            "req_id": req_id, "symbol": spec.symbol if spec else symbol, "end": end_text,
+            "bar_size": bar_size, "duration": duration, "use_rth": use_rth,
+            "what_to_show": what, "format_date": format_date, "at": time.monotonic(),
+            "sec_type": fields[4], "con_id": int(con_id or 0),
         }  # fmt: skip
         self.history_log.append(request)
         if spec is None:
             conn.send_error(req_id, 200)
+            return
+        if what not in HISTORY_TYPES.get(spec.sec_type, ANY_HISTORY_TYPE):
+            conn.send_error(
+                req_id, 162, "Historical Market Data Service error message:No data of type "
+                f"{what} is available for the exchange '{spec.exchange or 'SMART'}' and the "
+                f"security type '{spec.sec_type}'"
+            )  # fmt: skip
             return
         denied = self.history_denied.get(spec.symbol)
         if denied:
@@ -196,7 +246,7 @@ class Protocol:
         if not picked:
             conn.send_error(
                 req_id, 162, "Historical Market Data Service error message:HMDS query returned "
-                "no data: " + f"{spec.symbol}@SMART Trades"
+                "no data: " + f"{spec.symbol}@{spec.exchange or 'SMART'} {what.title()}"
             )  # fmt: skip
             return
 
@@ -206,8 +256,11 @@ class Protocol:
             return datetime.fromtimestamp(t, UTC).strftime("%Y%m%d %H:%M:%S")
 
         out: list[object] = [17, req_id, stamp(start), stamp(end), len(picked)]
+        # Quotes (MIDPOINT, BID, ASK) and index values carry no volume: IB sends -1.
+        no_volume = what not in ("TRADES", "AGGTRADES") or not spec.has_volume
         for b in picked:
-            out += [stamp(b.time), b.open, b.high, b.low, b.close, b.volume, b.wap, b.count]
+            volume, wap, count = (-1, -1, -1) if no_volume else (b.volume, b.wap, b.count)
+            out += [stamp(b.time), b.open, b.high, b.low, b.close, volume, wap, count]
         if self.history_delay > 0:
             asyncio.get_running_loop().call_later(self.history_delay, conn.send, *out)
         else:
@@ -217,17 +270,21 @@ class Protocol:
         req_id = int(fields[2])
         con_id, symbol = fields[3], fields[4].upper()
         what, use_rth = fields[16], fields[17] == "1"
-        spec = self.symbols.get(symbol) or next(
-            (s for s in self.symbols.values() if str(s.con_id) == con_id), None
-        )
+        spec = self._find(con_id, symbol)
         if spec is None:
             conn.send_error(req_id, 200)
             return
-        sub = Subscription(conn.id, req_id, spec.symbol, what, use_rth)
+        sub = Subscription(conn.id, req_id, spec.symbol, what, use_rth, spec.con_id)
         self.subscribe_log.append(sub)
         denied = self.realtime_denied.get(spec.symbol)
         if denied:
             conn.send_error(req_id, denied[0], denied[1])
+            return
+        if what not in REALTIME_TYPES.get(spec.sec_type, ANY_REALTIME_TYPE):
+            conn.send_error(
+                req_id, 321, "Error validating request.-'bW' : cause - Invalid what to show: "
+                f"{what} for security type {spec.sec_type}"
+            )  # fmt: skip
             return
         self.subscriptions[(conn.id, req_id)] = sub
 

@@ -20,6 +20,24 @@ In-process use (same event loop as the client under test)::
     await gw.drop_connections()            # close sockets, keep listening
     await gw.stop(); await gw.start()      # refuse connections, then listen on the SAME port
 
+Instruments: a symbol is a US stock on SMART unless its details say otherwise; futures
+months, FX pairs, indices, crypto and stocks listed elsewhere are symbols too, named by the
+gateway's own key (``ESZ6``, ``EUR.USD``) with IB's symbol in ``ib_symbol``::
+
+    gw.add_symbol("ESZ6", sec_type="FUT", ib_symbol="ES", exchange="CME",
+                  last_trade_date="20261218", multiplier="50", min_tick=0.25, hours="cme")
+    gw.add_symbol("EUR.USD", sec_type="CASH", ib_symbol="EUR", exchange="IDEALPRO",
+                  min_tick=0.00005, hours="fx", has_volume=False)
+
+A contract lookup answers every contract that matches (a future's months, an ambiguous
+stock's listings), as TWS does; ``minTick`` goes out as Java writes a double (``5.0E-5``).
+Trading hours (``tradingHours``/``liquidHours``/``timeZoneId``) are the strings given, or a
+preset of ``HOURS_PRESETS`` (``us_stock``, ``cme``: 17:00-16:00 Chicago crossing midnight,
+``fx``, ``xetra``, ``cboe_index``, ``crypto``) for the days around the gateway's clock, in
+IB's format with ``CLOSED`` days. History and realtime bars refuse a data type the security
+type doesn't have (TRADES for FX: error 162 / 321; AGGTRADES is crypto's history); quote
+bars (MIDPOINT) and ``has_volume=False`` instruments carry volume -1, as IB sends them.
+
 Scripting: ``deny_realtime(symbol, code)`` (354/420/10089 on subscribe),
 ``deny_history(symbol, code)`` (162), ``reject_client_id(id)`` (326 at connect; a client
 id already connected is refused the same way, like TWS), ``history_delay`` (seconds before a
@@ -51,8 +69,9 @@ The control port takes one JSON object per line and answers one JSON line
 (``{"ok": true, ...}`` or ``{"ok": false, "error": "..."}``). Commands, with the same
 arguments as the Python methods: ``push_bar``, ``inject_error``, ``drop``, ``stop``,
 ``start``, ``add_symbol``, ``deny_realtime``, ``deny_history``, ``reject_client_id``,
-``enforce_pacing`` (``on``), ``wait_subscribed``, ``wait_cancelled``, ``state`` (which also
-counts ``history_requests`` and lists ``pacing_violations``) and ``shutdown``.
+``enforce_pacing`` (``on``), ``wait_subscribed``, ``wait_cancelled``, ``logs`` (the
+history, subscribe and contract-lookup logs), ``state`` (which also counts
+``history_requests`` and lists ``pacing_violations``) and ``shutdown``.
 :class:`ControlClient` is a small async client for it.
 
 Modules: ``gateway`` (:class:`FakeTWS`), ``protocol`` (the requests it answers), ``wire``

@@ -8,13 +8,15 @@ import math
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from engine.core.bars import Bar, MinuteAggregator, time_problem
+from engine.core.instruments import Instrument
 from engine.feeds.base import BarEvent, FeedEvent, StatusEvent
 from engine.feeds.ib.connection import IBConnection
 from engine.feeds.ib.errors import describe_ib_error, is_no_data
 from engine.feeds.ib.inbox import BadBar, BarArrived, Inbox
-from engine.feeds.ib.library import REALTIME_BAR_SECONDS, RealtimeBars, StockContract
+from engine.feeds.ib.library import REALTIME_BAR_SECONDS, IBContract, RealtimeBars
 from engine.feeds.ib.pacing import WARMUP_REQUESTS, HistoryPacer
 
 logger = logging.getLogger(__name__)
@@ -34,10 +36,12 @@ MINUTE_FLUSH_AFTER = 10.0
 
 @dataclass
 class SymbolState:
-    """One symbol of a run: its contract, its subscription and how far its bars got."""
+    """One item of a run: its contract, its subscription, how far its bars got and its
+    market hours. ``symbol`` is the item text (``ES:FUT:CME``), the name its bars carry."""
 
     symbol: str
-    contract: StockContract | None = None
+    instrument: Instrument | None = None
+    contract: IBContract | None = None
     realtime: RealtimeBars | None = None  # the subscription of the current connection
     last_5s: int | None = None  # start of the last 5-second bar taken in
     last_yielded: int | None = None  # start of the last bar yielded, in run bar size
@@ -48,6 +52,14 @@ class SymbolState:
     dropped: bool = False
     stale_notified: bool = False
     notices: set[int] = field(default_factory=set)
+    hours: Any = None  # engine.feeds.hours.TradingHours of the contract, built per day
+    hours_key: tuple[int, str] | None = None  # (con_id, exchange date) ``hours`` was built for
+    market: tuple[bool, str] | None = None  # (is open, line) last reported
+    refreshing: bool = False  # a contract-details refresh (new day's hours) is under way
+
+    def __post_init__(self) -> None:
+        if self.instrument is None:
+            self.instrument = Instrument(self.symbol)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,10 +10,26 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 from typing import ClassVar
 
-from engine.feeds import markethours
-from engine.feeds.base import BarEvent, Feed, FeedError, FeedEvent, StatusEvent
+from engine.core.instruments import ItemError, parse_item
+from engine.feeds.base import (
+    BarEvent,
+    Feed,
+    FeedError,
+    FeedEvent,
+    InstrumentEvent,
+    MarketEvent,
+    StatusEvent,
+)
+from engine.feeds.hours import TradingHours, fallback_hours, venue_name
 from engine.feeds.ib.bars import MINUTE_FLUSH_AFTER, IBBars, SymbolState
 from engine.feeds.ib.connection import IBConnection
+from engine.feeds.ib.contracts import (
+    DEFAULT_ROLL_DAYS,
+    ContractChoiceError,
+    choose_contract,
+    exchange_date,
+    unknown_sentence,
+)
 from engine.feeds.ib.errors import (
     FARM_OK_CODES,
     NOTHING_LEFT,
@@ -31,7 +47,7 @@ from engine.feeds.ib.inbox import (
     Inbox,
     InboxItem,
 )
-from engine.feeds.ib.library import REALTIME_BAR_SECONDS
+from engine.feeds.ib.library import REALTIME_BAR_SECONDS, IBContract
 from engine.feeds.ib.pacing import HistoryPacer, warmup_budget
 
 logger = logging.getLogger(__name__)
@@ -41,9 +57,12 @@ REFUSED_RETRY = 2.0
 
 
 class IBFeed(Feed):
-    """Closed bars from TWS / IB Gateway: history warm-up, then 5-second realtime bars
-    (aggregated to 1 minute locally when asked), with reconnect, backfill and a per-symbol
-    staleness watchdog during NYSE hours.
+    """Closed bars from TWS / IB Gateway for watchlist items of any type (stocks, futures'
+    front month, FX pairs, indices, crypto): history warm-up, then 5-second realtime bars
+    (aggregated to 1 minute locally when asked), with reconnect, backfill, each item's market
+    hours from its contract details, and a per-item staleness watchdog while its market is
+    open. ``use_rth``: regular trading hours only (IB's liquid hours); ``roll_days``: a future
+    streams the nearest month whose last trade date is more than that many days away.
 
     It connects through an :class:`~engine.feeds.ib.connection.IBConnection` and takes bars
     in through an :class:`~engine.feeds.ib.bars.IBBars` (one per run). IB's callbacks put
@@ -57,9 +76,8 @@ class IBFeed(Feed):
         host: str = "127.0.0.1",
         port: int = 7497,
         client_id: int = 17,
-        exchange: str = "SMART",
-        currency: str = "USD",
         use_rth: bool = False,
+        roll_days: int = DEFAULT_ROLL_DAYS,
         connect_timeout: float = 10,
         max_backoff: float = 10.0,
         stale_after: float = 15.0,
@@ -68,9 +86,8 @@ class IBFeed(Feed):
         self.host = host
         self.port = int(port)
         self.client_id = int(client_id)
-        self.exchange = exchange
-        self.currency = currency
         self.use_rth = use_rth
+        self.roll_days = max(0, int(roll_days))
         self.connect_timeout = connect_timeout
         self.max_backoff = min(max(max_backoff, 0.1), 10.0)
         self.stale_after = stale_after
@@ -89,7 +106,7 @@ class IBFeed(Feed):
         # IB paces history requests per session, not per connection: one pacer for them all.
         self.pacer = HistoryPacer()
         self._bars = self._new_bars(REALTIME_BAR_SECONDS)
-        self._calendar_ready: asyncio.Future[None] | None = None
+        self._refreshes: set[asyncio.Task[None]] = set()
 
     # ---- public --------------------------------------------------------------------------
 
@@ -102,18 +119,27 @@ class IBFeed(Feed):
         self._inbox = asyncio.Queue()
         self._bars = self._new_bars(bar_seconds)
         self._symbols = {}
+        refused: list[StatusEvent] = []
         for raw in symbols:
-            sym = raw.strip().upper()
-            if sym and sym not in self._symbols:
-                self._symbols[sym] = SymbolState(sym)
-        # The exchange calendar imports pandas (~0.5 s): import it off the event loop.
-        self._calendar_ready = asyncio.ensure_future(asyncio.to_thread(markethours.preload))
+            try:
+                instrument = parse_item(raw)
+            except ItemError as err:
+                refused.append(StatusEvent("notice", f"{err} The other items continue.",
+                                           symbol=str(raw), permanent=True))  # fmt: skip
+                continue
+            if instrument.text not in self._symbols:
+                self._symbols[instrument.text] = SymbolState(instrument.text, instrument)
+        for event in refused:
+            yield event
+        if not self._symbols:
+            yield StatusEvent("error", NOTHING_LEFT, permanent=True)
+            raise FeedError(NOTHING_LEFT, permanent=True)
         try:
             async for event in self._run(warmup_bars):
                 yield event
         finally:
-            if self._calendar_ready is not None:
-                self._calendar_ready.cancel()
+            for task in self._refreshes:
+                task.cancel()
             self._disconnect()
 
     async def close(self) -> None:
@@ -233,6 +259,9 @@ class IBFeed(Feed):
             # Only passing lookup failures (pacing, timeouts): reconnect and ask again.
             await self._sleep(5)
             raise ConnectionError("no contract could be looked up")
+        for state in live:
+            if state.hours is None:
+                await self._build_hours(state, datetime.fromtimestamp(self.clock(), UTC))
         cold = [s for s in live if not s.warmed]
         if cold:
             names = ", ".join(s.symbol for s in cold)
@@ -262,8 +291,8 @@ class IBFeed(Feed):
             if state.warmup_notice is not None:
                 yield state.warmup_notice
                 state.warmup_notice = None
-        market_open: bool | None = None
         last_tick = 0.0
+        first_check = True
         while not self._closed.is_set():
             item: InboxItem | None = None  # None: a second without news, time for the checks
             with contextlib.suppress(TimeoutError):
@@ -301,22 +330,13 @@ class IBFeed(Feed):
                     yield StatusEvent("error", NOTHING_LEFT, permanent=True)
                     raise FeedError(NOTHING_LEFT, permanent=True)
             now = time.monotonic()
-            if now - last_tick >= 1.0 and self._calendar_ready and self._calendar_ready.done():
+            if now - last_tick >= 1.0:
                 last_tick = now
                 at = datetime.fromtimestamp(self.clock(), UTC)
-                is_open = markethours.is_open(at)
-                if is_open != market_open:
-                    message = None if is_open else markethours.closed_message(at)
-                    if message is not None:
-                        if not self.use_rth:
-                            message = message[:-1] + " (extended-hours bars may still arrive)."
-                        yield StatusEvent("notice", message)
-                    elif market_open is not None:
-                        yield StatusEvent("notice", "NYSE is open; bars should be arriving.")
-                    market_open = is_open
-                    for s in live:
-                        s.last_arrival = now
-                for event in self._watchdog(now, is_open):
+                for event in self._check_markets(at, now, first=first_check):
+                    yield event
+                first_check = False
+                for event in self._watchdog(now):
                     yield event
 
     async def _warm_up_all(
@@ -354,17 +374,19 @@ class IBFeed(Feed):
             for task in tasks:
                 task.cancel()
 
-    async def _qualify(self, states: list[SymbolState]) -> list[StatusEvent]:
-        events: list[StatusEvent] = []
+    async def _qualify(self, states: list[SymbolState]) -> list[FeedEvent]:
+        """Look each item up and pick its contract (a future's front month); an item IB
+        doesn't know, or finds several contracts for, is dropped with a sentence."""
+        events: list[FeedEvent] = []
         client = self.connection.client
         for state in states:
             if client is None:
                 raise ConnectionError("connection lost while looking up contracts")
+            instrument = state.instrument
+            assert instrument is not None
             self._bars.pop_request_error(state.symbol)
             try:
-                matches = await asyncio.wait_for(
-                    client.find_stocks(state.symbol, self.exchange, self.currency), 15
-                )
+                matches = await asyncio.wait_for(client.find_contracts(instrument), 15)
             except TimeoutError:
                 events.append(
                     StatusEvent(
@@ -377,24 +399,114 @@ class IBFeed(Feed):
                 continue
             if client is not self.connection.client:
                 raise ConnectionError("connection lost while looking up contracts")
-            if len(matches) == 1:
-                state.contract = matches[0]
-                continue
-            code, text = self._bars.pop_request_error(state.symbol) or (200, "")
+            error = self._bars.pop_request_error(state.symbol)
             if matches:
-                message = (
-                    f"{state.symbol}: IB found {len(matches)} different stocks for this symbol "
-                    f"on {self.exchange}/{self.currency}; it can't be streamed."
-                )
-                permanent = True
+                try:
+                    state.contract = choose_contract(
+                        instrument,
+                        matches,
+                        now_utc=datetime.fromtimestamp(self.clock(), UTC),
+                        roll_days=self.roll_days,
+                    )
+                except ContractChoiceError as err:
+                    message, permanent = str(err), True
+                else:
+                    events.append(InstrumentEvent(state.symbol, state.contract.info))
+                    continue
             else:
-                sentence, permanent = describe_ib_error(code, text)
-                message = f"{state.symbol}: {sentence}"
+                code, text = error or (200, "")
+                if code == 200:
+                    message, permanent = unknown_sentence(instrument), True
+                else:
+                    sentence, permanent = describe_ib_error(code, text)
+                    message = f"{state.symbol}: {sentence}"
             if permanent:
                 state.dropped = True
                 message += " The other symbols continue."
             events.append(StatusEvent("notice", message, symbol=state.symbol, permanent=permanent))
         return events
+
+    # ---- market hours --------------------------------------------------------------------
+
+    async def _build_hours(self, state: SymbolState, now_utc: datetime) -> None:
+        """``state``'s hours from its contract details (IB's ``tradingHours``,
+        ``liquidHours``, ``timeZoneId``), or from the exchange calendar where IB's strings
+        are empty or unreadable; kept for the exchange's day."""
+        contract, instrument = state.contract, state.instrument
+        if contract is None or instrument is None:
+            return
+        venue = venue_name(instrument)
+        hours: TradingHours | None = None
+        if contract.trading_hours.strip():
+            try:
+                hours = TradingHours.from_ib(
+                    contract.trading_hours,
+                    contract.liquid_hours,
+                    contract.time_zone_id,
+                    venue=venue,
+                )
+            except ValueError as err:
+                logger.warning("%s: IB's trading hours unreadable (%s)", state.symbol, err)
+        if hours is None:
+            # The exchange calendar imports pandas (~0.5 s) once: off the event loop.
+            hours = await asyncio.to_thread(fallback_hours, instrument)
+        state.hours = hours
+        state.hours_key = (contract.con_id, exchange_date(contract, now_utc).isoformat())
+
+    def _check_markets(self, at: datetime, now: float, *, first: bool) -> list[FeedEvent]:
+        """Each item's market, per its own hours: a MarketEvent when it changed, and one
+        notice naming the items that changed (at the start: those that are closed)."""
+        events: list[FeedEvent] = []
+        said: list[str] = []
+        for state in self._symbols.values():
+            if state.dropped or state.contract is None or state.hours is None:
+                continue
+            self._renew_hours(state, at)
+            hours: TradingHours = state.hours
+            market = (hours.is_open(at, rth=self.use_rth), hours.line(at, rth=self.use_rth))
+            if market == state.market:
+                continue
+            changed_open = state.market is None or state.market[0] != market[0]
+            state.market = market
+            events.append(MarketEvent(state.symbol, market[0], market[1]))
+            if changed_open:
+                # A market opening (or closing) is no silence: the watchdog starts over.
+                state.last_arrival = now
+                if not (first and market[0]):
+                    said.append(f"{state.symbol} — {market[1]}")
+        if said:
+            closed = any(" — closed" in line for line in said)
+            tail = " (IB sends no realtime bars while a market is closed)" if closed else ""
+            events.append(StatusEvent("notice", "; ".join(said) + tail + "."))
+        return events
+
+    def _renew_hours(self, state: SymbolState, at: datetime) -> None:
+        """On a new exchange day, ask IB for the contract's details again (its schedule
+        covers about a week) and rebuild the hours; meanwhile the old ones serve."""
+        contract = state.contract
+        if contract is None or state.refreshing:
+            return
+        if state.hours_key == (contract.con_id, exchange_date(contract, at).isoformat()):
+            return
+        state.refreshing = True
+        task = asyncio.ensure_future(self._refresh_details(state, at))
+        self._refreshes.add(task)
+        task.add_done_callback(self._refreshes.discard)
+
+    async def _refresh_details(self, state: SymbolState, at: datetime) -> None:
+        try:
+            client, contract, instrument = self.connection.client, state.contract, state.instrument
+            fresh: IBContract | None = None
+            if client is not None and contract is not None and instrument is not None:
+                with contextlib.suppress(Exception):
+                    found = await asyncio.wait_for(client.find_contracts(instrument), 15)
+                    fresh = next((c for c in found if c.con_id == contract.con_id), None)
+                self._bars.pop_request_error(state.symbol)
+            if fresh is not None and state.contract is contract:
+                state.contract = fresh
+            await self._build_hours(state, at)
+        finally:
+            state.refreshing = False
 
     async def _handle_error(self, req_id: int, code: int, message: str) -> AsyncIterator[FeedEvent]:
         if req_id == -1:
@@ -440,7 +552,9 @@ class IBFeed(Feed):
         refused.notices.add(code)
         yield StatusEvent("notice", f"{symbol}: {sentence}", symbol=symbol, permanent=permanent)
 
-    def _watchdog(self, now: float, market_open: bool) -> list[FeedEvent]:
+    def _watchdog(self, now: float) -> list[FeedEvent]:
+        """Close the minutes of silent items; renew the subscription of an item silent for
+        ``stale_after`` seconds while its own market is open."""
         events: list[FeedEvent] = []
         for state in self._symbols.values():
             if state.dropped or state.realtime is None:
@@ -448,14 +562,15 @@ class IBFeed(Feed):
             silent = now - state.last_arrival
             if silent > MINUTE_FLUSH_AFTER:
                 events.extend(BarEvent(minute) for minute in self._bars.flush(state))
+            market_open = state.market is not None and state.market[0]
             if market_open and silent > self.stale_after:
                 logger.info("%s silent for %.0f s; resubscribing", state.symbol, silent)
                 if not state.stale_notified:
                     events.append(
                         StatusEvent(
                             "notice",
-                            f"{state.symbol}: no bars from IB for {silent:.0f} s during "
-                            "market hours; renewing the subscription.",
+                            f"{state.symbol}: no bars from IB for {silent:.0f} s while its "
+                            "market is open; renewing the subscription.",
                             symbol=state.symbol,
                         )
                     )

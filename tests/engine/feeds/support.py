@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from engine.core.bars import Bar
-from engine.feeds.base import BarEvent, FeedEvent, StatusEvent
+from engine.feeds.base import BarEvent, FeedEvent, InstrumentEvent, MarketEvent, StatusEvent
 
 WAIT = 5.0  # generous upper bound for any single wait; tests never sleep this long
 
@@ -104,6 +104,16 @@ class FeedRun:
             and (symbol is None or e.bar.symbol == symbol)
         ]
 
+    def instruments(self) -> dict[str, InstrumentEvent]:
+        return {e.symbol: e for e in self.events if isinstance(e, InstrumentEvent)}
+
+    def markets(self, symbol: str | None = None) -> list[MarketEvent]:
+        return [
+            e
+            for e in self.events
+            if isinstance(e, MarketEvent) and (symbol is None or e.symbol == symbol)
+        ]
+
     def statuses(self, state: str | None = None) -> list[StatusEvent]:
         return [
             e
@@ -119,6 +129,10 @@ class FeedRun:
                 lines.append(
                     f"bar {b.symbol} {b.time} {b.seconds}s c={b.close}{' w' if e.warmup else ''}"
                 )
+            elif isinstance(e, InstrumentEvent):
+                lines.append(f"instrument {e.symbol}: {e.contract}")
+            elif isinstance(e, MarketEvent):
+                lines.append(f"market {e.symbol}: {'open' if e.is_open else 'closed'}, {e.line}")
             else:
                 lines.append(
                     f"{e.state}: {e.message} [{e.symbol}{' permanent' if e.permanent else ''}]"

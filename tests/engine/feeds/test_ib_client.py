@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import replace
 
 import pytest
 
@@ -76,7 +77,12 @@ async def test_connection_calls(gateway):
 async def test_find_stocks_and_the_reason_for_none(gateway):
     errors = Errors()
     client = await connected(gateway, errors)
-    assert await client.find_stocks("AAPL", "SMART", "USD") == [AAPL]
+    trading, liquid, zone = gateway.symbols["AAPL"].schedule(time.time())
+    assert await client.find_stocks("AAPL", "SMART", "USD") == [
+        replace(AAPL, min_tick="0.01", trading_hours=trading, liquid_hours=liquid,
+                time_zone_id=zone, long_name="APPLE INC", market_name="NMS")
+    ]  # fmt: skip
+    assert zone == "US/Eastern" and "CLOSED" in trading
     assert errors == []
     assert await client.find_stocks("ZZZZ", "SMART", "USD") == []
     assert [(code, symbol) for _, code, _, symbol in errors] == [(200, "ZZZZ")]

@@ -12,7 +12,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from engine.core.bars import Bar
-from engine.feeds import markethours
 from engine.feeds.base import FeedError, StatusEvent
 from engine.feeds.ib import IB_ERROR_MESSAGES, IBFeed, describe_ib_error, test_connection
 from tests.engine.feeds.support import WAIT, FeedRun, make_bars
@@ -291,23 +290,31 @@ async def test_close_while_waiting_to_reconnect(gateway):
     assert run.finished
 
 
-async def test_market_closed_notice(gateway):
+@pytest.mark.parametrize(
+    ("use_rth", "opens"), [(False, "Mon 04:00"), (True, "Mon 09:30")], ids=["all-hours", "rth"]
+)
+async def test_market_closed_per_its_own_hours(gateway, use_rth, opens):
+    """A Saturday at the gateway's US stock hours (04:00-20:00 New York, RTH 09:30-16:00,
+    IB's strings with CLOSED weekends): the item's market line, one notice naming it, and
+    no renewed subscription however silent it stays."""
     saturday = next_weekday(5, 15)
-    run = FeedRun(make_feed(gateway, clock=clock_at(saturday)), ["AAPL"], warmup_bars=5)
-    notice = await run.wait_for(
-        lambda: any("NYSE is closed" in e.message for e in run.statuses("notice"))
-    )
-    assert notice is None
-    message = next(e.message for e in run.statuses("notice") if "NYSE is closed" in e.message)
-    opens = markethours.format_exchange_time(markethours.next_open(saturday))
-    assert opens in message and "no realtime bars" in message
+    feed = make_feed(gateway, clock=clock_at(saturday), use_rth=use_rth, stale_after=0.3)
+    run = FeedRun(feed, ["AAPL"], warmup_bars=5)
+    await run.wait_for(lambda: bool(run.markets("AAPL")))
+    line = f"closed, opens {opens} America/New_York"
+    assert [(m.is_open, m.line) for m in run.markets("AAPL")] == [(False, line)]
+    notice = next(e.message for e in run.statuses("notice") if "AAPL —" in e.message)
+    assert notice == f"AAPL — {line} (IB sends no realtime bars while a market is closed)."
+    await gateway.wait_subscribed("AAPL")
+    await asyncio.sleep(1.5)  # five times stale_after: a closed market is no stale symbol
+    assert len(gateway.subscribe_log) == 1
+    assert not any("renewing" in e.message for e in run.statuses("notice"))
+    assert gateway.subscribe_log[0].use_rth is use_rth
     await run.close()
 
 
-async def test_stale_symbol_is_resubscribed_during_market_hours(gateway):
-    tuesday = next_weekday(1, 15)  # 10:00 or 11:00 New York
-    while not markethours.is_open(tuesday):  # a holiday
-        tuesday += timedelta(days=7)
+async def test_stale_symbol_is_resubscribed_while_its_market_is_open(gateway):
+    tuesday = next_weekday(1, 15)  # 10:00 or 11:00 New York: open in the gateway's hours
     feed = make_feed(gateway, clock=clock_at(tuesday), stale_after=0.3)
     run = FeedRun(feed, ["AAPL"], warmup_bars=5)
     await run.wait_status("running")
@@ -315,7 +322,8 @@ async def test_stale_symbol_is_resubscribed_during_market_hours(gateway):
     await gateway.wait_subscribed("AAPL", total=2)
     notice = await run.wait_status("notice", symbol="AAPL")
     assert "renewing the subscription" in notice.message
-    assert not any("NYSE is closed" in e.message for e in run.statuses("notice"))
+    assert [(m.is_open, m.line) for m in run.markets("AAPL")] == [(True, "trading (US stocks)")]
+    assert not any("closed" in e.message for e in run.statuses("notice"))
     await run.close()
 
 
