@@ -52,8 +52,9 @@ def _calendar_for(now_utc: datetime) -> tuple[Any, Any]:
 
 @contextmanager
 def quiet() -> Iterator[None]:
-    """Hide pandas 3 deprecation noise raised inside exchange_calendars (event-loop thread
-    only: ``catch_warnings`` is process-global)."""
+    """Hide pandas 3 deprecation noise raised inside exchange_calendars. ``catch_warnings``
+    is process-global: two threads inside it at once can at worst leave DeprecationWarnings
+    ignored (the demo feed builds its calendars in one worker thread)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         yield
