@@ -192,11 +192,12 @@ def _export_chunks(rows: QuerySet) -> Iterator[str]:
     while True:
         chunk_rows = rows if anchor is None else _newer_than(rows, anchor)
         batch = list(chunk_rows.order_by(*OLDEST_FIRST).values_list(*fields)[:EXPORT_CHUNK])
-        for pk, moment, symbol, price, rule_id, rule_name, bar_seconds, side, values in batch:
+        for row in batch:
+            pk, moment, symbol, price, rule_id, rule_name, bar_seconds, side, contract, values = row
             event = events.signal(
                 id=pk, symbol=symbol, price=price, rule_id=rule_id, rule_name=rule_name,
                 close_time=int(moment.timestamp()), bar_seconds=bar_seconds, values=values,
-                side=side or None,
+                side=side or None, contract=contract,
             )  # fmt: skip
             pk, time_utc, symbol, price, rule_id, rule_name, bar_seconds, values_text, side = (
                 events.csv_fields(event)

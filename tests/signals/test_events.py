@@ -16,10 +16,23 @@ def test_signal_event_has_the_design_keys():
     assert event == {
         "event": "signal", "symbol": "AAPL", "price": 189.2, "rule_id": 2,
         "timestamp": "2025-12-16T09:31:00Z", "id": 1042, "rule_name": "MA Momentum",
-        "bar_seconds": 5, "values": {"MA5": 189.1}, "side": None,
+        "bar_seconds": 5, "values": {"MA5": 189.1}, "side": None, "contract": None,
     }  # fmt: skip
     assert list(event)[:5] == ["event", "symbol", "price", "rule_id", "timestamp"]
-    assert list(event)[-1] == "side", "side is an additive extra, after the seed's keys"
+    assert list(event)[-2:] == ["side", "contract"], "additive extras, after the seed's keys"
+
+
+def test_signal_and_bar_events_carry_the_items_contract():
+    contract = {"local_symbol": "ESZ6", "sec_type": "FUT", "exchange": "CME",
+                "currency": "USD", "min_tick": 0.25}  # fmt: skip
+    event = events.signal(
+        id=3, symbol="ES:FUT:CME", price=6000.25, rule_id=1, rule_name="r", close_time=T0,
+        bar_seconds=5, values={}, contract=contract,
+    )  # fmt: skip
+    assert event["contract"] == contract and event["symbol"] == "ES:FUT:CME"
+    assert json.loads(events.text(event))["contract"]["min_tick"] == 0.25
+    assert events.bar(**_bar_args(), contract=contract)["contract"] == contract
+    assert events.bar(**_bar_args(), contract={})["contract"] is None
 
 
 @pytest.mark.parametrize("side", ["buy", "sell", None])
@@ -86,7 +99,7 @@ def test_bar_event_lists_every_rule_state():
         {"rule_id": 1, "state": "COOLDOWN", "cooldown_until": "2025-12-16T09:31:05Z"},
         {"rule_id": 8, "state": "WAIT", "cooldown_until": None},
     ]
-    assert list(event)[-1] == "rules"
+    assert list(event)[-2:] == ["rules", "contract"]
     assert json.loads(events.text(event))["rules"] == event["rules"]
 
 
