@@ -318,10 +318,12 @@ class TradingHours:
         ]
 
     def line(self, now_utc: datetime, *, rth: bool = False) -> str:
-        """The tile's sentence: ``trading (CME Globex)``, ``closed, opens 09:00
-        Europe/Berlin`` (later the same local day), ``closed, opens Mon 17:00
-        America/Chicago`` (within a week), ``closed, opens Mon 28 Dec 09:30 ...`` (later),
-        ``closed (no session in IB's schedule)``, or ``hours unknown`` past the schedule."""
+        """The tile's sentence: ``trading (CME Globex)``; ``closed, opens 09:00
+        Europe/Berlin`` when the open is less than 24 hours away (the next time the
+        exchange's clock shows 09:00); ``closed, opens Sun 17:00 America/Chicago`` within a
+        week, ``closed, opens Mon 28 Dec 09:30 America/New_York`` later; ``closed (no
+        session in IB's schedule)`` when the schedule holds no later session, and ``hours
+        unknown`` past the days it covers."""
         t = _epoch(now_utc)
         sessions = self._sessions(rth)
         if sessions.is_open(t):
@@ -335,13 +337,11 @@ class TradingHours:
 
     def _when(self, t: float, start: float) -> str:
         opens = datetime.fromtimestamp(start, self.zone)
-        today = datetime.fromtimestamp(t, self.zone).date()
         clock = f"{opens.hour:02d}:{opens.minute:02d}"
-        days = (opens.date() - today).days
-        if days == 0:
+        if start - t < 86_400:
             return clock
         day = WEEKDAYS[opens.weekday()]
-        if days < 7:
+        if start - t < 7 * 86_400:
             return f"{day} {clock}"
         return f"{day} {opens.day} {MONTHS[opens.month - 1]} {clock}"
 
@@ -418,8 +418,8 @@ def _parse_ib(
             end = _at(end_day, end_hhmm, zone, what=what, venue=venue)
             if end <= start:
                 raise ValueError(
-                    f"IB's {what} for {venue} hold “{_shown(piece.strip())}”, a session that "
-                    "ends before it starts."
+                    f"IB's {what} for {venue} hold “{_shown(piece.strip())}”, a session whose "
+                    "end is not after its start."
                 )
             if end - start > 14 * 86_400:
                 raise ValueError(
