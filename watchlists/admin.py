@@ -1,4 +1,4 @@
-"""Admin for watchlists: symbols inline, validated and locked like everywhere else."""
+"""Admin for watchlists: items inline (their text), validated and locked like everywhere else."""
 
 from django import forms
 from django.contrib import admin, messages
@@ -6,17 +6,25 @@ from django.core.exceptions import ValidationError
 from django.shortcuts import redirect
 
 from watchlists import services
+from watchlists.forms import EXAMPLES, ItemsField
 from watchlists.models import MAX_SYMBOLS, Watchlist, WatchlistItem
 
 
 class WatchlistItemForm(forms.ModelForm):
+    # No length limit here: the service's sentence names an item too long, as on the page.
+    text = ItemsField(
+        label="Item",
+        help_text=f"SYMBOL or SYMBOL:TYPE[:EXCHANGE[:CURRENCY]], e.g. {EXAMPLES}.",
+        widget=forms.TextInput(attrs={"size": 22, "spellcheck": "false"}),
+    )
+
     class Meta:
         model = WatchlistItem
-        fields = ["symbol", "position"]
+        fields = ["text", "position"]
 
-    def clean_symbol(self):
+    def clean_text(self):
         try:
-            return services.symbol_normalize(self.cleaned_data.get("symbol"))
+            return services.symbol_normalize(self.cleaned_data.get("text"))
         except ValidationError as err:
             raise ValidationError(err.message_dict["symbols"]) from err
 
@@ -25,9 +33,9 @@ class WatchlistItemFormSet(forms.BaseInlineFormSet):
     def clean(self):
         # Our sentences first: Django's own unique check only says "duplicate data".
         kept = [
-            form.cleaned_data["symbol"]
+            form.cleaned_data["text"]
             for form in self.forms
-            if form.cleaned_data.get("symbol") and not form.cleaned_data.get("DELETE")
+            if form.cleaned_data.get("text") and not form.cleaned_data.get("DELETE")
         ]
         if len(kept) > MAX_SYMBOLS:
             raise ValidationError(
@@ -76,7 +84,7 @@ class WatchlistAdmin(admin.ModelAdmin):
     readonly_fields = ["is_active"]
     actions = ["activate"]
 
-    @admin.display(description="symbols")
+    @admin.display(description="items")
     def symbol_list(self, obj: Watchlist) -> str:
         return " ".join(obj.symbols)
 
@@ -90,9 +98,9 @@ class WatchlistAdmin(admin.ModelAdmin):
 
     def save_formset(self, request, form, formset, change):
         symbols = [
-            (f.cleaned_data.get("position") or 0, i, f.cleaned_data["symbol"])
+            (f.cleaned_data.get("position") or 0, i, f.cleaned_data["text"])
             for i, f in enumerate(formset.forms)
-            if f.cleaned_data.get("symbol") and not f.cleaned_data.get("DELETE")
+            if f.cleaned_data.get("text") and not f.cleaned_data.get("DELETE")
         ]
         services.watchlist_set_symbols(
             watchlist=form.instance, symbols=[s for _, _, s in sorted(symbols)]

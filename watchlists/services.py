@@ -1,4 +1,10 @@
-"""Every change to watchlists goes through these functions."""
+"""Every change to watchlists goes through these functions.
+
+A watchlist item (DESIGN §7.1) is ``SYMBOL`` or ``SYMBOL:TYPE[:EXCHANGE[:CURRENCY]]``; it is
+read by :func:`engine.core.instruments.parse_item` alone, through :func:`item_parse` here,
+whose ValidationError (on ``symbols``) every entry point shows: pages, admin, CLI, the csv
+feed, the signal socket's and the history's filters, the alert destinations' filter.
+"""
 
 import re
 from collections.abc import Iterable
@@ -6,97 +12,92 @@ from collections.abc import Iterable
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from engine.core.inputs import clip
+from engine.core.instruments import Instrument, ItemError, parse_item
 from engine.services import engine_assert_stopped, engine_assert_unlocked, engine_state_get
 from watchlists.models import MAX_SYMBOLS, Watchlist, WatchlistItem
 
-# IB's form: a root, then optionally one space and a class or series suffix (BRK B, BAC PRL).
-# A dot is read as that space (BRK.B is BRK B), so one list can't hold both spellings.
-SYMBOL_RE = re.compile(r"^[A-Z0-9]+( [A-Z0-9]{1,3})?$")
-MAX_SYMBOL_LENGTH = 12
 _BOX_SEPARATORS = re.compile(r"[,;\r\n]+")
+_SPACED_COLON = re.compile(r"\s*:\s*")
 
 
-def _shown(text: str) -> str:
-    if not text.isprintable():
-        text = text.encode("unicode_escape").decode("ascii")
-    return clip(text, keep=16)
+def item_parse(raw: object) -> Instrument:
+    """One watchlist item as an :class:`Instrument`, or ValidationError on ``symbols`` with
+    the parser's sentence naming the item (``“ES:FUT”: a future needs its exchange, such as
+    ES:FUT:CME.``)."""
+    try:
+        return parse_item(raw)
+    except ItemError as err:
+        raise ValidationError({"symbols": str(err)}) from None
 
 
 def symbol_normalize(raw: object) -> str:
-    """One ticker in IB's form, or ValidationError on ``symbols`` with a sentence.
+    """One item's canonical text (``brk.b`` → ``BRK B``, ``eur.usd:cash`` → ``EURUSD:CASH``,
+    ``SAP:STK:IBIS:EUR`` as is), or ValidationError on ``symbols`` with a sentence.
 
-    The one symbol validator of every entry point (pages, admin, CLI, the csv feed, the
-    signal socket's filter): upper-cased, trimmed, 1–12 letters and digits with optionally
-    one class suffix of 1–3 after a space or a dot, stored with a space (``brk.b`` → ``BRK B``).
+    The text every entry point compares and stores: the run, its bars and its signals name
+    an item by it.
     """
-    if raw is None:
-        raw = ""
-    if not isinstance(raw, str):
-        raise ValidationError({"symbols": "A symbol is text, such as AAPL or BRK B."})
-    symbol = " ".join(raw.split()).upper()
-    if not symbol:
-        raise ValidationError({"symbols": "A symbol can't be empty."})
-    words = symbol.split(" ")
-    if "." in symbol and len(words) == 1:
-        root, _, suffix = symbol.partition(".")
-        symbol = f"{root} {suffix}"
-    if SYMBOL_RE.match(symbol) and len(symbol) <= MAX_SYMBOL_LENGTH:
-        return symbol
-    if len(words) > 1 and all(re.fullmatch(r"[A-Z0-9]+(\.[A-Z0-9]+)?", w) for w in words):
-        raise ValidationError(
-            {
-                "symbols": f"“{_shown(symbol)}” looks like {len(words)} symbols: separate "
-                "symbols with commas (a class share is written BRK B or BRK.B)."
-            }
-        )
-    if len(symbol) > MAX_SYMBOL_LENGTH:
-        raise ValidationError(
-            {"symbols": f"“{_shown(symbol)}” is too long: a symbol has 1–12 characters."}
-        )
-    raise ValidationError(
-        {
-            "symbols": f"“{_shown(symbol)}” is not a valid symbol: use letters, digits, "
-            "'.' or a space."
-        }
-    )
+    return item_parse(raw).text
 
 
 def symbols_split(text: str) -> list[str]:
-    """The symbols typed in one box, as typed (not yet normalised).
+    """The items typed in one box, as typed (not yet normalised).
 
-    Commas, semicolons and new lines separate symbols. A piece with spaces stays whole when
-    it is one symbol (``BRK B``) and is split at the spaces otherwise (``AAPL MSFT``), so a
-    ticker typed the IB way and a space-separated list both read as meant. Ambiguous:
-    ``AAPL IBM`` is one symbol (IBM could be a series suffix); show the user what was read.
+    Commas, semicolons and new lines separate items. A piece with spaces stays whole when
+    it is one item (``BRK B``, ``SAP : STK : IBIS``) and is split at the spaces otherwise
+    (``AAPL MSFT``, ``EURUSD:CASH AAPL``), so a ticker typed the IB way and a
+    space-separated list both read as meant. Ambiguous: ``AAPL IBM`` is one symbol (IBM
+    could be a series suffix); show the user what was read.
     """
     pieces: list[str] = []
     for part in _BOX_SEPARATORS.split(text or ""):
-        part = part.strip()
+        part = _SPACED_COLON.sub(":", part.strip())
         if not part:
             continue
         if " " in " ".join(part.split()):
             try:
-                symbol_normalize(part)
-            except ValidationError:
+                parse_item(part)
+            except ItemError:
                 pieces.extend(part.split())
                 continue
         pieces.append(part)
     return pieces
 
 
-def symbols_normalize(raw_symbols: Iterable[object]) -> list[str]:
-    symbols: list[str] = []
-    for raw in raw_symbols:
-        symbol = symbol_normalize(raw)
-        if symbol in symbols:
-            raise ValidationError({"symbols": f"{symbol} is already in the watchlist."})
-        symbols.append(symbol)
-    if len(symbols) > MAX_SYMBOLS:
+def items_normalize(raw_items: Iterable[object]) -> list[Instrument]:
+    """The items of one list, in order: each read by :func:`item_parse`, each once, at most
+    ``MAX_SYMBOLS``; else ValidationError on ``symbols`` with a sentence."""
+    instruments: list[Instrument] = []
+    for raw in raw_items:
+        instrument = item_parse(raw)
+        if any(seen.text == instrument.text for seen in instruments):
+            raise ValidationError({"symbols": f"{instrument.text} is already in the watchlist."})
+        instruments.append(instrument)
+    if len(instruments) > MAX_SYMBOLS:
         raise ValidationError(
             {"symbols": f"A watchlist holds at most {MAX_SYMBOLS} symbols; remove one first."}
         )
-    return symbols
+    return instruments
+
+
+def symbols_normalize(raw_symbols: Iterable[object]) -> list[str]:
+    """:func:`items_normalize` as item texts."""
+    return [instrument.text for instrument in items_normalize(raw_symbols)]
+
+
+def _item_rows(watchlist: Watchlist, instruments: list[Instrument]) -> list[WatchlistItem]:
+    return [
+        WatchlistItem(
+            watchlist=watchlist,
+            text=instrument.text,
+            symbol=instrument.symbol,
+            sec_type=instrument.sec_type,
+            exchange=instrument.exchange,
+            currency=instrument.currency,
+            position=position,
+        )
+        for position, instrument in enumerate(instruments)
+    ]
 
 
 def watchlist_name_clean(raw: object) -> str:
@@ -136,17 +137,14 @@ def _assert_name_free(name: str, *, watchlist: Watchlist | None = None) -> None:
 def watchlist_create(*, name: str, symbols: Iterable[object] = (), activate: bool = False):
     """Create a list (all or nothing). It becomes active when asked, or when no list is
     active and no run is live; asking while a run is live is refused before anything is made."""
-    clean_symbols = symbols_normalize(symbols)
+    instruments = items_normalize(symbols)
     if activate:
         engine_assert_stopped(action="switching the active watchlist")
     watchlist = Watchlist(name=watchlist_name_clean(name))
     _assert_name_free(watchlist.name)
     watchlist.full_clean()
     watchlist.save()
-    WatchlistItem.objects.bulk_create(
-        WatchlistItem(watchlist=watchlist, symbol=s, position=i)
-        for i, s in enumerate(clean_symbols)
-    )
+    WatchlistItem.objects.bulk_create(_item_rows(watchlist, instruments))
     if activate or (
         not Watchlist.objects.filter(is_active=True).exists() and not engine_state_get().is_locked
     ):
@@ -166,12 +164,9 @@ def watchlist_rename(*, watchlist: Watchlist, name: str) -> Watchlist:
 @transaction.atomic
 def watchlist_set_symbols(*, watchlist: Watchlist, symbols: Iterable[object]) -> Watchlist:
     watchlist_check_editable(watchlist=watchlist)
-    clean_symbols = symbols_normalize(symbols)
+    instruments = items_normalize(symbols)
     watchlist.items.all().delete()
-    WatchlistItem.objects.bulk_create(
-        WatchlistItem(watchlist=watchlist, symbol=s, position=i)
-        for i, s in enumerate(clean_symbols)
-    )
+    WatchlistItem.objects.bulk_create(_item_rows(watchlist, instruments))
     watchlist.save(update_fields=["updated_at"])
     return watchlist
 

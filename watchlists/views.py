@@ -1,4 +1,7 @@
-"""Watchlist page: list, create, rename, delete, add/remove symbols (htmx), activate."""
+"""Watchlist page: list, create, rename, delete, add/remove items (htmx), activate.
+
+An item is ``SYMBOL`` or ``SYMBOL:TYPE[:EXCHANGE[:CURRENCY]]`` (DESIGN §7.1); the services
+read it and their sentences are shown as they are."""
 
 from __future__ import annotations
 
@@ -13,14 +16,17 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from engine.services import engine_state_get, engine_stopped_problem
 from scalpsite.ui import is_htmx
 from watchlists.forms import (
+    MAX_BOX_CHARS,
     SymbolForm,
     Understood,
     WatchlistCreateForm,
     WatchlistNameForm,
+    item_described,
     understand_symbols,
 )
 from watchlists.models import MAX_SYMBOLS, Watchlist
 from watchlists.services import (
+    symbol_normalize,
     watchlist_activate,
     watchlist_add_symbol,
     watchlist_check_editable,
@@ -29,6 +35,8 @@ from watchlists.services import (
     watchlist_remove_symbol,
     watchlist_rename,
 )
+
+TYPED_KEPT = 100  # characters of a refused entry kept in the add box
 
 LIST = "watchlists/list.html"
 ACTIVATE_ACTION = "switching the active watchlist"
@@ -51,6 +59,11 @@ class Card:
     @property
     def symbols(self) -> list[str]:
         return self.watchlist.symbols
+
+    @property
+    def items(self) -> list[tuple[str, str]]:
+        """(text, how it reads) per item: ``("ES:FUT:CME", "ES:FUT:CME (future on CME, …)")``."""
+        return [(item.text, item_described(item.instrument)) for item in self.watchlist.items.all()]
 
     @property
     def is_full(self) -> bool:
@@ -116,7 +129,7 @@ def watchlist_list(request):
 @require_GET
 def symbols_understood(request):
     """As-you-type: how the new-watchlist box reads (count, symbols, doubts), nothing saved."""
-    understood = understand_symbols(request.GET.get("symbols", "")[:200])
+    understood = understand_symbols(request.GET.get("symbols", "")[:MAX_BOX_CHARS])
     return render(request, f"{LIST}#understood", {"understood": understood})
 
 
@@ -126,7 +139,7 @@ LOOK_FIRST = "Check how the symbols were read (below), then press Create watchli
 @require_POST
 def watchlist_create_view(request):
     form = WatchlistCreateForm(request.POST)
-    understood = understand_symbols(request.POST.get("symbols", "")[:200])
+    understood = understand_symbols(request.POST.get("symbols", "")[:MAX_BOX_CHARS])
     # An entry that may be two symbols is saved only once the trader has seen how it reads.
     if understood.needs_a_look and request.POST.get("understood", "") != understood.text:
         form.is_valid()
@@ -181,7 +194,7 @@ def _name_errors(errors: dict[str, str]) -> dict[str, str]:
 def symbol_add(request, pk: int):
     watchlist = _fetch(pk)
     form = SymbolForm(request.POST)
-    typed = request.POST.get("symbol", "")[:40]
+    typed = request.POST.get("symbol", "")[:TYPED_KEPT]
     if not form.is_valid():
         card = _card(watchlist, errors={"symbols": " ".join(map(str, form.errors["symbol"]))})
         card.symbol_value, card.focus = typed, True
@@ -220,7 +233,10 @@ def symbol_remove(request, pk: int):
     except ValidationError as err:
         card = _card(_fetch(pk), errors={"symbols": " ".join(_sentences(err).values())})
         return _card_response(request, card, ok_message="")
-    removed = " ".join(form.cleaned_data["symbol"].split()).upper()
+    try:
+        removed = symbol_normalize(form.cleaned_data["symbol"])
+    except ValidationError:  # a row an upgrade kept as typed (no parser accepts it)
+        removed = " ".join(form.cleaned_data["symbol"].split()).upper()
     card = _card(_fetch(pk), focus=True, notice=f"Removed {removed} from “{watchlist.name}”.")
     return _card_response(request, card, ok_message=card.notice)
 

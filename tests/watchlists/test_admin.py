@@ -16,7 +16,7 @@ def inline_data(symbols, *, initial=0, total=None):
         "items-MAX_NUM_FORMS": "5",
     }
     for i, symbol in enumerate(symbols):
-        data[f"items-{i}-symbol"] = symbol
+        data[f"items-{i}-text"] = symbol
         data[f"items-{i}-position"] = str(i)
     return data
 

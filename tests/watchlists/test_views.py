@@ -232,7 +232,7 @@ def test_sixth_symbol_is_refused_inline(client):
         ("aapl", "AAPL is already in the watchlist."),
         ("AAPL$", "“AAPL$” is not a valid symbol: use letters, digits, '.' or a space."),
         ("ABCDEFGHIJKLM", "“ABCDEFGHIJKLM” is too long: a symbol has 1–12 characters."),
-        ("   ", "Type a symbol to add, e.g. AAPL."),
+        ("   ", "Type a symbol to add, e.g. AAPL or ES:FUT:CME."),
     ],
 )
 def test_duplicate_and_bad_symbols_are_refused_inline(client, symbol, sentence):

@@ -11,8 +11,16 @@ def seed(apps, schema_editor):
     if Watchlist.objects.exists():
         return
     watchlist = Watchlist.objects.create(name="Default", is_active=True)
+    # Tests re-seed with today's model, whose items also have their text (0004, DESIGN §7.1);
+    # these are US stocks, so the text is the symbol and the other fields their defaults.
+    has_text = any(field.name == "text" for field in WatchlistItem._meta.get_fields())
     for position, symbol in enumerate(SYMBOLS):
-        WatchlistItem.objects.create(watchlist=watchlist, symbol=symbol, position=position)
+        WatchlistItem.objects.create(
+            watchlist=watchlist,
+            symbol=symbol,
+            position=position,
+            **({"text": symbol} if has_text else {}),
+        )
 
 
 def unseed(apps, schema_editor):

@@ -1,4 +1,6 @@
-"""`watchlist create NAME SYM [SYM...]` / `watchlist activate NAME` / `watchlist list`."""
+"""`watchlist create NAME ITEM [ITEM...]` / `watchlist activate NAME` / `watchlist list`.
+
+An item is SYMBOL or SYMBOL:TYPE[:EXCHANGE[:CURRENCY]] (DESIGN §7.1), read by the services."""
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
@@ -14,13 +16,21 @@ def _error_line(err: ValidationError) -> str:
 
 
 class Command(BaseCommand):
-    help = "Create, activate or list watchlists (at most 5 symbols each)."
+    help = (
+        "Create, activate or list watchlists (at most 5 items each: AAPL, ES:FUT:CME, "
+        "EURUSD:CASH, SAP:STK:IBIS:EUR, SPX:IND:CBOE)."
+    )
 
     def add_arguments(self, parser):
         sub = parser.add_subparsers(dest="action", required=True)
         create = sub.add_parser("create", help="create a watchlist")
         create.add_argument("name")
-        create.add_argument("symbols", nargs="+", metavar="SYM")
+        create.add_argument(
+            "symbols",
+            nargs="+",
+            metavar="ITEM",
+            help="SYMBOL or SYMBOL:TYPE[:EXCHANGE[:CURRENCY]], e.g. AAPL ES:FUT:CME EURUSD:CASH",
+        )
         create.add_argument("--activate", action="store_true", help="make it the active list")
         activate = sub.add_parser("activate", help="make NAME the active watchlist")
         activate.add_argument("name")
@@ -30,10 +40,12 @@ class Command(BaseCommand):
         try:
             if action == "create":
                 # Each argument is read like the page's symbols box: "AAPL MSFT" or
-                # "AAPL,MSFT" is two symbols, "BRK B" (quoted) one.
+                # "AAPL,ES:FUT:CME" is two items, "BRK B" (quoted) one.
                 symbols = [piece for arg in options["symbols"] for piece in symbols_split(arg)]
                 if not symbols:
-                    raise CommandError("Give at least one symbol, e.g. AAPL.", returncode=2)
+                    raise CommandError(
+                        "Give at least one item, e.g. AAPL or ES:FUT:CME.", returncode=2
+                    )
                 wl = watchlist_create(
                     name=options["name"], symbols=symbols, activate=options["activate"]
                 )
