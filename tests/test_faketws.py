@@ -8,6 +8,7 @@ import logging
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -16,8 +17,10 @@ from tests.faketws import (
     PACING_VIOLATION,
     ControlClient,
     FakeTWS,
+    java_double,
     pacing_violations,
     parse_end_time,
+    preset_hours,
 )
 
 try:
@@ -309,3 +312,125 @@ async def test_separate_process_with_control_socket(tmp_path):
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+@pytest.fixture
+async def markets():
+    """A gateway knowing a future's months, an FX pair, an index, a coin and a stock listed
+    twice (two currencies), with hours presets around its clock."""
+    t0 = int(time.time()) // 60 * 60 - 600
+    gateway = FakeTWS()
+    for local, last, con_id in (("ESZ6", "20261218", 1), ("ESH7", "20270319", 2)):
+        gateway.add_symbol(local, con_id=con_id, sec_type="FUT", ib_symbol="ES", exchange="CME",
+                           last_trade_date=last, multiplier="50", min_tick=0.25, hours="cme",
+                           long_name="E-mini S&P 500")  # fmt: skip
+    gateway.add_symbol("EUR.USD", con_id=3, sec_type="CASH", ib_symbol="EUR",
+                       exchange="IDEALPRO", min_tick=0.00005, hours="fx", has_volume=False,
+                       history={5: bars_from(t0 - 600, 120)})  # fmt: skip
+    gateway.add_symbol("SPX", con_id=4, sec_type="IND", exchange="CBOE", hours="cboe_index",
+                       has_volume=False, history={5: bars_from(t0 - 600, 120)})  # fmt: skip
+    gateway.add_symbol("BTC", con_id=5, sec_type="CRYPTO", exchange="PAXOS",
+                       local_symbol="BTC.USD", min_tick=1e-8, hours="crypto",
+                       history={5: bars_from(t0 - 600, 120)})  # fmt: skip
+    gateway.add_symbol("SAP", con_id=6, exchange="IBIS", primary_exchange="IBIS",
+                       currency="EUR", hours="xetra")  # fmt: skip
+    gateway.add_symbol("SAP.USD", con_id=7, ib_symbol="SAP", exchange="IBIS",
+                       primary_exchange="IBIS", currency="USD", local_symbol="SAP")  # fmt: skip
+    gateway.t0 = t0
+    await gateway.start()
+    try:
+        yield gateway
+    finally:
+        await gateway.stop()
+
+
+async def test_contract_details_of_every_security_type(markets):
+    ib = await connect(markets.port)
+    months = await ib.reqContractDetailsAsync(ibapi.Contract(secType="FUT", symbol="ES",
+                                                             exchange="CME"))  # fmt: skip
+    assert [
+        (d.contract.localSymbol, d.contract.lastTradeDateOrContractMonth, d.contract.multiplier,
+         d.contract.tradingClass, d.contractMonth, d.minTick, d.timeZoneId, d.underSymbol)
+        for d in months
+    ] == [
+        ("ESZ6", "20261218", "50", "ES", "202612", 0.25, "US/Central", "ES"),
+        ("ESH7", "20270319", "50", "ES", "202703", 0.25, "US/Central", "ES"),
+    ]  # fmt: skip
+    # CME Globex: sessions from 17:00 the evening before to 16:00, weekends CLOSED.
+    hours = months[0].tradingHours.split(";")
+    assert all(h.endswith(":CLOSED") or h[8:14] == ":1700-" and h.endswith(":1600") for h in hours)
+    assert any(h.endswith(":CLOSED") for h in hours)
+    (fx,) = await ib.reqContractDetailsAsync(ibapi.Forex("EURUSD"))
+    c = fx.contract
+    assert (c.secType, c.symbol, c.currency, c.exchange, c.localSymbol) == (
+        "CASH", "EUR", "USD", "IDEALPRO", "EUR.USD"
+    )  # fmt: skip
+    assert fx.minTick == 0.00005 and fx.timeZoneId == "US/Eastern"
+    (spx,) = await ib.reqContractDetailsAsync(ibapi.Index("SPX", "CBOE"))
+    assert (spx.contract.secType, spx.contract.currency, spx.timeZoneId) == (
+        "IND", "USD", "US/Central"
+    )  # fmt: skip
+    (btc,) = await ib.reqContractDetailsAsync(ibapi.Crypto("BTC", "PAXOS", "USD"))
+    assert (btc.contract.localSymbol, btc.minTick) == ("BTC.USD", 1e-8)
+    both = await ib.reqContractDetailsAsync(ibapi.Stock("SAP", "IBIS"))
+    assert sorted((d.contract.currency, d.contract.conId) for d in both) == [
+        ("EUR", 6), ("USD", 7)
+    ]  # fmt: skip
+    (sap,) = await ib.reqContractDetailsAsync(ibapi.Stock("SAP", "IBIS", "EUR"))
+    assert (sap.contract.exchange, sap.contract.primaryExchange, sap.timeZoneId) == (
+        "IBIS", "IBIS", "MET"
+    )  # fmt: skip
+    assert not await ib.reqContractDetailsAsync(ibapi.Future("ES", exchange="EUREX"))
+    ib.disconnect()
+
+
+async def test_min_tick_goes_out_as_java_writes_a_double():
+    # What TWS (Java) sends; the contract-details test above reads them back exactly.
+    assert java_double(0.00005) == "5.0E-5" and java_double(1e-8) == "1.0E-8"
+    assert java_double(0.25) == "0.25" and java_double(0.01) == "0.01"
+
+
+async def test_quote_bars_have_no_volume_and_data_types_are_checked(markets):
+    ib = await connect(markets.port)
+    (fx,) = await ib.qualifyContractsAsync(ibapi.Forex("EURUSD"))
+    bars = await ib.reqHistoricalDataAsync(fx, "", "1800 S", "5 secs", "MIDPOINT", False,
+                                           formatDate=2)  # fmt: skip
+    assert len(bars) == 120 and {(b.volume, b.barCount) for b in bars} == {(-1, -1)}
+    assert not await ib.reqHistoricalDataAsync(fx, "", "1800 S", "5 secs", "TRADES", False,
+                                               formatDate=2)  # fmt: skip
+    assert markets.history_log[-1]["what_to_show"] == "TRADES"
+    (btc,) = await ib.qualifyContractsAsync(ibapi.Crypto("BTC", "PAXOS", "USD"))
+    coins = await ib.reqHistoricalDataAsync(btc, "", "1800 S", "5 secs", "AGGTRADES", False,
+                                            formatDate=2)  # fmt: skip
+    assert len(coins) == 120 and coins[0].volume == 100
+    (spx,) = await ib.qualifyContractsAsync(ibapi.Index("SPX", "CBOE"))
+    index = await ib.reqHistoricalDataAsync(spx, "", "1800 S", "5 secs", "TRADES", False,
+                                            formatDate=2)  # fmt: skip
+    assert {b.volume for b in index} == {-1}
+
+    refused = ib.reqRealTimeBars(fx, 5, "TRADES", False)
+    quotes = ib.reqRealTimeBars(fx, 5, "MIDPOINT", False)
+    await markets.wait_until(lambda: len(markets.active_subscriptions("EUR.USD")) == 1)
+    assert markets.active_subscriptions("EUR.USD")[0].req_id == quotes.reqId != refused.reqId
+    arrived = asyncio.Event()
+    quotes.updateEvent += lambda bars, new: arrived.set()
+    await markets.push_bar("EUR.USD", markets.t0, 1.08, 1.0801, 1.0799, 1.08005, 0)
+    await asyncio.wait_for(arrived.wait(), WAIT)
+    assert (quotes[-1].close, quotes[-1].volume) == (1.08005, -1)
+    ib.disconnect()
+
+
+async def test_hours_presets_in_ibs_format():
+    now = datetime(2026, 12, 5, 15, tzinfo=UTC).timestamp()  # a Saturday
+    trading, liquid, zone = preset_hours("cme", now, days_before=1, days_after=3)
+    assert zone == "US/Central"
+    assert trading == (
+        "20261203:1700-20261204:1600;20261205:CLOSED;20261206:1700-20261207:1600;"
+        "20261207:1700-20261208:1600"
+    )
+    assert liquid == (
+        "20261204:0830-20261204:1500;20261205:CLOSED;20261206:CLOSED;20261207:0830-20261207:1500;"
+        "20261208:0830-20261208:1500"
+    )
+    trading, _, zone = preset_hours("xetra", now, days_before=0, days_after=2)
+    assert (zone, trading) == ("MET", "20261205:CLOSED;20261206:CLOSED;20261207:0800-20261207:1730")
