@@ -13,7 +13,8 @@ from dataclasses import replace
 import pytest
 
 from engine.core.bars import Bar
-from engine.feeds.ib.library import IBClient, StockContract
+from engine.core.instruments import parse_item
+from engine.feeds.ib.library import IBClient, IBContract, StockContract
 from tests.engine.feeds.support import WAIT, make_bars
 from tests.faketws import MAX_SERVER_VERSION, MIN_SERVER_VERSION
 
@@ -159,4 +160,61 @@ async def test_a_refused_subscription_is_reported_with_its_request_id(gateway):
     await asyncio.wait_for(errors.arrived.wait(), WAIT)
     ((req_id, code, _, symbol),) = errors
     assert (req_id, code, symbol) == (handle.req_id, 354, "MSFT")
+    client.disconnect()
+
+
+async def test_find_contracts_for_any_type_names_errors_by_item(gateway):
+    gateway.add_symbol("EUR.USD", con_id=12087792, sec_type="CASH", ib_symbol="EUR",
+                       exchange="IDEALPRO", min_tick=0.00005, hours="fx", has_volume=False,
+                       long_name="European Monetary Union Euro")  # fmt: skip
+    for local, last in (("ESZ6", "20261218"), ("ESH7", "20270319")):
+        gateway.add_symbol(local, sec_type="FUT", ib_symbol="ES", exchange="CME",
+                           last_trade_date=last, multiplier="50", min_tick=0.25,
+                           hours="cme")  # fmt: skip
+    errors = Errors()
+    client = await connected(gateway, errors)
+    (fx,) = await client.find_contracts(parse_item("EURUSD:CASH"))
+    trading, liquid, zone = gateway.symbols["EUR.USD"].schedule(time.time())
+    assert fx == IBContract(
+        symbol="EURUSD:CASH", con_id=12087792, ib_symbol="EUR", exchange="IDEALPRO",
+        currency="USD", local_symbol="EUR.USD", trading_class="EUR", sec_type="CASH",
+        min_tick="0.00005", trading_hours=trading, liquid_hours=liquid, time_zone_id=zone,
+        long_name="European Monetary Union Euro", market_name="EUR",
+    )  # fmt: skip
+    months = await client.find_contracts(parse_item("ES:FUT:CME"))
+    assert [(m.local_symbol, m.last_trade_date, m.multiplier, m.min_tick) for m in months] == [
+        ("ESZ6", "20261218", "50", "0.25"), ("ESH7", "20270319", "50", "0.25")
+    ]  # fmt: skip
+    assert {m.symbol for m in months} == {"ES:FUT:CME"}
+    assert await client.find_contracts(parse_item("XX:FUT:CME")) == []
+    assert [(code, symbol) for _, code, _, symbol in errors] == [(200, "XX:FUT:CME")]
+    client.disconnect()
+
+
+async def test_midpoint_bars_of_a_pair_carry_volume_zero(gateway):
+    gateway.add_symbol("EUR.USD", con_id=12087792, sec_type="CASH", ib_symbol="EUR",
+                       exchange="IDEALPRO", min_tick=0.00005, hours="fx", has_volume=False,
+                       history={5: [(gateway.t0 - 10, 1.08, 1.0801, 1.0799, 1.08005, 0),
+                                    (gateway.t0 - 5, 1.08005, 1.0801, 1.08, 1.0801, 0)]},
+                       )  # fmt: skip
+    errors = Errors()
+    client = await connected(gateway, errors)
+    (fx,) = await client.find_contracts(parse_item("EURUSD:CASH"))
+    bars = await client.history_bars(fx, bar_seconds=5, duration=1800, use_rth=False)
+    assert gateway.history_log[-1]["what_to_show"] == "MIDPOINT"
+    assert bars == [
+        Bar("EURUSD:CASH", gateway.t0 - 10, 5, 1.08, 1.0801, 1.0799, 1.08005, 0.0),
+        Bar("EURUSD:CASH", gateway.t0 - 5, 5, 1.08005, 1.0801, 1.08, 1.0801, 0.0),
+    ]
+    got: list[Bar] = []
+    arrived = asyncio.Event()
+    handle = client.subscribe_realtime_bars(
+        fx, use_rth=False, on_bar=lambda bar: (got.append(bar), arrived.set())
+    )
+    sub = await gateway.wait_subscribed("EUR.USD")
+    assert (sub.req_id, sub.what_to_show) == (handle.req_id, "MIDPOINT")
+    await gateway.push_bar("EUR.USD", gateway.t0, 1.0801, 1.0802, 1.08, 1.08015, 0)
+    await asyncio.wait_for(arrived.wait(), WAIT)
+    assert got == [Bar("EURUSD:CASH", gateway.t0, 5, 1.0801, 1.0802, 1.08, 1.08015, 0.0)]
+    assert errors == []
     client.disconnect()
