@@ -5,6 +5,7 @@ logged-in session.
 """
 
 from django.contrib.auth.decorators import login_not_required
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET
 
@@ -15,6 +16,7 @@ from engine.tokens import feed_token_valid, token_from_request
 from signals import events
 from signals.forms import MAX_ID
 from signals.services import signals_after
+from watchlists.services import symbol_normalize
 
 API_LIMIT_DEFAULT = 100
 API_LIMIT_MAX = 1000
@@ -47,7 +49,14 @@ def api_signals(request: HttpRequest) -> JsonResponse:
         )
     except InputError as err:
         return api_error(400, str(err))
-    symbol = request.GET.get("symbol", "").strip().upper()
+    symbol = request.GET.get("symbol", "")
+    if symbol.strip():
+        try:  # an item's canonical text: es:fut:cme and ES:FUT:CME find the same signals
+            symbol = symbol_normalize(symbol)
+        except ValidationError as err:
+            return api_error(400, " ".join(err.message_dict["symbols"]))
+    else:
+        symbol = ""
     rows = signals_after(since, symbols=[symbol] if symbol else None, limit=limit)
     signals = [row.to_event() for row in rows]
     return JsonResponse({"signals": signals, "last_id": signals[-1]["id"] if signals else since})

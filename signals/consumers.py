@@ -34,10 +34,11 @@ def parse_since(raw: str) -> int | None:
 
 
 def parse_symbols(raw: object) -> frozenset[str]:
-    """Symbols from ``"AAPL,MSFT"`` or ``["AAPL", "MSFT"]``; ValueError with a sentence."""
+    """Watchlist items from ``"AAPL,ES:FUT:CME"`` or ``["AAPL", "ES:FUT:CME"]``, as their
+    canonical texts (the names signals carry); ValueError with the item parser's sentence."""
     items = raw.split(",") if isinstance(raw, str) else raw
     if not isinstance(items, list | tuple):
-        raise ValueError('"symbols" must be a list like ["AAPL", "MSFT"].')
+        raise ValueError('"symbols" must be a list like ["AAPL", "ES:FUT:CME"].')
     try:
         return frozenset(symbol_normalize(item) for item in items if str(item).strip())
     except ValidationError as err:

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, date, datetime, time, timedelta
 
 from django import forms
+from django.core.exceptions import ValidationError
 
 from engine.core.inputs import InputError, clip, parse_whole
 from scalpsite.ui import FIELD
+from watchlists.forms import ItemsField
+from watchlists.services import symbol_normalize
 
-# The same shape the watchlists accept (letters, digits, '.', space; 1–12 characters).
-SYMBOL_RE = re.compile(r"^[A-Z0-9][A-Z0-9. ]{0,11}$")
 MAX_ID = 2**63 - 1
 
 
@@ -38,7 +38,9 @@ class HistoryFilterForm(forms.Form):
     2025-12-16 23:59:59Z. Every error is a sentence a trader can act on.
     """
 
-    symbol = forms.CharField(required=False, max_length=40, strip=True)
+    # A watchlist item (AAPL, ES:FUT:CME), read as the watchlists read it; no length limit of
+    # its own: the item parser's sentence names one too long.
+    symbol = ItemsField(required=False, max_length=10_000, strip=True)
     rule = forms.CharField(required=False, max_length=40)
     date_from = forms.DateField(
         required=False,
@@ -68,7 +70,7 @@ class HistoryFilterForm(forms.Form):
         for name in ("date_from", "date_to"):
             self.fields[name].widget.attrs.update({"class": FIELD + " w-36 [color-scheme:dark]"})
         self.fields["symbol"].error_messages["max_length"] = (
-            "A symbol has 1–12 characters, e.g. AAPL or BRK.B."
+            "That is too long for a symbol: type one item, e.g. AAPL or ES:FUT:CME."
         )
 
     def full_clean(self):
@@ -79,13 +81,15 @@ class HistoryFilterForm(forms.Form):
                 self.fields[name].widget.attrs["aria-describedby"] = f"err-{name}"
 
     def clean_symbol(self) -> str:
-        symbol = " ".join(self.cleaned_data["symbol"].split()).upper()
-        if symbol and (len(symbol) > 12 or not SYMBOL_RE.match(symbol)):
-            raise forms.ValidationError(
-                f"“{symbol}” is not a ticker symbol: use 1–12 letters, digits, '.' or spaces, "
-                "e.g. AAPL or BRK.B."
-            )
-        return symbol
+        """The item's canonical text (``brk.b`` → ``BRK B``, ``es:fut:cme`` → ``ES:FUT:CME``),
+        the name its signals carry; the item parser's sentence when it is not one."""
+        raw = self.cleaned_data["symbol"]
+        if not raw.strip():
+            return ""
+        try:
+            return symbol_normalize(raw)
+        except ValidationError as err:
+            raise forms.ValidationError(err.message_dict["symbols"]) from None
 
     def clean_rule(self) -> int | None:
         raw = self.cleaned_data["rule"].strip()

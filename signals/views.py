@@ -42,7 +42,7 @@ CSV_HEADER = events.CSV_HEADER
 
 def _history_form(request) -> HistoryFilterForm:
     rules = Rule.objects.order_by("-is_system", "name").values_list("id", "name")
-    symbols = WatchlistItem.objects.order_by("symbol").values_list("symbol", flat=True).distinct()
+    symbols = WatchlistItem.objects.order_by("text").values_list("text", flat=True).distinct()
     return HistoryFilterForm(request.GET, rules=rules, symbols=symbols)
 
 

@@ -224,8 +224,9 @@ def test_every_filter_combination_uses_an_index():
 @pytest.mark.parametrize(
     ("params", "sentence"),
     [
-        ({"symbol": "$$$"}, "“$$$” is not a ticker symbol"),
-        ({"symbol": "A" * 13}, "is not a ticker symbol"),
+        ({"symbol": "$$$"}, "“$$$” is not a valid symbol: use letters, digits, '.' or a space."),
+        ({"symbol": "A" * 13}, "“AAAAAAAAAAAAA” is too long: a symbol has 1–12 characters."),
+        ({"symbol": "ES:FUT"}, "“ES:FUT”: a future needs its exchange, such as ES:FUT:CME."),
         ({"rule": "momentum"}, "Pick a rule from the list"),
         ({"date_from": "2025-13-40"}, "Enter the ‘from’ date as YYYY-MM-DD"),
         ({"date_to": "yesterday"}, "Enter the ‘to’ date as YYYY-MM-DD"),
