@@ -6,12 +6,14 @@ import re
 import pytest
 from django.template.loader import render_to_string
 from django.test import Client
+from django.utils import timezone
 
 from engine.models import EngineState
 from engine.services import engine_state_get
 from rules.models import Rule
 from rules.services import rule_set_active
 from signals import events, realtime
+from signals.services import signal_record
 from tests.factories import DEFAULT_DEFINITION, make_rule, make_running_engine, make_watchlist
 from tests.signals.helpers import make_signal
 
@@ -176,3 +178,47 @@ def test_polled_status_asks_for_a_redraw_only_when_the_state_changed(admin_clien
     assert 'data-state="offline"' in same and "engine-refresh" not in same
     changed = admin_client.get("/engine/status/?known=running").content.decode()
     assert 'id="engine-refresh" hx-swap-oob="true"' in changed
+
+
+def test_tiles_and_the_engine_card_show_each_items_contract_and_market_while_a_run_is_live(
+    admin_client,
+):
+    watchlist = make_watchlist(
+        name="Mixed", symbols=["ES:FUT:CME", "EURUSD:CASH", "AAPL"], activate=True
+    )
+    state = make_running_engine(rule=Rule.objects.get(is_system=True), watchlist=watchlist)
+    es = {"local_symbol": "ESZ6", "sec_type": "FUT", "exchange": "CME", "currency": "USD",
+          "min_tick": 0.25}  # fmt: skip
+    state.symbols = {
+        "ES:FUT:CME": {"contract": es, "open": True, "market": "trading (CME Globex)"},
+        "EURUSD:CASH": {"contract": None, "open": False, "market": "closed, opens Sun 17:00 "
+                        "America/New_York"},
+    }  # fmt: skip
+    state.save()
+    signal_record(time=timezone.now(), symbol="ES:FUT:CME", price=6001.5, rule_id=1,
+                  rule_name="MA Momentum", bar_seconds=5, values={}, contract=es)  # fmt: skip
+
+    page = admin_client.get("/").content.decode()
+    es_tile = re.search(r'<article id="tile-esfutcme".*?</article>', page, re.S)[0]
+    assert re.search(
+        r'data-testid="tile-local-symbol">ESZ6</span> · trading \(CME Globex\)', es_tile
+    )
+    assert 'data-open="true"' in es_tile
+    assert ">6001.50</span>" in es_tile, "the price at the tick's precision"
+    fx_tile = re.search(r'<article id="tile-eurusdcash".*?</article>', page, re.S)[0]
+    assert "closed, opens Sun 17:00 America/New_York" in fx_tile and 'data-open="false"' in fx_tile
+    markets = re.search(r'<ul id="engine-markets".*?</ul>', page, re.S)[0]
+    lines = [" ".join(re.sub(r"<[^>]+>", " ", li).split()) for li in markets.split("</li>")]
+    assert lines[:2] == [
+        "ES:FUT:CME (ESZ6) — trading (CME Globex)",
+        "EURUSD:CASH — closed, opens Sun 17:00 America/New_York",
+    ]
+
+    # The polled status card refreshes both, out of band; without a run they are cleared.
+    polled = admin_client.get("/engine/status/").content.decode()
+    assert '<ul id="engine-markets" hx-swap-oob="true"' in polled
+    assert re.search(r'<p id="tile-esfutcme-market" hx-swap-oob="true"[^>]*>.*ESZ6', polled)
+    EngineState.objects.filter(pk=1).update(run_started=None, state="idle")
+    polled = admin_client.get("/engine/status/").content.decode()
+    assert "trading (CME Globex)" not in polled
+    assert re.search(r'<p id="tile-aapl-market" hx-swap-oob="true"[^>]*></p>', polled)

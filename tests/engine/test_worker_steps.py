@@ -488,22 +488,24 @@ def test_on_bar_stores_the_signal_first_then_publishes_it_before_its_bar():
         {"event": "bar", "symbol": "AAPL", "time": "2025-12-16T14:30:15Z", "open": 99.5,
          "high": 100.25, "low": 99.0, "close": 100.0, "volume": 103,
          "values": {"PRICE": 100.0, "MA3": 101.0}, "state": "WAIT", "cooldown_until": None,
-         "rules": [{"rule_id": rule.pk, "state": "WAIT", "cooldown_until": None}]},
+         "rules": [{"rule_id": rule.pk, "state": "WAIT", "cooldown_until": None}],
+         "contract": None},
         {"event": "signal", "symbol": "AAPL", "price": 104.0, "rule_id": rule.pk,
          "timestamp": "2025-12-16T14:30:25Z", "id": row.id, "rule_name": "Above MA3",
-         "bar_seconds": 5, "values": {"PRICE": 104.0, "MA3": 102.0}, "side": None},
+         "bar_seconds": 5, "values": {"PRICE": 104.0, "MA3": 102.0}, "side": None,
+         "contract": None},
         {"event": "bar", "symbol": "AAPL", "time": "2025-12-16T14:30:20Z", "open": 103.5,
          "high": 104.25, "low": 103.0, "close": 104.0, "volume": 104,
          "values": {"PRICE": 104.0, "MA3": 102.0}, "state": "COOLDOWN",
          "cooldown_until": "2025-12-16T14:30:35Z",
          "rules": [{"rule_id": rule.pk, "state": "COOLDOWN",
-                    "cooldown_until": "2025-12-16T14:30:35Z"}]},
+                    "cooldown_until": "2025-12-16T14:30:35Z"}], "contract": None},
         {"event": "bar", "symbol": "AAPL", "time": "2025-12-16T14:30:25Z", "open": 104.5,
          "high": 105.25, "low": 104.0, "close": 105.0, "volume": 105,
          "values": {"PRICE": 105.0, "MA3": 103.0}, "state": "COOLDOWN",
          "cooldown_until": "2025-12-16T14:30:35Z",
          "rules": [{"rule_id": rule.pk, "state": "COOLDOWN",
-                    "cooldown_until": "2025-12-16T14:30:35Z"}]},
+                    "cooldown_until": "2025-12-16T14:30:35Z"}], "contract": None},
     ]  # fmt: skip
     assert publisher.events[1] == row.to_event()
     assert (run.bars, run.signals, run.last_bar_time) == (3, 1, T0 + 30)
@@ -1039,3 +1041,53 @@ def test_a_run_with_an_invalid_active_rule_names_it(made_feeds):
     assert failed.state == "error"
     assert failed.message.startswith("The rule “Broken” is invalid: conditions")
     assert made_feeds == [] and failed.run_rule_ids == []
+
+
+def test_an_items_contract_goes_into_its_signals_and_its_market_into_the_engine_state(feeds):
+    """DESIGN §7.1: the feed says what it resolved each item to and when its market opens or
+    closes; the signal row and its event carry the contract, the engine state each item's
+    market line (the dashboard and GET /api/engine/ read it)."""
+    from engine.core.instruments import ContractInfo
+    from engine.feeds.base import InstrumentEvent, MarketEvent
+
+    rule = make_rule(name="Above MA3", definition=ABOVE_MA3)
+    make_watchlist(name="Futures", symbols=["ES:FUT:CME", "EURUSD:CASH"])
+    es = ContractInfo("ESZ6", "FUT", "CME", "USD", "0.25")
+
+    def es_bar(i: int, close: float) -> Bar:
+        return Bar("ES:FUT:CME", T0 + 5 * i, 5, close, close + 0.25, close - 0.25, close, 10)
+
+    script = [
+        InstrumentEvent("ES:FUT:CME", es),
+        MarketEvent("ES:FUT:CME", True, "trading (CME Globex)"),
+        MarketEvent("EURUSD:CASH", False, "closed, opens Sun 17:00 America/New_York"),
+        *(BarEvent(es_bar(i, c), warmup=True) for i, c in enumerate([6000.0, 6000.25, 6000.5])),
+        BarEvent(es_bar(3, 6000.25)),
+        BarEvent(es_bar(4, 6001.75)),  # above MA3: fires
+    ]
+    feed = ScriptedFeed(script)
+    feeds.queue.append(feed)
+    publisher = Recorder()
+    engine = Engine(
+        overrides=Overrides(rule_ids=(rule.pk,), watchlist="Futures"), publisher=publisher
+    )
+
+    async def scenario():
+        await engine.start_run()
+        await wait(feed.drained.wait(), "the scripted events")
+        state = await db(engine_state)
+        await engine.stop_run("Stopped.")
+        return state
+
+    state = asyncio.run(scenario())
+    row = Signal.objects.get()
+    assert (row.symbol, row.price, row.contract) == ("ES:FUT:CME", 6001.75, es.to_json())
+    signal = next(e for e in publisher.events if e["event"] == "signal")
+    assert signal == row.to_event() and signal["contract"]["local_symbol"] == "ESZ6"
+    assert all(e["contract"] == es.to_json() for e in publisher.events if e["event"] == "bar")
+    assert state.symbols == {
+        "ES:FUT:CME": {"contract": es.to_json(), "open": True, "market": "trading (CME Globex)"},
+        "EURUSD:CASH": {
+            "contract": None, "open": False, "market": "closed, opens Sun 17:00 America/New_York",
+        },
+    }  # fmt: skip
