@@ -396,3 +396,30 @@ async def test_unreadable_hours_fall_back_to_the_exchange_calendar(gw, clock):
     assert lines["SAP:STK:IBIS:EUR"] == (False, "closed, opens 09:00 Europe/Berlin")
     assert lines["ES:FUT:CME"] == (True, "trading (CME Globex)")
     await run.close()
+
+
+async def test_hours_are_read_again_on_each_new_exchange_day(gw, clock):
+    run = FeedRun(make_feed(gw, clock), ["ES:FUT:CME", "SAP:STK:IBIS:EUR"], warmup_bars=3)
+    await run.wait_for(lambda: len(run.markets()) == 2)
+    lookups = len(gw.details_log)
+    assert lookups == 2
+    # Tuesday 05:30 UTC: 06:30 in Berlin (a new day there), still Monday night in Chicago.
+    clock.jump(datetime(2026, 12, 8, 5, 30, tzinfo=UTC))
+    await gw.wait_until(lambda: len(gw.details_log) == lookups + 1)
+    assert gw.details_log[-1]["symbol"] == "SAP"
+    await asyncio.sleep(1.5)  # two market checks
+    assert len(gw.details_log) == lookups + 1, "once per day"
+    assert [(m.symbol, m.line) for m in run.markets()][-1] == (
+        "SAP:STK:IBIS:EUR", "closed, opens 08:00 Europe/Berlin"
+    )  # fmt: skip
+    # A new day in Chicago too (Tuesday 07:00 UTC is 01:00 there): ES's details again; at
+    # 08:00 in Berlin Xetra opens by the hours read that day.
+    clock.jump(datetime(2026, 12, 8, 7, 0, 5, tzinfo=UTC))
+    await gw.wait_until(lambda: len(gw.details_log) == lookups + 2)
+    assert gw.details_log[-1]["symbol"] == "ES"
+    await run.wait_for(lambda: run.markets()[-1].is_open)
+    assert (run.markets()[-1].symbol, run.markets()[-1].line) == (
+        "SAP:STK:IBIS:EUR", "trading (Xetra)"
+    )  # fmt: skip
+    assert run.instruments()["ES:FUT:CME"].contract.local_symbol == "ESZ6"
+    await run.close()
