@@ -56,6 +56,8 @@ class SymbolState:
     hours_key: tuple[int, str] | None = None  # (con_id, exchange date) ``hours`` was built for
     market: tuple[bool, str] | None = None  # (is open, line) last reported
     refreshing: bool = False  # a contract-details refresh (new day's hours) is under way
+    roll_to: int | None = None  # a future's newer front month (con_id), told once
+    roll_notice: str = ""  # to yield: the front month changed during the run
 
     def __post_init__(self) -> None:
         if self.instrument is None:

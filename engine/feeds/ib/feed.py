@@ -28,6 +28,7 @@ from engine.feeds.ib.contracts import (
     ContractChoiceError,
     choose_contract,
     exchange_date,
+    front_month,
     unknown_sentence,
 )
 from engine.feeds.ib.errors import (
@@ -462,6 +463,9 @@ class IBFeed(Feed):
             if state.dropped or state.contract is None or state.hours is None:
                 continue
             self._renew_hours(state, at)
+            if state.roll_notice:
+                events.append(StatusEvent("notice", state.roll_notice, symbol=state.symbol))
+                state.roll_notice = ""
             hours: TradingHours = state.hours
             market = (hours.is_open(at, rth=self.use_rth), hours.line(at, rth=self.use_rth))
             if market == state.market:
@@ -498,15 +502,35 @@ class IBFeed(Feed):
             client, contract, instrument = self.connection.client, state.contract, state.instrument
             fresh: IBContract | None = None
             if client is not None and contract is not None and instrument is not None:
+                found: list[IBContract] = []
                 with contextlib.suppress(Exception):
                     found = await asyncio.wait_for(client.find_contracts(instrument), 15)
                     fresh = next((c for c in found if c.con_id == contract.con_id), None)
                 self._bars.pop_request_error(state.symbol)
+                self._note_roll(state, contract, found, at)
             if fresh is not None and state.contract is contract:
                 state.contract = fresh
             await self._build_hours(state, at)
         finally:
             state.refreshing = False
+
+    def _note_roll(
+        self, state: SymbolState, contract: IBContract, months: list[IBContract], at: datetime
+    ) -> None:
+        """A streamed future entering the roll window: say once that the front month is now
+        another (a run keeps its contract: the months' prices differ, the indicators would
+        mix them); the next start streams it."""
+        if contract.sec_type != "FUT" or not months:
+            return
+        front = front_month(months, at, self.roll_days)
+        if front is None or front.con_id == contract.con_id or state.roll_to == front.con_id:
+            return
+        state.roll_to = front.con_id
+        state.roll_notice = (
+            f"{state.symbol}: {contract.local_symbol} expires within the {self.roll_days}-day "
+            f"roll window; the front month is now {front.local_symbol}. This run keeps "
+            f"streaming {contract.local_symbol}: stop and start the engine to switch."
+        )
 
     async def _handle_error(self, req_id: int, code: int, message: str) -> AsyncIterator[FeedEvent]:
         if req_id == -1:

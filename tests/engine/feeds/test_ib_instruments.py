@@ -423,3 +423,22 @@ async def test_hours_are_read_again_on_each_new_exchange_day(gw, clock):
     )  # fmt: skip
     assert run.instruments()["ES:FUT:CME"].contract.local_symbol == "ESZ6"
     await run.close()
+
+
+async def test_a_run_reaching_the_roll_window_says_so_once(gw, clock):
+    clock.jump(datetime(2026, 12, 12, 15, tzinfo=UTC))  # 6 days before the 18th in Chicago
+    run = FeedRun(make_feed(gw, clock), ["ES:FUT:CME"], warmup_bars=0)
+    await run.wait_for(lambda: len(run.markets()) == 1)
+    assert run.instruments()["ES:FUT:CME"].contract.local_symbol == "ESZ6"
+    clock.jump(datetime(2026, 12, 13, 15, tzinfo=UTC))  # 5 days: within the window
+    notice = await run.wait_status("notice", symbol="ES:FUT:CME")
+    assert notice.message == (
+        "ES:FUT:CME: ESZ6 expires within the 5-day roll window; the front month is now ESH7. "
+        "This run keeps streaming ESZ6: stop and start the engine to switch."
+    )
+    clock.jump(datetime(2026, 12, 14, 15, tzinfo=UTC))
+    await gw.wait_until(lambda: len(gw.details_log) == 3)
+    await asyncio.sleep(1.5)
+    assert [e.symbol for e in run.statuses("notice")].count("ES:FUT:CME") == 1
+    assert [s.symbol for s in gw.subscribe_log] == ["ESZ6"]
+    await run.close()
