@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 import zlib
@@ -23,6 +24,8 @@ from engine.feeds.base import (
     StatusEvent,
 )
 from engine.feeds.hours import TradingHours, fallback_hours
+
+logger = logging.getLogger(__name__)
 
 TICKS_PER_UNIT = 100  # prices are whole ticks over this: 23873 / 100 is exactly 238.73
 # Warm-up bars the demo makes for all symbols together, at most: the worker takes 100,000 in
@@ -345,6 +348,34 @@ class DemoFeed(Feed):
         line = hours.line(when)
         return is_open, line if is_open else line + DEMO_HOURS_NOTE
 
+    def _changes(
+        self, hours: dict[str, TradingHours], lines: dict[str, tuple[bool, str]]
+    ) -> list[MarketEvent]:
+        """The items whose real market changed state or line, by the wall clock
+        (microseconds per item)."""
+        now = self.clock()
+        changes = []
+        for symbol, market_hours in hours.items():
+            state = self._market_line(market_hours, now)
+            if state != lines.get(symbol):
+                lines[symbol] = state
+                changes.append(MarketEvent(symbol, *state))
+        return changes
+
+    @staticmethod
+    async def _calendars_of(
+        pending: asyncio.Future[dict[str, TradingHours]],
+    ) -> tuple[dict[str, TradingHours], StatusEvent | None]:
+        try:
+            return await pending, None
+        except Exception as err:  # a demo without market hours still runs
+            logger.warning("Demo market: no exchange calendars: %r", err)
+            return {}, StatusEvent(
+                "notice",
+                f"Demo market: the exchange calendars could not be loaded ({err}); the tiles "
+                "show no market hours.",
+            )
+
     async def events(
         self, symbols: Sequence[str], *, bar_seconds: int, warmup_bars: int
     ) -> AsyncIterator[FeedEvent]:
@@ -365,17 +396,18 @@ class DemoFeed(Feed):
             markets[symbol] = demo_market(symbol, seed=self.seed)
         now = int(self.clock())
         today = datetime.fromtimestamp(now, UTC).date()
-        lines: dict[str, tuple[bool, str]] = {}
         for symbol, instrument in instruments.items():
             yield InstrumentEvent(
                 symbol, demo_contract(instrument, today, roll_days=self.roll_days)
             )
-        # The calendars take a second or more the first time (pandas, holiday rules): built
-        # in a thread so the worker's heartbeat and commands go on meanwhile.
-        hours = await asyncio.to_thread(_calendars, instruments)
-        for symbol in instruments:
-            lines[symbol] = self._market_line(hours[symbol], now)
-            yield MarketEvent(symbol, *lines[symbol])
+        # The calendars take seconds the first time in a process (pandas, holiday rules):
+        # built in a thread while the warm-up runs; their lines come before the first live
+        # bar, and again whenever one changes.
+        pending: asyncio.Future[dict[str, TradingHours]] | None = asyncio.ensure_future(
+            asyncio.to_thread(_calendars, instruments)
+        )
+        hours: dict[str, TradingHours] = {}
+        lines: dict[str, tuple[bool, str]] = {}
         live_start = now - now % bar_seconds
         history = min(warmup_bars, DEMO_WARMUP_BARS // max(1, len(markets)))
         t = live_start - history * bar_seconds
@@ -389,6 +421,18 @@ class DemoFeed(Feed):
             rounds += 1
             if rounds % 200 == 0:
                 await asyncio.sleep(0)  # let the worker's heartbeat and commands through
+                if pending is not None and pending.done():
+                    hours, notice = await self._calendars_of(pending)
+                    pending = None
+                    if notice is not None:
+                        yield notice
+                    for change in self._changes(hours, lines):
+                        yield change
+        if pending is not None:
+            hours, notice = await self._calendars_of(pending)
+            pending = None
+            if notice is not None:
+                yield notice
         pace = "as fast as possible" if self.speed <= 0 else f"{self.speed:g}× real time"
         yield StatusEvent(
             "running",
@@ -420,13 +464,8 @@ class DemoFeed(Feed):
                         return
             elif emitted % 500 == 0:
                 await asyncio.sleep(0)
-            # The real market's state by the wall clock (microseconds per item).
-            now_clock = self.clock()
-            for symbol, market_hours in hours.items():
-                state = self._market_line(market_hours, now_clock)
-                if state != lines[symbol]:
-                    lines[symbol] = state
-                    yield MarketEvent(symbol, *state)
+            for change in self._changes(hours, lines):
+                yield change
             for symbol, market in markets.items():
                 yield BarEvent(market.bar(symbol, t, bar_seconds))
             t += bar_seconds

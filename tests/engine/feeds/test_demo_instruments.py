@@ -182,17 +182,23 @@ async def test_each_item_is_announced_with_its_contract_and_hours():
         "BTC:CRYPTO": (True, "trading (PAXOS)"),
         "AAPL": (False, "closed, opens Mon 04:00 America/New_York" + note),
     }
-    # Both come before the item's first bar; bars still run (it's a demo).
+    # The contract comes before the item's first bar, its hours (built in a thread during
+    # the warm-up) before its first live bar; bars still run around the clock (a demo).
     for symbol in items:
-        first_bar = next(
-            i for i, e in enumerate(events) if isinstance(e, BarEvent) and e.bar.symbol == symbol
-        )
-        announced = [
-            i
-            for i, e in enumerate(events)
-            if isinstance(e, InstrumentEvent | MarketEvent) and e.symbol == symbol
-        ]
-        assert len(announced) == 2 and max(announced) < first_bar
+
+        def first(kind, warmup=None, symbol=symbol):
+            return next(
+                i
+                for i, e in enumerate(events)
+                if isinstance(e, kind)
+                and (e.bar.symbol if isinstance(e, BarEvent) else e.symbol) == symbol
+                and (warmup is None or e.warmup == warmup)
+            )
+
+        assert first(InstrumentEvent) < first(BarEvent)
+        assert first(MarketEvent) < first(BarEvent, warmup=False)
+        assert sum(isinstance(e, InstrumentEvent | MarketEvent) and e.symbol == symbol
+                   for e in events) == 2  # fmt: skip
     assert sum(isinstance(e, BarEvent) for e in events) == 5 * (3 + 2)
 
 
