@@ -169,6 +169,8 @@ def _ids(value: object) -> list[int]:
 
 
 def _symbols(value: object) -> list[str]:
+    """Watchlist items (``AAPL``, ``ES:FUT:CME``) as their canonical texts, the names signals
+    carry; the watchlists' sentence for a bad one."""
     items = value if isinstance(value, list | tuple) else symbols_split(str(value or ""))
     if len(items) > MAX_FILTER_ITEMS:
         raise ValidationError({"symbols": f"At most {MAX_FILTER_ITEMS} symbols in a filter."})
@@ -178,7 +180,7 @@ def _symbols(value: object) -> list[str]:
 def destination_clean(data: Mapping[str, Any]) -> dict[str, Any]:
     """Every field of a destination, validated and normalised; ValidationError naming the
     field with a sentence. ``data`` has the model's field names; filters may be text
-    (``"1, 2"``, ``"AAPL MSFT"``) or lists."""
+    (``"1, 2"``, ``"AAPL MSFT, ES:FUT:CME"``) or lists."""
     kind = data.get("kind")
     if kind not in Destination.Kind.values:
         raise ValidationError(
