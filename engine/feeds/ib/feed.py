@@ -125,13 +125,13 @@ class IBFeed(Feed):
             try:
                 instrument = parse_item(raw)
             except ItemError as err:
-                refused.append(StatusEvent("notice", f"{err} The other items continue.",
+                refused.append(StatusEvent("notice", f"{err} The other symbols continue.",
                                            symbol=str(raw), permanent=True))  # fmt: skip
                 continue
             if instrument.text not in self._symbols:
                 self._symbols[instrument.text] = SymbolState(instrument.text, instrument)
-        for event in refused:
-            yield event
+        for notice in refused:
+            yield notice
         if not self._symbols:
             yield StatusEvent("error", NOTHING_LEFT, permanent=True)
             raise FeedError(NOTHING_LEFT, permanent=True)

@@ -442,3 +442,16 @@ async def test_a_run_reaching_the_roll_window_says_so_once(gw, clock):
     assert [e.symbol for e in run.statuses("notice")].count("ES:FUT:CME") == 1
     assert [s.symbol for s in gw.subscribe_log] == ["ESZ6"]
     await run.close()
+
+
+async def test_an_unreadable_item_is_named_and_the_others_continue(gw, clock):
+    run = FeedRun(make_feed(gw, clock), ["ES:FUT", "AAPL"], warmup_bars=3)
+    notice = await run.wait_status("notice", symbol="ES:FUT")
+    assert notice.permanent
+    assert notice.message == (
+        "“ES:FUT”: a future needs its exchange, such as ES:FUT:CME. The other symbols continue."
+    )
+    await run.wait_status("running")
+    assert list(run.instruments()) == ["AAPL"]
+    assert [d["symbol"] for d in gw.details_log] == ["AAPL"]
+    await run.close()
