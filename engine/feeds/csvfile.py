@@ -15,8 +15,9 @@ from watchlists.services import symbol_normalize
 
 
 def watchlist_symbol(raw: str) -> str:
-    """The watchlist's symbol validator as the bar reader's ``check_symbol``: one rule for
-    every entry point (pages, CLI, csv feed, replay, preview). ValueError with its sentence."""
+    """The watchlist's item reader as the bar reader's ``check_symbol``: one rule for every
+    entry point (pages, CLI, csv feed, replay, preview). A file's symbol is an item text
+    (``AAPL``, ``ES:FUT:CME``), returned canonical; ValueError with its sentence."""
     try:
         return symbol_normalize(raw)
     except ValidationError as err:
