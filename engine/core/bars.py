@@ -11,7 +11,8 @@ from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, Literal, TextIO, overload
 
-from engine.core.indicators import SCALE as PRICE_SCALE  # the core keeps whole millionths
+from engine.core.indicators import FAST_LIMIT_UNITS, price_problem, price_units
+from engine.core.indicators import SCALE as PRICE_SCALE  # the core keeps whole 1e-8 units
 from engine.core.inputs import clip
 
 if TYPE_CHECKING:
@@ -359,33 +360,21 @@ def _row_problem(row: list[str], cols: _Columns) -> str:
             return f"column {name}: {raw.strip()!r} is not a finite number"
         if name != "volume" and value <= 0:
             return f"column {name}: price {raw.strip()} must be positive"
-        if name != "volume" and millionths(value) is None:
+        if name != "volume" and price_problem(value) is not None:
             return (
-                f"column {name}: price {raw.strip()} is finer than 0.000001; "
-                "prices finer than 0.000001 are not supported yet"
+                f"column {name}: price {raw.strip()} is finer than 0.00000001; "
+                "prices finer than 0.00000001 (8 decimals) are not supported"
             )
         if name == "volume" and value < 0:
             return f"column volume: {raw.strip()} is negative"
     return "unreadable row"
 
 
-# Above this a double can't hold a millionth anyway, and x * PRICE_SCALE would pass 2**53.
-_FINE_CHECK_BELOW: Final = 8e9
-# How far (relative) a float may sit from a whole number of millionths and still be read as
-# it: a few units in the last place, the noise of a float written in full (190.07 + 0.02 is
-# written 190.07000000000002 by Python and pandas), never a digit a person typed.
-_FLOAT_NOISE: Final = 1e-15
-
-
-def millionths(price: float) -> float | None:
-    """``price`` as the float of its whole number of millionths (190.07000000000002 →
-    190.07), or None when it has digits below a millionth (1.0000001)."""
-    if price >= _FINE_CHECK_BELOW:
-        return price
-    exact = round(price * PRICE_SCALE) / PRICE_SCALE
-    if exact == price or abs(price - exact) <= price * _FLOAT_NOISE:
-        return exact
-    return None
+def exact_price(price: float) -> float | None:
+    """``price`` as the float of its exact 8-decimal value (190.07000000000002 → 190.07), or
+    None when it has digits below 1e-8 (1.000000001). See ``indicators.price_units``."""
+    units = price_units(price)
+    return None if units is None else units / PRICE_SCALE
 
 
 _BAR_SETTERS = tuple(
@@ -530,6 +519,7 @@ def _read_csv(
     best = 2**62
     inf = math.inf
     scale = float(PRICE_SCALE)
+    fast_limit = FAST_LIMIT_UNITS / PRICE_SCALE  # above: repr decides (see price_units)
     last_sym: str | None = None
     name = ""  # last_sym as check_symbol returned it
     names: dict[str, str] = {}
@@ -578,14 +568,14 @@ def _read_csv(
             # NaN fails every comparison; an infinity makes the sum infinite.
             if not (o > 0 and h > 0 and lo > 0 and c > 0 and v >= 0 and o + h + lo + c + v < inf):
                 raise BarFileError(path, reader.line_num, _row_problem(row, cols))
-            # The core keeps prices as whole millionths: refuse finer ones, never round them
-            # (float noise aside: see millionths).
-            # Text of at most 7 characters without an exponent has at most 6 decimals.
+            # The core keeps prices as whole 1e-8 units: refuse finer ones, never round them
+            # (float noise aside: see exact_price).
+            # Text of at most 9 characters without an exponent has at most 8 decimals.
             if (
-                len(raw_o) > 7
-                or len(raw_h) > 7
-                or len(raw_l) > 7
-                or len(raw_c) > 7
+                len(raw_o) > 9
+                or len(raw_h) > 9
+                or len(raw_l) > 9
+                or len(raw_c) > 9
                 or "e" in (text := raw_o + raw_h + raw_l + raw_c)
                 or "E" in text
             ) and (
@@ -593,8 +583,9 @@ def _read_csv(
                 or round(h * scale) / scale != h
                 or round(lo * scale) / scale != lo
                 or round(c * scale) / scale != c
+                or o + h + lo + c >= fast_limit
             ):
-                mo, mh, ml, mc = map(millionths, (o, h, lo, c))
+                mo, mh, ml, mc = map(exact_price, (o, h, lo, c))
                 if mo is None or mh is None or ml is None or mc is None:
                     raise BarFileError(path, reader.line_num, _row_problem(row, cols))
                 o, h, lo, c = mo, mh, ml, mc

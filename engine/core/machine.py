@@ -10,14 +10,20 @@ from typing import Final, Protocol
 
 from engine.core.bars import Bar
 from engine.core.indicators import (
+    FAST_LIMIT_UNITS,
     SCALE,
     US_SESSION_UTC_OFFSET,
+    Band,
     Bollinger,
     Ema,
+    Exact,
+    PriceError,
     Rsi,
     Sma,
     Value,
     Vwap,
+    exact_sign,
+    price_to_int,
 )
 from engine.core.rules import (
     TIMEFRAME_NAMES,
@@ -39,7 +45,11 @@ class _Source(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Signal:
-    """A fired rule: one per (rule, symbol, bar close time)."""
+    """A fired rule: one per (rule, symbol, bar close time).
+
+    ``price`` is the bar's close as the core compared it (its exact 8-decimal value, as a
+    float that prints with no float noise: 238.73, 1.08005, 0.00001234); ``values`` are the
+    rule's operands (see :data:`SHOWN_DECIMALS`)."""
 
     symbol: str
     close_time: int
@@ -51,9 +61,59 @@ class Signal:
 
 Check = Callable[[], bool]
 
+SHOWN_DECIMALS: Final = 10
+"""How operand values show in ``Signal.values`` and :meth:`SymbolMachine.last_values`: an
+exact one (PRICE, OPEN/HIGH/LOW, an SMA, a flat band: ``num`` an int) is the float nearest to
+its exact value, so 8-decimal prices print as written (1.08005, never 1.0800500000000002);
+one the core computes in floats (EMA, RSI, VWAP, a band) is rounded to 10 decimals, two below
+the finest price, so its float noise never shows (189.13, never 189.13000000000002).
+Comparisons never see this rounding."""
+
+
+def shown_value(num: int | float, den: int) -> float:
+    """An operand value ``num / den`` as shown in events (see :data:`SHOWN_DECIMALS`)."""
+    value = num / den
+    return value if type(num) is int else round(value, SHOWN_DECIMALS)
+
+
+def _exact_form(source: _Source) -> Callable[[], Exact | None]:
+    """How to read ``source``'s exact value as :data:`Exact` (None when it is a float)."""
+    if isinstance(source, Band | Vwap):
+        return source.exact
+
+    def exact() -> Exact | None:
+        num = source.num
+        return (num, 0, 0, source.den) if type(num) is int else None
+
+    return exact
+
+
+def _greater_exact(a: _Source, b: _Source, *, or_equal: bool) -> Check:
+    """``a > b`` (or ``a >= b``) where a side is a Bollinger band or a VWAP, whose exact
+    value is not ``num / den``: compared exactly (:func:`exact_sign`) when both sides are
+    exact, as floats otherwise (EMA, RSI, a fractional volume)."""
+    exact_a, exact_b = _exact_form(a), _exact_form(b)
+    least = 0 if or_equal else 1
+
+    def check() -> bool:
+        x = a.num
+        y = b.num
+        if x is None or y is None:
+            return False
+        ea = exact_a()
+        eb = exact_b()
+        if ea is None or eb is None:
+            fx, fy = x / a.den, y / b.den
+            return fx >= fy if or_equal else fx > fy
+        return exact_sign(ea, eb) >= least
+
+    return check
+
 
 def _greater(a: _Source, b: _Source, *, or_equal: bool) -> Check:
     """``a > b`` (or ``a >= b``) without division; False while either side is undefined."""
+    if isinstance(a, Band | Vwap) or isinstance(b, Band | Vwap):
+        return _greater_exact(a, b, or_equal=or_equal)
     g = gcd(a.den, b.den)
     ad, bd = a.den // g, b.den // g
     # A Value with a number at compile time is a constant: fold it into ``limit``.
@@ -127,7 +187,7 @@ class _Operands:
     """The operand values of one timeframe (the run's bars, or one higher timeframe):
     PRICE, OPEN/HIGH/LOW/VOLUME, VWAP and the period indicators a set of rules reads.
 
-    :meth:`update` takes one bar of that timeframe, prices as whole millionths.
+    :meth:`update` takes one bar of that timeframe, prices as whole 1e-8 units.
     """
 
     __slots__ = (
@@ -237,25 +297,23 @@ class _Timeframe:
         self.v: float = 0
 
     def add(
-        self, time: int, close_time: int, open: float, high: float, low: float, c: int,
-        volume: float,
-    ) -> None:  # fmt: skip
-        """Take one run bar (close ``c`` in millionths, the rest as given)."""
+        self, time: int, close_time: int, o: int, h: int, lo: int, c: int, volume: float
+    ) -> None:
+        """Take one run bar, prices in 1e-8 units (``o``, ``h``, ``lo`` are only read when
+        an operand of this timeframe needs them)."""
         start = time - time % self.seconds
         if start != self.bucket:
             if self.bucket is not None:
                 self.close()
             self.bucket = start
             if self.full:
-                self.o = round(open * SCALE)
-                self.h = round(high * SCALE)
-                self.lo = round(low * SCALE)
+                self.o = o
+                self.h = h
+                self.lo = lo
                 self.v = volume
         elif self.full:
-            h = round(high * SCALE)
             if h > self.h:
                 self.h = h
-            lo = round(low * SCALE)
             if lo < self.lo:
                 self.lo = lo
             self.v += volume
@@ -278,7 +336,7 @@ class SymbolInputs:
     the last one taken (re-delivery after a reconnect), which then changes nothing.
     """
 
-    __slots__ = ("sources", "_last_close", "_run", "_frames", "_price")
+    __slots__ = ("sources", "_last_close", "_run", "_frames", "_price", "_ohl")
 
     def __init__(
         self,
@@ -302,28 +360,42 @@ class SymbolInputs:
             sources.update(ops.sources)
             frames.append(_Timeframe(tf, ops))
         self._frames = tuple(frames)
+        # Whether open, high and low are read (else only the close is converted).
+        self._ohl = self._run.extra or any(frame.full for frame in frames)
         self.sources: dict[str, _Source] = sources
 
     def step(
         self, time: int, seconds: int, open: float, high: float, low: float, close: float,
         volume: float,
     ) -> bool:  # fmt: skip
+        """Take one closed bar (prices as floats, each read as the exact 8-decimal number its
+        shortest text denotes). Raises :class:`PriceError` (and changes nothing) for a price
+        with digits below 1e-8: the core never rounds a price."""
         close_time = time + seconds
         if close_time <= self._last_close:
             return False
+        # Fast exact conversion (see price_units): when the float of the 8-decimal number
+        # round() found is the price itself, that number is the price's exact value.
+        try:
+            p = round(close * SCALE)
+        except (ValueError, OverflowError):
+            p = price_to_int(close)  # raises PriceError: NaN or infinity
+        if p / SCALE != close or not -FAST_LIMIT_UNITS < p < FAST_LIMIT_UNITS:
+            p = price_to_int(close)
+        if self._ohl:
+            o, h, lo = price_to_int(open), price_to_int(high), price_to_int(low)
+        else:
+            o = h = lo = 0
         self._last_close = close_time
-        p = round(close * SCALE)
         run = self._run
         if run.extra:
-            run.update(
-                time, round(open * SCALE), round(high * SCALE), round(low * SCALE), p, volume
-            )
+            run.update(time, o, h, lo, p, volume)
         else:
             self._price.num = p
             for update in run.close_updates:
                 update(p)
         for frame in self._frames:
-            frame.add(time, close_time, open, high, low, p, volume)
+            frame.add(time, close_time, o, h, lo, p, volume)
         return True
 
     def finish(self) -> None:
@@ -333,7 +405,7 @@ class SymbolInputs:
 
     @property
     def price(self) -> int:
-        """The last bar's close in millionths (after at least one :meth:`step`)."""
+        """The last bar's close in 1e-8 units (after at least one :meth:`step`)."""
         return self._price.num  # type: ignore[return-value]  # step set it: an int
 
     @property
@@ -471,9 +543,13 @@ class SymbolMachine:
 
     def warm(self, bar: Bar) -> None:
         """Feed a history bar: indicators and cross/edge memory only, never a signal."""
-        if self._step_inputs(
-            bar.time, bar.seconds, bar.open, bar.high, bar.low, bar.close, bar.volume
-        ):
+        try:
+            stepped = self._step_inputs(
+                bar.time, bar.seconds, bar.open, bar.high, bar.low, bar.close, bar.volume
+            )
+        except PriceError as err:
+            raise _named(err, self.symbol) from None
+        if stepped:
             self._truth()
 
     def on_bar(self, bar: Bar) -> Signal | None:
@@ -493,9 +569,15 @@ class SymbolMachine:
         close: float,
         volume: float,
     ) -> Signal | None:
-        """:meth:`on_bar` for a bar given as plain values (bulk replay skips building Bars)."""
-        if not self._step_inputs(time, seconds, open, high, low, close, volume):
-            return None
+        """:meth:`on_bar` for a bar given as plain values (bulk replay skips building Bars).
+
+        Raises :class:`PriceError` naming the symbol for a price with digits below 1e-8
+        (nothing changes; the core never rounds a price)."""
+        try:
+            if not self._step_inputs(time, seconds, open, high, low, close, volume):
+                return None
+        except PriceError as err:
+            raise _named(err, self.symbol) from None
         return self.decide(time + seconds)
 
     def decide(self, close_time: int) -> Signal | None:
@@ -512,7 +594,7 @@ class SymbolMachine:
             return None
         self.cooldown_until = close_time + self._cooldown
         self.state = COOLDOWN
-        # The price as the core holds it, whole millionths: 238.73, never 238.73000000000002.
+        # The price as the core holds it, in 1e-8 units: 238.73, never 238.73000000000002.
         price = self._inputs.price / SCALE
         return Signal(
             self.symbol, close_time, price, self.rule_id, self._signal_values(), self.side
@@ -528,11 +610,19 @@ class SymbolMachine:
         return self._inputs.last_close_time
 
     def last_values(self) -> dict[str, float | None]:
-        """Current operand values in price units (None while undefined), for display."""
-        return {name: None if src.num is None else src.num / src.den for name, src in self._display}
+        """Current operand values in price units (None while undefined), for display: see
+        :func:`shown_value`."""
+        return {
+            name: None if src.num is None else shown_value(src.num, src.den)
+            for name, src in self._display
+        }
 
     def _signal_values(self) -> dict[str, float]:
-        return {name: src.num / src.den for name, src in self._display if src.num is not None}
+        return {
+            name: shown_value(src.num, src.den)
+            for name, src in self._display
+            if src.num is not None
+        }
 
 
 class SymbolRules:
@@ -570,9 +660,13 @@ class SymbolRules:
 
     def warm(self, bar: Bar) -> None:
         """Feed a history bar: indicators and cross/edge memory only, never a signal."""
-        if self._inputs.step(
-            bar.time, bar.seconds, bar.open, bar.high, bar.low, bar.close, bar.volume
-        ):
+        try:
+            stepped = self._step(
+                bar.time, bar.seconds, bar.open, bar.high, bar.low, bar.close, bar.volume
+            )
+        except PriceError as err:
+            raise _named(err, self.symbol) from None
+        if stepped:
             for machine in self.machines:
                 machine._truth()
 
@@ -592,8 +686,13 @@ class SymbolRules:
         close: float,
         volume: float,
     ) -> list[Signal]:
-        if not self._step(time, seconds, open, high, low, close, volume):
-            return []
+        """:meth:`on_bar` for a bar given as plain values; :class:`PriceError` as in
+        :meth:`SymbolMachine.on_values`."""
+        try:
+            if not self._step(time, seconds, open, high, low, close, volume):
+                return []
+        except PriceError as err:
+            raise _named(err, self.symbol) from None
         close_time = time + seconds
         out = []
         for decide in self._decides:
@@ -616,6 +715,11 @@ class SymbolRules:
         for machine in self.machines:
             values.update(machine.last_values())
         return {name: values[name] for name in sorted(values, key=_display_order)}
+
+
+def _named(err: PriceError, symbol: str) -> PriceError:
+    """The error with the symbol in front: ``AAPL: price 1.000000001 is finer than ...``."""
+    return PriceError(f"{symbol}: {err}")
 
 
 def _display_order(name: str) -> tuple[int, int, str, int]:

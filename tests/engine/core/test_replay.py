@@ -53,7 +53,7 @@ def test_replay_emits_design_events_in_bar_order(tmp_path):
         "event": "signal", "symbol": "AAPL", "price": 100.09, "rule_id": 2,
         "timestamp": "2025-12-16T09:30:50Z", "id": 1, "rule_name": "MA Momentum",
         "bar_seconds": 5, "values": {"PRICE": 100.09, "MA5": 100.07, "MA10": 100.045},
-        "side": None,
+        "side": None, "contract": None,
     }  # fmt: skip
 
 
