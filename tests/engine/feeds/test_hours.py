@@ -454,3 +454,14 @@ def test_an_unknown_exchange_falls_back_to_nyse_with_a_notice(caplog):
 def test_the_fallback_is_built_once():
     assert hours_of("ES:FUT:CME") is hours_of("MES:FUT:CME")
     assert hours_of("ES:FUT:CME") is not hours_of("EURUSD:CASH")
+
+
+def test_a_schedule_of_closed_days_only():
+    hours = TradingHours.from_ib(
+        "20261225:CLOSED;20261226:CLOSED", "", "US/Central", venue="CME Globex"
+    )
+    assert hours.sessions() == []
+    assert not hours.is_open(utc(2026, 12, 25, 18))
+    assert hours.next_open(utc(2026, 12, 25, 18)) is None
+    assert hours.line(utc(2026, 12, 25, 18)) == "closed (no session in IB's schedule)"
+    assert hours.line(utc(2026, 12, 27, 6)) == "hours unknown"  # after Saturday in Chicago
