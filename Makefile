@@ -67,6 +67,7 @@ bench: venv
 	$(BIN)/python bench/delivery_bench.py all
 	$(BIN)/python bench/pages_bench.py
 	$(BIN)/python bench/alerts_bench.py --seconds 120
+	$(BIN)/python bench/hours_bench.py
 
 clean:
 	rm -rf $(VENV) $(INSYNC) $(TOOLS) .pytest_cache

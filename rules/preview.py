@@ -8,9 +8,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from engine.core.bars import Bar
+from engine.core.instruments import ItemError
 from engine.core.machine import SymbolMachine
 from engine.core.rules import RuleDef
-from engine.feeds.demo import DemoMarket
+from engine.feeds.demo import DemoMarket, demo_market
 
 MAX_CHART_POINTS = 5000
 MAX_LISTED_SIGNALS = 25
@@ -44,7 +45,10 @@ def _hms(epoch: int) -> str:
 def demo_bars(symbol: str, count: int, seconds: int) -> Iterator[Bar]:
     """The last ``count`` bars of the synthetic market the demo feed runs."""
     # Ending at the current bar boundary, as the demo feed's warm-up history does.
-    market = DemoMarket(symbol)
+    try:
+        market = demo_market(symbol)  # a future or a pair on its own tick grid
+    except ItemError:  # the preview form reads items first; a stock path is the fallback
+        market = DemoMarket(symbol)
     now = int(datetime.now(UTC).timestamp())
     start = now - now % seconds - count * seconds
     return (market.bar(symbol, start + i * seconds, seconds) for i in range(count))

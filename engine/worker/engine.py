@@ -82,7 +82,7 @@ class Run:
 def make_feed(config: RunConfig) -> Feed:
     """The feed a run asked for."""
     if config.feed == "demo":
-        return DemoFeed(speed=config.speed)
+        return DemoFeed(speed=config.speed, roll_days=config.ib.get("roll_days", 5))
     if config.feed == "csv":
         return CsvFeed(config.csv_path, speed=config.speed)
     if config.feed == "ib":

@@ -136,3 +136,16 @@ def test_contract_object_of_events():
 )
 def test_prices_show_at_the_instruments_precision_without_float_noise(value, contract, shown):
     assert price_text(value, contract) == shown
+
+
+def test_the_rule_preview_runs_a_future_and_a_pair_on_their_own_tick_grids():
+    from decimal import Decimal
+
+    from rules.preview import demo_bars
+
+    es = list(demo_bars("ES:FUT:CME", 200, 5))
+    assert all(Decimal(repr(b.close)) % Decimal("0.25") == 0 for b in es)
+    assert 4000 < es[-1].close < 8000
+    fx = list(demo_bars("EURUSD:CASH", 200, 5))
+    assert all(Decimal(repr(b.close)) % Decimal("0.00005") == 0 for b in fx)
+    assert 0.8 < fx[-1].close < 1.4 and all(b.volume == 0 for b in fx)
