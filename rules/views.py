@@ -5,6 +5,8 @@ from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from engine.core.instruments import Instrument
+from engine.core.rules import RuleError, validate_definition
 from engine.services import engine_state_get, engine_stopped_problem, settings_get
 from rules.forms import (
     MAX_UPLOAD_BYTES,
@@ -15,6 +17,7 @@ from rules.forms import (
     PreviewForm,
     RuleBuilderForm,
 )
+from rules.forms.builder import no_volume_warning
 from rules.models import Rule
 from rules.services import (
     ACTIVE_LOCK_ACTION,
@@ -38,6 +41,20 @@ def _get_rule(pk: int) -> Rule:
     return get_object_or_404(Rule, pk=pk)
 
 
+def _active_instruments() -> list[Instrument]:
+    """The active watchlist's items (for the no-volume warning); [] without one."""
+    watchlist = watchlist_get_active()
+    return watchlist.instruments if watchlist is not None else []
+
+
+def _volume_warning(rule: Rule, instruments: list[Instrument]) -> str:
+    try:
+        rule_def = validate_definition(rule.definition)
+    except RuleError:
+        return ""
+    return no_volume_warning(rule_def, instruments)
+
+
 def _locked_rule_ids() -> list[int]:
     state = engine_state_get()
     return state.run_rule_ids if state.is_locked else []
@@ -46,8 +63,10 @@ def _locked_rule_ids() -> list[int]:
 def _list_context(*, toggle_errors: dict[int, str] | None = None) -> dict:
     active_count = len(rules_active())  # first: a fresh database makes the system rule active
     rules = list(Rule.objects.all())
-    for rule in rules:  # a refused toggle's sentence, shown in its row
+    instruments = _active_instruments()
+    for rule in rules:  # a refused toggle's sentence and the no-volume warning, in its row
         setattr(rule, "toggle_error", (toggle_errors or {}).get(rule.pk, ""))  # noqa: B010
+        setattr(rule, "volume_warning", _volume_warning(rule, instruments))  # noqa: B010
     locked_ids = _locked_rule_ids()
     locked = next((r for r in rules if r.pk in locked_ids and not r.is_system), None)
     return {
@@ -95,6 +114,7 @@ def _builder_context(form, *, rule=None, preview_form=None, preview=None, **extr
     form.sync_text_box()
     return {
         "form": form,
+        "volume_warning": form.volume_warning(_active_instruments()),
         "rule": rule,
         "lock_message": lock_message,
         "preview_form": preview_form or _preview_form(),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -11,6 +12,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.http import QueryDict
 
+from engine.core.instruments import Instrument
 from engine.core.rules import (
     DEFAULT_RULE_DEFINITION,
     MAX_CONDITIONS,
@@ -21,6 +23,7 @@ from engine.core.rules import (
     RuleError,
     canonical_operand,
     parse_number,
+    split_timeframe,
     timeframe_problem,
     validate_definition,
 )
@@ -48,6 +51,47 @@ TIMEFRAME_CHOICES = (("", "— current bar"), *((name, name) for name in TIMEFRA
 # a crafted request must not make the page render thousands of rows.
 MAX_ROWS_ACCEPTED = 2 * MAX_CONDITIONS
 _ROW_KEY = re.compile(r"^[a-z0-9]{1,16}$")
+
+
+# Operands that need a traded volume: undefined (their conditions false) on an instrument
+# with none, an FX pair's quotes or an index's values (DESIGN §7.1).
+VOLUME_OPERANDS = ("VOLUME", "VWAP")
+
+
+def volume_operands(rule_def: RuleDef) -> list[str]:
+    """The volume operands ``rule_def`` reads, on any timeframe (``VWAP@1m`` is VWAP)."""
+    bases = {split_timeframe(name)[0] for name in rule_def.operands()}
+    return [name for name in VOLUME_OPERANDS if name in bases]
+
+
+def reads_volume(operands: Iterable[str]) -> bool:
+    """Whether any of ``operands`` (as typed or canonical, any timeframe) is a volume one."""
+    for token in operands:
+        name = canonical_operand(token) if isinstance(token, str) else None
+        if name is not None and split_timeframe(name)[0] in VOLUME_OPERANDS:
+            return True
+    return False
+
+
+def no_volume_sentence(instruments: Iterable[Instrument]) -> str:
+    """Which of ``instruments`` have no volume, and what that does to a rule; "" if none."""
+    items = [instrument.text for instrument in instruments if not instrument.has_volume]
+    if not items:
+        return ""
+    names = items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+    return (
+        f"{names} {'has' if len(items) == 1 else 'have'} no volume: VOLUME and VWAP are "
+        "undefined there, so conditions on them are false."
+    )
+
+
+def no_volume_warning(rule_def: RuleDef | None, instruments: Iterable[Instrument]) -> str:
+    """The builder's warning when ``rule_def`` reads VOLUME or VWAP and some of
+    ``instruments`` (the active watchlist's) have no volume; "" otherwise. Not an error: the
+    rule still saves and runs, its volume conditions are false on those items."""
+    if rule_def is None or not volume_operands(rule_def):
+        return ""
+    return no_volume_sentence(instruments)
 
 
 def new_row_key() -> str:
@@ -245,8 +289,10 @@ class RuleBuilderForm(forms.Form):
         self.live = live
         # The run's bar size (the Settings page): timeframes must fit it. None: not checked.
         self.bar_seconds = bar_seconds
+        self.initial_definition: dict[str, Any] | None = None
         if data is None:
             definition = rule.definition if rule is not None else DEFAULT_RULE_DEFINITION
+            self.initial_definition = definition
             kwargs.setdefault(
                 "initial",
                 {
@@ -538,6 +584,29 @@ class RuleBuilderForm(forms.Form):
     @property
     def rule_def(self) -> RuleDef | None:
         return validate_definition(self.definition) if self.definition is not None else None
+
+    @property
+    def draft_rule_def(self) -> RuleDef | None:
+        """The rule as the page shows it: the valid draft, or the stored rule (or the
+        default) before anything was typed; None while the draft is invalid."""
+        if self.definition is not None:
+            return self.rule_def
+        if not self.is_bound and self.initial_definition is not None:
+            try:
+                return validate_definition(self.initial_definition)
+            except RuleError:
+                return None
+        return None
+
+    def volume_warning(self, instruments: Iterable[Instrument]) -> str:
+        """:func:`no_volume_warning` for the draft on ``instruments``. While the draft is
+        incomplete (a row just added, another row's typo) its rows as typed are read, so the
+        warning doesn't come and go with each keystroke."""
+        rule_def = self.draft_rule_def
+        if rule_def is not None:
+            return no_volume_warning(rule_def, instruments)
+        operands = [row.operand(part) for row in self.rows for part in ("left", "right")]
+        return no_volume_sentence(instruments) if reads_volume(operands) else ""
 
     @property
     def text_form(self) -> str:
