@@ -64,7 +64,7 @@ class HistoryFilterForm(forms.Form):
         self.rule_choices = list(rules)  # (id, name) pairs for the select
         self.symbol_choices = list(symbols)
         self.fields["symbol"].widget.attrs.update(
-            {"class": FIELD + " w-28 uppercase placeholder:normal-case", "placeholder": "any",
+            {"class": FIELD + " w-36 uppercase placeholder:normal-case", "placeholder": "any",
              "list": "symbol-options", "autocomplete": "off", "spellcheck": "false"}
         )  # fmt: skip
         for name in ("date_from", "date_to"):

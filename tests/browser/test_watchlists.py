@@ -150,3 +150,39 @@ def test_the_symbols_box_says_how_it_reads_before_create(live_daphne, page, arti
     page.get_by_role("button", name="Create watchlist").click()
     expect(card(page, "Mixed")).to_be_visible()
     assert symbols_of("Mixed") == ["AAPL IBM"]
+
+
+def test_a_list_of_every_instrument_type(live_daphne, page, artifacts_dir):
+    log_in(page, live_daphne, "/watchlists/")
+    expect(page.get_by_test_id("items-help")).to_contain_text("SAP:STK:IBIS:EUR")
+    page.get_by_label("Name", exact=True).fill("Instruments")
+    box = page.locator("#id_symbols")
+    box.fill("es:fut:cme, eur.usd:cash spx:ind:cboe; sap:stk:ibis:eur")
+    reading = page.get_by_test_id("symbols-understood")
+    expect(reading).to_contain_text(
+        "Reads as 4 symbols: ES:FUT:CME (future on CME, front month), EURUSD:CASH (FX pair "
+        "EUR/USD on IDEALPRO, no volume), SPX:IND:CBOE (index on CBOE, no volume), "
+        "SAP:STK:IBIS:EUR (stock on IBIS in EUR)."
+    )
+    page.get_by_role("button", name="Create watchlist").click()
+    expect(chips(page, "Instruments")).to_have_count(4)
+    assert symbols_of("Instruments") == ["ES:FUT:CME", "EURUSD:CASH", "SPX:IND:CBOE",
+                                         "SAP:STK:IBIS:EUR"]  # fmt: skip
+
+    instruments = card(page, "Instruments")
+    add = instruments.get_by_label("Add a symbol to Instruments")
+    add.fill("ES:FUT")
+    add.press("Enter")
+    expect(instruments.get_by_test_id("symbol-error")).to_have_text(
+        "“ES:FUT”: a future needs its exchange, such as ES:FUT:CME."
+    )
+    add = instruments.get_by_label("Add a symbol to Instruments")
+    add.fill("aapl")
+    add.press("Enter")
+    expect(chips(page, "Instruments")).to_have_count(5)
+    expect(chips(page, "Instruments").last).to_have_attribute("data-symbol", "AAPL")
+    page.screenshot(path=artifacts_dir / "watchlists-instruments.png", full_page=True)
+    add = instruments.get_by_label("Add a symbol to Instruments")
+    add.fill("BTC:CRYPTO")
+    add.press("Enter")
+    expect(instruments.get_by_test_id("symbol-error")).to_have_text(FULL)
