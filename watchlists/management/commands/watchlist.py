@@ -44,7 +44,7 @@ class Command(BaseCommand):
                 symbols = [piece for arg in options["symbols"] for piece in symbols_split(arg)]
                 if not symbols:
                     raise CommandError(
-                        "Give at least one item, e.g. AAPL or ES:FUT:CME.", returncode=2
+                        "Give at least one symbol, e.g. AAPL or ES:FUT:CME.", returncode=2
                     )
                 wl = watchlist_create(
                     name=options["name"], symbols=symbols, activate=options["activate"]
