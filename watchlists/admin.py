@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 from django.shortcuts import redirect
 
 from watchlists import services
-from watchlists.forms import EXAMPLES, ItemsField
+from watchlists.forms import EXAMPLES, ItemsField, item_described
 from watchlists.models import MAX_SYMBOLS, Watchlist, WatchlistItem
 
 
@@ -53,6 +53,15 @@ class WatchlistItemInline(admin.TabularInline):
     formset = WatchlistItemFormSet
     extra = 1
     max_num = MAX_SYMBOLS
+    fields = ["text", "reads_as", "position"]
+    readonly_fields = ["reads_as"]
+
+    @admin.display(description="reads as")
+    def reads_as(self, item: WatchlistItem) -> str:
+        """How the stored item reads (type, exchange, currency), e.g. "future on CME"."""
+        if item.pk is None:
+            return ""
+        return item_described(item.instrument)
 
 
 class WatchlistAdminForm(forms.ModelForm):

@@ -282,6 +282,7 @@ def test_the_admin_takes_the_five_types(admin_client):
     assert wl.symbols == FIVE and wl.instruments == FIVE_INSTRUMENTS
     change = page_text(admin_client.get(f"/admin/watchlists/watchlist/{wl.pk}/change/"))
     assert 'value="SAP:STK:IBIS:EUR"' in change
+    assert "ES:FUT:CME (future on CME, front month)" in change
     listing = page_text(admin_client.get("/admin/watchlists/watchlist/"))
     assert "ES:FUT:CME EURUSD:CASH SAP:STK:IBIS:EUR SPX:IND:CBOE AAPL" in listing
 
