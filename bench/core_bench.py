@@ -1,6 +1,7 @@
 """Benchmark of the signal core against a naive pandas loop and a talipp loop.
 
     python bench/core_bench.py [--bars 1000000] [--pandas-sample 5000] [--keep DIR]
+    python bench/core_bench.py --yardstick [--bars 200000] [--repeat 3]
 
 Generates its own file of 5-second bars in a temporary directory and reports, in one run:
 
@@ -16,6 +17,13 @@ Generates its own file of 5-second bars in a temporary directory and reports, in
 * three active rules with side and ``@1m``/``@5m`` operands on one symbol
   (``SymbolRules``), per bar, next to the default rule measured again in the same run
   (target: at most 3× the single default rule).
+
+``--yardstick`` measures only the core against a plain-float yardstick: the same rules
+written as a bare incremental loop over Python floats (running sums, no exactness, no
+de-duplication), per bar, and the pure replay against the same loop behind a bare
+``csv.reader``, all in CPU time, alternating ``--repeat`` times. The ratios (core ÷
+yardstick) change little when other programs load the machine, so they compare two versions
+of the core measured at different moments.
 
 Times are wall-clock and CPU (user+system of the process) where it matters; CPU time is the
 fairer number when other programs share the machine.
@@ -228,6 +236,81 @@ def talipp_step(rule_key: str):
     return make
 
 
+def plain_step(rule_key: str):
+    """The yardstick: the same rule as a bare incremental loop over Python floats."""
+
+    def make():
+        cooldown = RULES[rule_key]["cooldown_sec"]
+        state = {"until": None}
+        if rule_key == "default":
+            buf = [0.0] * 10
+            sums = [0.0, 0.0, 0]  # sum of the last 5, of the last 10, bars seen
+
+            def truth(close):
+                i = sums[2]
+                sums[2] = i + 1
+                sums[0] += close - buf[(i - 5) % 10] if i >= 5 else close
+                sums[1] += close - buf[i % 10]
+                buf[i % 10] = close
+                if i < 9:
+                    return False
+                ma5, ma10 = sums[0] / 5, sums[1] / 10
+                return close > ma5 and ma5 > ma10
+
+        else:
+            k9, k21 = 2 / 10, 2 / 22
+            st = {"n": 0, "e9": 0.0, "e21": 0.0, "prev": None, "g": 0.0, "l": 0.0,
+                  "above": None}  # fmt: skip
+
+            def truth(close):
+                n = st["n"] = st["n"] + 1
+                e9, e21 = st["e9"], st["e21"]
+                e9 = e9 + close if n <= 9 else e9 + k9 * (close - e9)
+                e21 = e21 + close if n <= 21 else e21 + k21 * (close - e21)
+                st["e9"], st["e21"] = e9, e21
+                prev, st["prev"] = st["prev"], close
+                rsi = None
+                if prev is not None:
+                    change = close - prev
+                    gain, loss = (change, 0.0) if change > 0 else (0.0, -change)
+                    if n <= 15:
+                        st["g"] += gain
+                        st["l"] += loss
+                        if n == 15:
+                            st["g"] /= 14
+                            st["l"] /= 14
+                    else:
+                        st["g"] = (st["g"] * 13 + gain) / 14
+                        st["l"] = (st["l"] * 13 + loss) / 14
+                    if n >= 15:
+                        total = st["g"] + st["l"]
+                        rsi = 100 * st["g"] / total if total else 0.0
+                if n < 21:
+                    return False
+                a = e9 / 9 if n == 9 else e9
+                b = e21 / 21 if n == 21 else e21
+                if n == 21:
+                    st["e21"] = b
+                was, st["above"] = st["above"], a > b
+                return was is False and a > b and rsi is not None and rsi < 70
+
+        def step(bar):
+            fire = truth(bar.close)
+            close_time = bar.time + bar.seconds
+            until = state["until"]
+            if until is not None and close_time < until:
+                return None
+            state["until"] = None
+            if fire:
+                state["until"] = close_time + cooldown
+                return True
+            return None
+
+        return step, lambda: 0
+
+    return make
+
+
 def pandas_step(rule_key: str, lookback: int = 500):
     """Naive loop: keep the bars, recompute indicators over the trailing window each bar."""
     import pandas as pd
@@ -332,6 +415,90 @@ PURE_REPLAY = (
 )
 
 
+# The replay yardstick: csv.reader, float() of every field, the plain-float default rule,
+# one JSON line per signal. What replay does, minus exactness, checks and Bars.
+PLAIN_REPLAY = (
+    "import csv, json, sys\n"
+    "sys.path.insert(0, sys.argv[3])\n"
+    "from bench.core_bench import plain_step\n"
+    "class B:\n"
+    "    __slots__ = ('time', 'seconds', 'close')\n"
+    "step, _ = plain_step('default')()\n"
+    "w = sys.stdout.write\n"
+    "with open(sys.argv[1], newline='') as f:\n"
+    "    rows = csv.reader(f)\n"
+    "    next(rows)\n"
+    "    b = B()\n"
+    "    b.seconds = 5\n"
+    "    for i, (t, o, h, lo, c, v) in enumerate(rows):\n"
+    "        b.time = i * 5\n"
+    "        o, h, lo, b.close, v = float(o), float(h), float(lo), float(c), float(v)\n"
+    "        if step(b):\n"
+    "            w(json.dumps({'symbol': 'AAPL', 'price': b.close, 'time': t}) + '\\n')\n"
+)
+
+
+def cpu_batches(n: int, make_step) -> tuple[float, int]:
+    """Median CPU ns per bar over batches of BATCH bars, and the signal count."""
+    step, signals = make_step()
+    samples: list[float] = []
+    clock = time.process_time_ns
+    fired = 0
+    gc.disable()
+    try:
+        for chunk in bar_chunks(n):
+            for k in range(0, len(chunk), BATCH):
+                batch = chunk[k : k + BATCH]
+                t0 = clock()
+                for bar in batch:
+                    if step(bar) is not None:
+                        fired += 1
+                samples.append((clock() - t0) / len(batch))
+    finally:
+        gc.enable()
+    return statistics.median(samples), fired + signals()
+
+
+def yardstick(n: int, repeat: int) -> None:
+    """The core against the plain-float yardstick, alternating, in CPU time."""
+    print(f"ScalpSignal core vs a plain-float yardstick — {n:,} 5-second bars, repeated "
+          f"{repeat}×, CPU time, load average {os.getloadavg()[0]:.2f}")  # fmt: skip
+    ratios: dict[str, list[float]] = {}
+    lines = []
+    for _ in range(repeat):
+        for key in RULES:
+            core_ns, fired = cpu_batches(n, core_step(key))
+            plain_ns, plain_fired = cpu_batches(n, plain_step(key))
+            ratios.setdefault(key, []).append(core_ns / plain_ns)
+            lines.append(f"  {key:<8} core {core_ns / 1000:6.2f}µs ({fired:,} signals)  "
+                         f"plain floats {plain_ns / 1000:6.2f}µs ({plain_fired:,})  "
+                         f"core/plain {core_ns / plain_ns:5.2f}")  # fmt: skip
+            print(lines[-1], flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = Path(tmp)
+        csv_path = directory / "aapl_5s.csv"
+        rule_path = directory / "rule.json"
+        write_csv(csv_path, n)
+        rule_path.write_text(json.dumps({"id": 1, "name": "MA Momentum", **RULES["default"]}))
+        pure, plain = directory / "pure_replay.py", directory / "plain_replay.py"
+        pure.write_text(PURE_REPLAY)
+        plain.write_text(PLAIN_REPLAY)
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        for _ in range(repeat):
+            core = run_measured([str(pure), str(csv_path), str(rule_path)], cwd=ROOT, env=env)
+            base = run_measured([str(plain), str(csv_path), str(rule_path), str(ROOT)],
+                                cwd=ROOT, env=env)  # fmt: skip
+            ratios.setdefault("replay", []).append(core["cpu_s"] / base["cpu_s"])
+            print(f"  replay   pure replay_lines() {n / core['cpu_s']:>9,.0f} bars/s CPU "
+                  f"({core['events']:,} events)  plain csv+floats {n / base['cpu_s']:>9,.0f} "
+                  f"bars/s ({base['events']:,})  core/plain time "
+                  f"{core['cpu_s'] / base['cpu_s']:5.2f}", flush=True)  # fmt: skip
+    print("\nMedian core/plain cost ratios (lower is better; 1.00 = as fast as bare floats)")
+    for key, values in ratios.items():
+        print(f"  {key:<8} {statistics.median(values):5.2f}   (runs: "
+              f"{', '.join(f'{v:.2f}' for v in values)})")  # fmt: skip
+
+
 # -------------------------------------------------------------------------------- main
 
 
@@ -347,8 +514,16 @@ def main() -> None:
         "--only-timeframes", action="store_true",
         help="measure only the three timeframe rules against the default rule",
     )  # fmt: skip
+    parser.add_argument(
+        "--yardstick", action="store_true",
+        help="measure only the core against the plain-float yardstick (CPU time)",
+    )  # fmt: skip
+    parser.add_argument("--repeat", type=int, default=3, help="rounds for --yardstick")
     args = parser.parse_args()
     n = args.bars
+    if args.yardstick:
+        yardstick(n, args.repeat)
+        return
 
     print(f"ScalpSignal core benchmark — {n:,} 5-second bars, Python {sys.version.split()[0]}, "
           f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}")  # fmt: skip

@@ -11,7 +11,7 @@ from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, Literal, TextIO, overload
 
-from engine.core.indicators import FAST_LIMIT_UNITS, price_problem, price_units
+from engine.core.indicators import FAST_LIMIT, price_problem, price_units
 from engine.core.indicators import SCALE as PRICE_SCALE  # the core keeps whole 1e-8 units
 from engine.core.inputs import clip
 
@@ -519,7 +519,7 @@ def _read_csv(
     best = 2**62
     inf = math.inf
     scale = float(PRICE_SCALE)
-    fast_limit = FAST_LIMIT_UNITS / PRICE_SCALE  # above: repr decides (see price_units)
+    fast_limit = FAST_LIMIT  # above: repr decides (see price_units)
     last_sym: str | None = None
     name = ""  # last_sym as check_symbol returned it
     names: dict[str, str] = {}

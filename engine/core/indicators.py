@@ -31,7 +31,10 @@ boundary in the overnight gap of US equities (20:00-04:00 New York), so DST does
 # Below this magnitude (2**26) a float's rounding interval is narrower than 1e-8, so at most
 # one 8-decimal number rounds to it: ``round(x * SCALE) / SCALE == x`` then proves that
 # number is the one the float's shortest text (repr) denotes. Above it, repr decides.
-FAST_LIMIT_UNITS: Final = 2**26 * SCALE
+FAST_LIMIT: Final = float(2**26)
+SCALE_FLOAT: Final = float(SCALE)
+"""``SCALE`` as a float: ``x * SCALE_FLOAT`` and ``units / SCALE_FLOAT`` give the same
+correctly rounded results as with the int (``units`` < 2**53 converts exactly), faster."""
 # How far (relative) a float may sit from an 8-decimal number and still be read as it: a few
 # units in the last place, the noise of a float written in full (190.07 + 0.02 is written
 # 190.07000000000002 by Python and pandas), never a digit a person typed.
@@ -49,10 +52,10 @@ def price_units(price: float) -> int | None:
     (190.07000000000002 → 19_007_000_000). None when it has digits below 1e-8
     (1.000000001) or is not finite."""
     try:
-        units = round(price * SCALE)
+        units = round(price * SCALE_FLOAT)
     except (ValueError, OverflowError):  # NaN, infinity
         return None
-    if units / SCALE == price and -FAST_LIMIT_UNITS < units < FAST_LIMIT_UNITS:
+    if -FAST_LIMIT < price < FAST_LIMIT and units / SCALE_FLOAT == price:
         return units
     exact = Decimal(repr(price))
     exponent = exact.as_tuple().exponent

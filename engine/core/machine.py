@@ -10,8 +10,9 @@ from typing import Final, Protocol
 
 from engine.core.bars import Bar
 from engine.core.indicators import (
-    FAST_LIMIT_UNITS,
+    FAST_LIMIT,
     SCALE,
+    SCALE_FLOAT,
     US_SESSION_UTC_OFFSET,
     Band,
     Bollinger,
@@ -147,6 +148,44 @@ def _greater(a: _Source, b: _Source, *, or_equal: bool) -> Check:
             def check() -> bool:
                 y = b.num
                 return y is not None and limit > y * ad
+
+        return check
+    return _scaled_check(a, b, ad, bd, or_equal=or_equal)
+
+
+def _scaled_check(a: _Source, b: _Source, ad: int, bd: int, *, or_equal: bool) -> Check:
+    """``a.num * bd > b.num * ad`` (or ``>=``), skipping a multiplication by 1 (prices in
+    1e-8 units are multi-digit ints, so each product allocates)."""
+    if bd == 1:
+        if or_equal:
+
+            def check() -> bool:
+                x = a.num
+                y = b.num
+                return x is not None and y is not None and x >= y * ad
+
+        else:
+
+            def check() -> bool:
+                x = a.num
+                y = b.num
+                return x is not None and y is not None and x > y * ad
+
+        return check
+    if ad == 1:
+        if or_equal:
+
+            def check() -> bool:
+                x = a.num
+                y = b.num
+                return x is not None and y is not None and x * bd >= y
+
+        else:
+
+            def check() -> bool:
+                x = a.num
+                y = b.num
+                return x is not None and y is not None and x * bd > y
 
         return check
     if or_equal:
@@ -374,28 +413,34 @@ class SymbolInputs:
         close_time = time + seconds
         if close_time <= self._last_close:
             return False
-        # Fast exact conversion (see price_units): when the float of the 8-decimal number
-        # round() found is the price itself, that number is the price's exact value.
+        # Fast exact conversion (see price_units): below 2**26, when the float of the
+        # 8-decimal number round() found is the price itself, that number is its exact value.
         try:
-            p = round(close * SCALE)
+            p = round(close * SCALE_FLOAT)
         except (ValueError, OverflowError):
             p = price_to_int(close)  # raises PriceError: NaN or infinity
-        if p / SCALE != close or not -FAST_LIMIT_UNITS < p < FAST_LIMIT_UNITS:
+        if p / SCALE != close or not -FAST_LIMIT < close < FAST_LIMIT:
             p = price_to_int(close)
+        run = self._run
         if self._ohl:
             o, h, lo = price_to_int(open), price_to_int(high), price_to_int(low)
-        else:
-            o = h = lo = 0
+            self._last_close = close_time
+            if run.extra:
+                run.update(time, o, h, lo, p, volume)
+            else:
+                self._price.num = p
+                for update in run.close_updates:
+                    update(p)
+            for frame in self._frames:
+                frame.add(time, close_time, o, h, lo, p, volume)
+            return True
+        # Only closes are read (run.extra is False too): the usual case, kept short.
         self._last_close = close_time
-        run = self._run
-        if run.extra:
-            run.update(time, o, h, lo, p, volume)
-        else:
-            self._price.num = p
-            for update in run.close_updates:
-                update(p)
+        self._price.num = p
+        for update in run.close_updates:
+            update(p)
         for frame in self._frames:
-            frame.add(time, close_time, o, h, lo, p, volume)
+            frame.add(time, close_time, p, p, p, p, volume)
         return True
 
     def finish(self) -> None:

@@ -70,7 +70,7 @@ def test_a_demo_run_stores_and_publishes_clean_prices():
     assert [s.to_event()["price"] for s in stored if decimals(s.to_event()["price"]) > 2] == []
 
 
-def test_a_signal_price_is_the_millionths_the_core_compared_not_the_float_it_was_given():
+def test_a_signal_price_is_the_price_the_core_compared_not_the_float_it_was_given():
     rule = validate_definition(
         {"logic": "AND", "conditions": [{"left": "PRICE", "op": ">", "right": 100}],
          "cooldown_sec": 0}
@@ -79,3 +79,17 @@ def test_a_signal_price_is_the_millionths_the_core_compared_not_the_float_it_was
     assert repr(noisy) == "190.07000000000002"
     signal = SymbolMachine(rule, "AAPL").on_bar(Bar("AAPL", 0, 5, noisy, noisy, noisy, noisy, 1))
     assert signal is not None and repr(signal.price) == "190.07"
+
+
+@pytest.mark.parametrize(
+    "price", [238.73, 1.08005, 1.0800005, 0.00001234, 6000.25, 12345.12345678, 0.00000001]
+)
+def test_a_signal_price_keeps_every_decimal_up_to_8_and_no_float_noise(price):
+    # 1.0800005 and 12345.12345678 were rounded to millionths before issue 10.
+    rule = validate_definition(
+        {"logic": "AND", "conditions": [{"left": "PRICE", "op": ">", "right": 0}],
+         "cooldown_sec": 0}
+    )  # fmt: skip
+    signal = SymbolMachine(rule, "X").on_bar(Bar("X", 0, 5, price, price, price, price, 1))
+    assert signal is not None and signal.price == price
+    assert Decimal(repr(signal.price)) == Decimal(str(price)) and decimals(signal.price) <= 8
