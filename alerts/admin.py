@@ -62,7 +62,7 @@ class DestinationAdminForm(forms.ModelForm):
     rule_ids = ListAsText(
         required=False, label="Rules", help_text="Rule ids, e.g. 1, 4 (empty: every rule)."
     )
-    symbols = ListAsText(required=False, help_text="e.g. AAPL, MSFT (empty: every symbol).")
+    symbols = ListAsText(required=False, help_text="e.g. AAPL, ES:FUT:CME (empty: every symbol).")
     side = _text(widget=forms.Select(choices=SIDE_CHOICES))
     enabled = forms.BooleanField(required=False, initial=True)
 

@@ -53,7 +53,7 @@ def test_replay_prints_one_event_per_line_and_exits_0(tmp_path):
         "event": "signal", "symbol": "AAPL", "price": 100.09, "rule_id": 2,
         "timestamp": "2025-12-16T09:30:50Z", "id": 1, "rule_name": "MA Momentum",
         "bar_seconds": 5, "values": {"PRICE": 100.09, "MA5": 100.07, "MA10": 100.045},
-        "side": None,
+        "side": None, "contract": None,
     }  # fmt: skip
 
 
@@ -69,6 +69,21 @@ def test_symbol_and_bar_seconds_options(tmp_path):
         ("SPY", 60, "2025-12-16T09:41:00Z"),  # cooldown 60 s ends exactly at this close
         ("SPY", 60, "2025-12-16T09:42:00Z"),
     ]
+
+
+def test_symbol_option_reads_an_item_like_a_watchlist_does(tmp_path):
+    """``--symbol eur.usd:cash`` is the item EURUSD:CASH; its 5-decimal prices stay exact."""
+    rows = [f"EURUSD:CASH,{T0 + 5 * i},1,1,1,{1.08 + i * 0.00005:.5f},0" for i in range(12)]
+    rows += [f"AAPL,{T0 + 5 * i},1,1,1,{100 + i / 100:.2f},100" for i in range(12)]
+    bars, rule = make_files(tmp_path, rows=rows, header="symbol,time,open,high,low,close,volume")
+    result = manage("replay", "--bars", bars, "--rule", rule, "--symbol", "eur.usd:cash")
+    assert result.returncode == 0, result.stderr
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    assert events and {e["symbol"] for e in events} == {"EURUSD:CASH"}
+    assert events[0]["price"] == 1.08045 and '"price": 1.08045,' in result.stdout  # no noise
+    bad = manage("replay", "--bars", bars, "--rule", rule, "--symbol", "EUR:CASH")
+    assert bad.returncode == 2
+    assert "--symbol: “EUR:CASH”: an FX item names its pair" in bad.stderr
 
 
 @pytest.mark.parametrize(

@@ -52,7 +52,7 @@ class Command(BaseCommand):
         try:
             if symbol is not None:
                 try:
-                    watchlist_symbol(symbol)
+                    symbol = watchlist_symbol(symbol)  # eur.usd:cash is EURUSD:CASH
                 except ValueError as err:
                     raise ReplayError(f"--symbol: {err}") from None
             rules = load_rules_file(rule)
