@@ -628,7 +628,8 @@ class SymbolMachine:
     def decide(self, close_time: int) -> Signal | None:
         """Evaluate the bar the inputs just took in (closing at ``close_time``): the state
         machine's step. :class:`SymbolRules` calls it once per rule after one shared step."""
-        fire = self._truth()
+        # A level rule fires when it holds (every check returns a bool): no _truth() call.
+        fire = self._truth() if self._edge else self._evaluate()
         until = self.cooldown_until
         if until is not None:
             if close_time < until:
