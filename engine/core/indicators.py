@@ -109,7 +109,7 @@ def price_decimals(min_tick: float) -> int:
     return max(0, -exponent)
 
 
-def format_price(value: float, decimals: int | None = None) -> str:
+def format_price(value: float | int, decimals: int | None = None) -> str:
     """``value`` as plain decimal text with no float noise and no exponent.
 
     ``decimals`` None: the float's shortest text (238.73, 1.08005, 0.00001234, 6000.25; float
