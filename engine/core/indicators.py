@@ -379,12 +379,16 @@ class Vwap:
 
     Resets when ``session_key(bar_start)`` changes; the default key is the calendar day at
     ``utc_offset`` (see :data:`US_SESSION_UTC_OFFSET`). Undefined until the session has
-    volume. Integer-scaled prices and whole volumes keep a flat session exactly at the price
+    volume. Integer-scaled prices and exact volumes keep a flat session exactly at the price
     and make :meth:`exact` the exact value ``sum(typical * volume) / (3 * volume * scale)``
-    for exact comparisons (``num`` is the float). ``den = scale``.
+    for exact comparisons (``num`` is the float). Volumes are whole numbers until a fractional
+    one arrives (crypto: 0.0153 BTC); from then on the session counts volume in 1e-8 units
+    (the exact value of its shortest text, like prices), which leaves the ratio unchanged. A
+    volume with digits below 1e-8 makes the session's sums floats (``exact`` None).
+    ``den = scale``.
     """
 
-    __slots__ = ("den", "num", "_key_fn", "_offset", "_key", "_pv", "_vol")
+    __slots__ = ("den", "num", "_key_fn", "_offset", "_key", "_pv", "_vol", "_vscale")
 
     def __init__(
         self,
@@ -400,6 +404,7 @@ class Vwap:
         self._key: Hashable = None
         self._pv: int | float = 0
         self._vol: int | float = 0
+        self._vscale = 1  # volume units per share/contract/coin: 1, or SCALE once fractional
 
     def update(
         self, time: int, high: int | float, low: int | float, close: int | float, volume: float
@@ -409,9 +414,12 @@ class Vwap:
             self._key = key
             self._pv = 0
             self._vol = 0
+            self._vscale = 1
             self.num = None
         whole = int(volume)
-        vol: int | float = whole if whole == volume else volume
+        vol: int | float = (
+            whole if whole == volume and self._vscale == 1 else self._volume_units(volume)
+        )
         self._pv += (high + low + close) * vol
         self._vol += vol
         if self._vol > 0:
@@ -421,8 +429,21 @@ class Vwap:
     def value(self) -> float | None:
         return None if self.num is None else self.num / self.den
 
+    def _volume_units(self, volume: float) -> int | float:
+        """A volume in 1e-8 units, moving the session's sums to those units the first time;
+        the float itself when it has digits below 1e-8 (the sums are inexact from then)."""
+        units = price_units(volume)
+        if units is None:
+            return volume
+        if self._vscale == 1:
+            self._pv *= SCALE
+            self._vol *= SCALE
+            self._vscale = SCALE
+        return units
+
     def exact(self) -> Exact | None:
-        """The VWAP as :data:`Exact`, None while undefined or when a volume was fractional."""
+        """The VWAP as :data:`Exact`; None while undefined or after a volume with digits
+        below 1e-8."""
         pv, vol = self._pv, self._vol
         if type(pv) is not int or type(vol) is not int or vol <= 0:
             return None

@@ -57,12 +57,14 @@ def text8(units: int) -> str:
 
 @st.composite
 def series(draw: st.DrawFn, max_bars: int = 40) -> list[tuple[int, int, int, int, int]]:
-    """Bars as (open, high, low, close, volume), prices in 1e-8 units, volume whole."""
+    """Bars as (open, high, low, close, volume), all in 1e-8 units; volumes whole (shares,
+    contracts) or, in some series, with up to 8 decimals (crypto)."""
     base = draw(
         st.sampled_from([1, 1_234, 108_005_000, 23_873_000_000, 600_025_000_000])
         | st.integers(1, 10**12)
     )
     tick = draw(st.sampled_from([1, 3, 5_000, 1_000_000, 25_000_000]))
+    fractional = draw(st.booleans())
     price = base
     bars = []
     for _ in range(draw(st.integers(1, max_bars))):
@@ -70,14 +72,18 @@ def series(draw: st.DrawFn, max_bars: int = 40) -> list[tuple[int, int, int, int
         price = max(1, price + tick * draw(st.integers(-3, 3)))
         high = max(opened, price) + tick * draw(st.integers(0, 2))
         low = max(1, min(opened, price) - tick * draw(st.integers(0, 2)))
-        bars.append((opened, high, low, price, draw(st.integers(0, 40))))
+        volume = (
+            draw(st.integers(0, 40 * SCALE)) if fractional and draw(st.booleans())
+            else draw(st.integers(0, 40)) * SCALE
+        )  # fmt: skip
+        bars.append((opened, high, low, price, volume))
     return bars
 
 
 def as_bar(i: int, row: tuple[int, int, int, int, int]) -> Bar:
     o, h, lo, c, v = row
     # units / SCALE is the float IB or a CSV reader makes of the 8-decimal text.
-    return Bar("X", T0 + RUN * i, RUN, o / SCALE, h / SCALE, lo / SCALE, c / SCALE, float(v))
+    return Bar("X", T0 + RUN * i, RUN, o / SCALE, h / SCALE, lo / SCALE, c / SCALE, v / SCALE)
 
 
 # --- the exact reference ----------------------------------------------------------------
@@ -118,7 +124,7 @@ def rsi_fractions(closes: list[Fraction], n: int) -> list[Fraction | None]:
 
 def reference(rows: list[tuple[int, int, int, int, int]]) -> list[dict[str, Quad | None]]:
     """Every operand on every bar, exactly."""
-    f = [tuple(Fraction(x, SCALE) for x in row[:4]) + (Fraction(row[4]),) for row in rows]
+    f = [tuple(Fraction(x, SCALE) for x in row) for row in rows]
     closes = [bar[3] for bar in f]
     floating = {
         **{f"EMA{n}": ema_fractions(closes, n) for n in (2, 5)},
@@ -313,7 +319,7 @@ def test_indicator_values_equal_the_fraction_reference(rows):
     for i, (_o, h, lo, c, v) in enumerate(rows):
         for ind in (sma, ema, rsi, bands):
             ind.update(c)
-        vwap.update(T0 + RUN * i, h, lo, c, float(v))
+        vwap.update(T0 + RUN * i, h, lo, c, v / SCALE)
         want = values[i]
         exact_ma = want["MA5"]
         if exact_ma is None:
@@ -357,7 +363,7 @@ def test_replay_of_an_8_decimal_csv_equals_the_fraction_reference(tmp_path, data
     path = tmp_path / "x_5s.csv"
     lines = ["time,open,high,low,close,volume"]
     lines += [
-        f"{T0 + RUN * i},{text8(o)},{text8(h)},{text8(lo)},{text8(c)},{v}"
+        f"{T0 + RUN * i},{text8(o)},{text8(h)},{text8(lo)},{text8(c)},{text8(v)}"
         for i, (o, h, lo, c, v) in enumerate(rows)
     ]
     path.write_text("\n".join(lines) + "\n")
@@ -544,3 +550,14 @@ def test_bollinger_band_ties_are_exact():
         signals.append((machine.on_bar(bar), above.on_bar(bar)))
     assert signals[-1][0] is not None and signals[-1][1] is None
     assert signals[-1][0].values["BBUPPER2"] == 0.00000004
+
+
+def test_vwap_is_exact_with_crypto_volumes_and_falls_back_to_floats_below_1e8():
+    vwap = Vwap(SCALE, session_key=lambda t: 0)
+    vwap.update(T0, 3 * SCALE, 3 * SCALE, 3 * SCALE, 2.0)  # whole first: counted in coins
+    vwap.update(T0 + RUN, SCALE, SCALE, SCALE, 0.1)  # 0.1 BTC: the session moves to 1e-8 units
+    exact = vwap.exact()
+    assert exact is not None
+    assert Fraction(exact[0], exact[3]) == (3 * 2 + Fraction(1, 10)) / Fraction(21, 10)
+    vwap.update(T0 + 2 * RUN, SCALE, SCALE, SCALE, 0.0000000001)  # finer than 1e-8
+    assert vwap.exact() is None and vwap.value == pytest.approx(6.1 / 2.1000000001)
