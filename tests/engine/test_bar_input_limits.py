@@ -2,6 +2,7 @@
 keeps, odd symbols — one sentence in `replay`, the preview and the csv feed, never a crash."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -137,56 +138,54 @@ def test_the_csv_feed_reports_a_time_out_of_range_as_an_error_state(tmp_path):
 
 # --- prices finer than the core keeps -----------------------------------------------------
 
-FINE = "prices finer than 0.000001 are not supported yet"
+FINE = "prices finer than 0.00000001 (8 decimals) are not supported"
 
 
 @pytest.mark.parametrize(
     ("row", "column", "value"),
     [
-        ("1765877405,1,1,1,1.2345678,1", "close", "1.2345678"),
-        ("1765877405,1,1,0.00000005,1,1", "low", "0.00000005"),
-        ("1765877405,1e-7,1,1,1,1", "open", "1e-7"),
-        ("1765877405,1,238.7300001,1,1,1", "high", "238.7300001"),
+        ("1765877405,1,1,1,1.234567891,1", "close", "1.234567891"),
+        ("1765877405,1,1,0.000000005,1,1", "low", "0.000000005"),
+        ("1765877405,1e-9,1,1,1,1", "open", "1e-9"),
+        ("1765877405,1,238.730000001,1,1,1", "high", "238.730000001"),
     ],
 )
-def test_a_price_finer_than_a_millionth_is_refused_naming_line_and_value(
-    tmp_path, row, column, value
-):
+def test_a_price_finer_than_1e8_is_refused_naming_line_and_value(tmp_path, row, column, value):
     path = bar_file(tmp_path, ["1765877400,1,1,1,1,1", row])
-    expected = f"line 3: column {column}: price {value} is finer than 0.000001; {FINE}"
-    with pytest.raises(BarFileError, match=expected.replace(".", r"\.").replace("+", r"\+")):
+    expected = f"line 3: column {column}: price {value} is finer than 0.00000001; {FINE}"
+    with pytest.raises(BarFileError, match=re.escape(expected)):
         list(iter_csv_bars(path))
 
 
-def test_six_decimals_and_trailing_zeros_are_exact_and_accepted(tmp_path):
-    path = bar_file(tmp_path, ["1765877400,238.730001,1.50000000,0.000001,1e-6,1"])
+def test_eight_decimals_and_trailing_zeros_are_exact_and_accepted(tmp_path):
+    path = bar_file(tmp_path, ["1765877400,238.73000001,1.5000000000,0.00000001,1e-8,1"])
     (bar,) = iter_csv_bars(path)
-    assert (bar.open, bar.high, bar.low, bar.close) == (238.730001, 1.5, 0.000001, 0.000001)
+    assert (bar.open, bar.high, bar.low, bar.close) == (238.73000001, 1.5, 1e-8, 1e-8)
 
 
-def test_replay_refuses_seven_decimal_prices_instead_of_rounding(tmp_path):
-    rows = [f"{1765877400 + 5 * i},1,1,1,{1 + i * 1e-7:.7f},1" for i in range(30)]
+def test_replay_refuses_nine_decimal_prices_instead_of_rounding(tmp_path):
+    rows = [f"{1765877400 + 5 * i},1,1,1,{1 + i * 1e-9:.9f},1" for i in range(30)]
     path = bar_file(tmp_path, rows)
     result = replay("--bars", str(path), tmp_path=tmp_path)
     assert result.returncode == 2, result.stdout
     assert result.stderr.strip() == (
-        f"replay: {path}, line 3: column close: price 1.0000001 is finer than 0.000001; {FINE}"
+        f"replay: {path}, line 3: column close: price 1.000000001 is finer than 0.00000001; {FINE}"
     )
 
 
-def test_preview_refuses_seven_decimal_prices(client):
-    page = preview(client, f"{HEADER}\n1765877400,1,1,1,1.2345678,1\n".encode())
-    assert f"price 1.2345678 is finer than 0.000001; {FINE}" in page
+def test_preview_refuses_nine_decimal_prices(client):
+    page = preview(client, f"{HEADER}\n1765877400,1,1,1,1.234567891,1\n".encode())
+    assert f"price 1.234567891 is finer than 0.00000001; {FINE}" in page
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_csv_feed_refuses_seven_decimal_prices(tmp_path):
-    path = bar_file(tmp_path, ["1765877400,1,1,1,1,1", "1765877405,1,1,1,1.0000001,1"])
+def test_the_csv_feed_refuses_nine_decimal_prices(tmp_path):
+    path = bar_file(tmp_path, ["1765877400,1,1,1,1,1", "1765877405,1,1,1,1.000000001,1"])
     message = csv_feed_error(tmp_path, path)
-    assert "bars.csv, line 3: column close: price 1.0000001 is finer" in message
+    assert "bars.csv, line 3: column close: price 1.000000001 is finer" in message
 
 
-def test_float_noise_is_read_as_the_millionth_it_stands_for(tmp_path):
+def test_float_noise_is_read_as_the_price_it_stands_for(tmp_path):
     # Python and pandas write 190.05 + 0.02 in full; that is 190.07, not a finer price.
     assert repr(190.05 + 0.02) == "190.07000000000002"
     path = bar_file(tmp_path, [f"1765877400,{190.05 + 0.02!r},{0.1 + 0.2!r},1,{1.1 * 3!r},1"])
