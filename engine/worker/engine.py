@@ -18,6 +18,7 @@ from alerts.sender import Sender
 from alerts.services import outbox_add
 from engine import services
 from engine.core.bars import Bar
+from engine.core.indicators import PriceError
 from engine.core.machine import Signal, SymbolRules
 from engine.feeds import FEEDS
 from engine.feeds.base import (
@@ -288,12 +289,20 @@ class Engine:
 
     async def on_bar(self, run: Run, bar: Bar, *, warmup: bool) -> None:
         machine = run.machine(bar.symbol)
-        if warmup:
-            machine.warm(bar)
+        try:
+            if warmup:
+                machine.warm(bar)
+                return
+            fired = machine.on_bar(bar)
+        except PriceError as err:
+            # A price with digits below 1e-8 can't be kept exactly: skip that bar (the core
+            # changed nothing), say which, go on with the next.
+            logger.warning("skipped a bar: %s", err)
+            await self.on_status(StatusEvent("notice", f"Skipped a bar: {err}.", symbol=bar.symbol))
             return
         run.bars += 1
         run.last_bar_time = bar.close_time
-        for signal in machine.on_bar(bar):
+        for signal in fired:
             row = await sync_to_async(record_signal)(
                 signal,
                 run.rule(signal.rule_id),

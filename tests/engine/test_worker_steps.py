@@ -1091,3 +1091,32 @@ def test_an_items_contract_goes_into_its_signals_and_its_market_into_the_engine_
             "contract": None, "open": False, "market": "closed, opens Sun 17:00 America/New_York",
         },
     }  # fmt: skip
+
+
+def test_a_bar_with_a_price_finer_than_1e8_is_skipped_with_a_notice_and_the_run_goes_on():
+    """The core keeps 8 decimals exactly and never rounds: a computed price with a ninth
+    decimal is one notice naming the item, not an internal error ending the run."""
+    rule = make_rule(name="Above MA3", definition=ABOVE_MA3)
+    publisher = Recorder()
+    engine = Engine(publisher=publisher)
+
+    async def scenario():
+        config = await db(load_run_config, Overrides(rule_ids=(rule.pk,), feed="demo"))
+        run = Run(config=config, feed=ScriptedFeed())
+        for i, close in enumerate([1.08, 1.08005, 1.0801]):
+            await engine.on_bar(run, Bar("EURUSD:CASH", T0 + 5 * i, 5, close, close, close,
+                                         close, 0), warmup=True)  # fmt: skip
+        fine = Bar("EURUSD:CASH", T0 + 15, 5, 1.0801, 1.0801, 1.0801, 1.000000001, 0)
+        await engine.on_bar(run, fine, warmup=False)
+        good = Bar("EURUSD:CASH", T0 + 20, 5, 1.0802, 1.0802, 1.0802, 1.0802, 0)
+        await engine.on_bar(run, good, warmup=False)
+        return run
+
+    run = asyncio.run(scenario())
+    assert (run.bars, run.last_bar_time) == (1, T0 + 25), "only the good bar counts"
+    notices = [e["message"] for e in publisher.events if e["event"] == "status"]
+    assert notices == [
+        "Skipped a bar: EURUSD:CASH: price 1.000000001 is finer than 0.00000001; prices finer "
+        "than 0.00000001 (8 decimals) are not supported."
+    ]
+    assert Signal.objects.get().price == 1.0802  # the good bar still fires (above MA3)
