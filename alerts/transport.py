@@ -24,6 +24,7 @@ import httpx
 
 from alerts.models import Destination
 from alerts.services import Outcome, render_template
+from signals.templatetags.prices import price_text
 
 TIMEOUT_SECONDS = 5.0
 USER_AGENT = "ScalpSignal-alerts/1"
@@ -51,7 +52,8 @@ def message_text(event: Mapping[str, Any]) -> str:
     head = f"{side} {event['symbol']}" if side else f"{event['symbol']} signal"
     test = " (test)" if event.get("test") else ""
     return (
-        f"{head} at {event['price']} — {event['rule_name']}, bar closed "
+        f"{head} at {price_text(event['price'], event.get('contract'))} — {event['rule_name']}, "
+        "bar closed "
         f"{str(event['timestamp']).replace('T', ' ').replace('Z', ' UTC')} · #{event['id']}{test}"
     )
 

@@ -14,6 +14,8 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
+from engine.core.indicators import price_decimals
+
 __all__ = [
     "DEFAULT_EXCHANGE",
     "MAX_ITEM_LENGTH",
@@ -179,14 +181,8 @@ class ContractInfo:
     @property
     def decimals(self) -> int | None:
         """Decimals a price of this contract shows (0.25 → 2, 0.00005 → 5), None if unknown."""
-        try:
-            tick = Decimal(self.min_tick)
-        except InvalidOperation:
-            return None
-        if not tick.is_finite() or tick <= 0:
-            return None
-        exponent = tick.normalize().as_tuple().exponent
-        return max(2 if tick < 1 else 0, -int(exponent)) if isinstance(exponent, int) else None
+        tick = _tick_number(self.min_tick)
+        return None if tick is None else price_decimals(float(tick))
 
 
 def default_currency(sec_type: str, exchange: str) -> str:

@@ -2,25 +2,22 @@
 
 ``contract`` is an event's ``contract`` object (DESIGN §7.1); its ``min_tick`` sets the
 decimals shown (0.25 → ``6000.50``, 0.00005 → ``1.08005``). A price with more decimals than
-the tick (a CSV, a demo) shows them all: nothing is ever rounded away on a page.
+the tick (a CSV, a midpoint) shows them all: nothing is ever rounded away on a page. The
+digits come from the core (:func:`engine.core.indicators.format_price`), as in every event.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from decimal import Decimal, InvalidOperation
 
 from django import template
 
+from engine.core.indicators import format_price, price_decimals
+
 register = template.Library()
 
-MAX_DECIMALS = 8  # the finest tick IB sends (DESIGN §7.1)
-
-
-def _places(number: Decimal) -> int:
-    exponent = number.normalize().as_tuple().exponent
-    return max(0, -exponent) if isinstance(exponent, int) else 0
+LARGEST_SHOWN = 1e15  # beyond any price; shown as Python writes it, not as 300 digits
 
 
 def tick_decimals(contract: object) -> int:
@@ -28,33 +25,24 @@ def tick_decimals(contract: object) -> int:
     if not isinstance(contract, Mapping):
         return 0
     tick = contract.get("min_tick")
-    if not isinstance(tick, int | float) or isinstance(tick, bool) or not math.isfinite(tick):
+    if isinstance(tick, bool) or not isinstance(tick, int | float):
         return 0
-    if tick <= 0:
+    try:
+        return price_decimals(float(tick))
+    except ValueError:  # zero, negative, NaN: no precision to show
         return 0
-    return min(MAX_DECIMALS, _places(Decimal(repr(float(tick)))))
 
 
 def price_text(value: object, contract: object = None) -> str:
-    """``value`` (a float as events carry it) at the contract's precision; the float's own
-    shortest digits otherwise. Not a number: as it is (``–`` for None)."""
+    """``value`` (a float as events carry it) at the contract's precision; its own shortest
+    digits otherwise. Not a number: as it is (``–`` for None)."""
     if value is None or value == "":
         return "–"
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
+    if isinstance(value, bool) or not isinstance(value, int | float):
         return str(value)
-    try:
-        number = Decimal(repr(float(value)) if not isinstance(value, str) else value)
-    except (InvalidOperation, ValueError, OverflowError):
-        return str(value)
-    if not number.is_finite():
-        return str(value)
-    # Float noise below the finest tick (238.73000000000002) is not a digit of the price.
-    try:
-        number = round(number, MAX_DECIMALS)
-    except InvalidOperation:  # beyond 28 digits: no price, shown as it is
-        return str(value)
-    places = max(tick_decimals(contract), _places(number))
-    return f"{number:.{places}f}"
+    if not math.isfinite(value) or abs(value) >= LARGEST_SHOWN:
+        return repr(value)
+    return format_price(value, tick_decimals(contract))
 
 
 @register.filter(name="price")

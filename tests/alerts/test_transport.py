@@ -66,6 +66,19 @@ async def test_telegram_and_discord_get_a_text_line(rx):
     assert json.loads(discord.body) == {"content": line}
 
 
+def test_the_chat_line_shows_the_price_at_the_instruments_tick():
+    from alerts.transport import message_text
+
+    event = {"symbol": "ES:FUT:CME", "price": 6000.5, "side": "sell", "rule_name": "Fade",
+             "timestamp": "2026-12-01T14:30:05Z", "id": 7,
+             "contract": {"local_symbol": "ESZ6", "min_tick": 0.25}}  # fmt: skip
+    assert message_text(event) == (
+        "SELL ES:FUT:CME at 6000.50 — Fade, bar closed 2026-12-01 14:30:05 UTC · #7"
+    )
+    fx = {**event, "symbol": "EURUSD:CASH", "price": 1.08, "contract": {"min_tick": 5e-05}}
+    assert " at 1.08000 — " in message_text(fx)
+
+
 @pytest.mark.parametrize(
     ("answer", "ok", "retry", "status", "says"),
     [
