@@ -21,7 +21,10 @@ LARGEST_SHOWN = 1e15  # beyond any price; shown as Python writes it, not as 300 
 
 
 def tick_decimals(contract: object) -> int:
-    """Decimals of the contract's ``min_tick`` (0 when it has none)."""
+    """Decimals of the contract's ``min_tick`` (0 when it has none); a whole number given
+    instead of a contract is the decimals themselves (``{{ price|price:2 }}``)."""
+    if isinstance(contract, int) and not isinstance(contract, bool):
+        return min(max(contract, 0), 8)
     if not isinstance(contract, Mapping):
         return 0
     tick = contract.get("min_tick")
