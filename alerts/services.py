@@ -24,7 +24,7 @@ from django.db.models import Min
 from django.utils import timezone
 
 from alerts.models import FAILING_AFTER, TELEGRAM_API, Delivery, Destination
-from engine.core.inputs import clip
+from engine.core.inputs import shown
 from engine.core.rules import SIDES
 from rules.models import Rule
 from signals.models import Signal
@@ -49,9 +49,7 @@ _SEPARATORS = re.compile(r"[,;\s]+")
 
 
 def _shown(text: str) -> str:
-    if not text.isprintable():
-        text = text.encode("unicode_escape").decode("ascii")
-    return clip(text, keep=24)
+    return shown(text, keep=24)
 
 
 def _text(value: object, field: str, what: str, *, limit: int) -> str:

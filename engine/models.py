@@ -8,6 +8,8 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
+from engine.core.instruments import DEFAULT_ROLL_DAYS
+
 MAX_ROLL_DAYS = 30
 
 
@@ -43,7 +45,7 @@ class AppSettings(models.Model):
     )
     roll_days = models.PositiveSmallIntegerField(
         "futures roll window (days)",
-        default=5,
+        default=DEFAULT_ROLL_DAYS,
         validators=[MinValueValidator(0), MaxValueValidator(MAX_ROLL_DAYS)],
         help_text="A future runs on the nearest month that does not expire within this many days.",
     )

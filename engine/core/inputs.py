@@ -18,6 +18,7 @@ __all__ = [
     "clip",
     "load_json",
     "parse_whole",
+    "shown",
 ]
 
 MAX_JSON_DEPTH = 32  # a list of rules of conditions is 4 deep; nothing we read needs more
@@ -39,10 +40,18 @@ class InputError(ValueError):
         self.column = column
 
 
-def clip(text: str, *, keep: int = 12) -> str:
-    """``text`` for a message: as it is up to 24 characters, else its first ``keep`` and its
-    length (a 5000-digit value is named, not printed)."""
-    return text if len(text) <= 24 else f"{text[:keep]}… ({len(text)} characters)"
+def clip(text: str, *, keep: int = 12, limit: int = 24) -> str:
+    """``text`` for a message: as it is up to ``limit`` characters, else its first ``keep``
+    and its length (a 5000-digit value is named, not printed)."""
+    return text if len(text) <= limit else f"{text[:keep]}… ({len(text)} characters)"
+
+
+def shown(text: str, *, keep: int = 12, limit: int = 24) -> str:
+    """:func:`clip` for text a user or a socket sent: unprintable characters (NUL, line
+    breaks) written as escapes first, so a sentence quoting it stays one readable line."""
+    if not text.isprintable():
+        text = text.encode("unicode_escape").decode("ascii")
+    return clip(text, keep=keep, limit=limit)
 
 
 def _number_too_long(text: str) -> InputError:

@@ -15,9 +15,11 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
 from engine.core.indicators import price_decimals
+from engine.core.inputs import shown
 
 __all__ = [
     "DEFAULT_EXCHANGE",
+    "DEFAULT_ROLL_DAYS",
     "MAX_ITEM_LENGTH",
     "SEC_TYPES",
     "ContractInfo",
@@ -87,6 +89,9 @@ CURRENCIES = frozenset(
         "PHP",
     ]
 )
+# A future runs on the nearest month that does not expire within this many days (§7.1; the
+# Settings page's default, the IB and demo feeds' default).
+DEFAULT_ROLL_DAYS = 5
 NO_VOLUME_TYPES = frozenset({"CASH", "IND"})  # IB sends no volume for FX quotes or index values
 
 MAX_SYMBOL_LENGTH = 12
@@ -103,9 +108,7 @@ class ItemError(ValueError):
 
 
 def _shown(text: str) -> str:
-    if not text.isprintable():
-        text = text.encode("unicode_escape").decode("ascii")
-    return text if len(text) <= 24 else f"{text[:16]}… ({len(text)} characters)"
+    return shown(text, keep=16)
 
 
 @dataclass(frozen=True, slots=True)

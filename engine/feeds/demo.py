@@ -14,7 +14,13 @@ from fractions import Fraction
 from typing import Protocol
 
 from engine.core.bars import Bar
-from engine.core.instruments import ContractInfo, Instrument, ItemError, parse_item
+from engine.core.instruments import (
+    DEFAULT_ROLL_DAYS,
+    ContractInfo,
+    Instrument,
+    ItemError,
+    parse_item,
+)
 from engine.feeds.base import (
     BarEvent,
     Feed,
@@ -31,7 +37,6 @@ TICKS_PER_UNIT = 100  # prices are whole ticks over this: 23873 / 100 is exactly
 # Warm-up bars the demo makes for all symbols together, at most: the worker takes 100,000 in
 # within a few seconds, while a rule with MA200@1h on 5-second bars asks 144,721 per symbol.
 DEMO_WARMUP_BARS = 100_000
-DEFAULT_ROLL_DAYS = 5
 DEMO_HOURS_NOTE = " (the demo runs around the clock)"
 
 

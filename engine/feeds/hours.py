@@ -23,6 +23,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from engine.core.inputs import shown
 from engine.core.instruments import Instrument
 from engine.feeds import markethours
 
@@ -162,9 +163,7 @@ _RANGE_RE = re.compile(r"(?:(\d{8}):)?(\d{4})-(?:(\d{8}):)?(\d{4})")
 
 
 def _shown(text: str) -> str:
-    if not text.isprintable():
-        text = text.encode("unicode_escape").decode("ascii")
-    return text if len(text) <= 40 else f"{text[:32]}… ({len(text)} characters)"
+    return shown(text, keep=32, limit=40)
 
 
 def _epoch(now_utc: datetime) -> float:

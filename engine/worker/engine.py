@@ -19,6 +19,7 @@ from alerts.services import outbox_add
 from engine import services
 from engine.core.bars import Bar
 from engine.core.indicators import PriceError
+from engine.core.instruments import DEFAULT_ROLL_DAYS
 from engine.core.machine import Signal, SymbolRules
 from engine.feeds import FEEDS
 from engine.feeds.base import (
@@ -83,7 +84,7 @@ class Run:
 def make_feed(config: RunConfig) -> Feed:
     """The feed a run asked for."""
     if config.feed == "demo":
-        return DemoFeed(speed=config.speed, roll_days=config.ib.get("roll_days", 5))
+        return DemoFeed(speed=config.speed, roll_days=config.ib.get("roll_days", DEFAULT_ROLL_DAYS))
     if config.feed == "csv":
         return CsvFeed(config.csv_path, speed=config.speed)
     if config.feed == "ib":

@@ -11,10 +11,8 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from engine.core.instruments import Instrument
+from engine.core.instruments import DEFAULT_ROLL_DAYS, Instrument
 from engine.feeds.ib.library import IBContract
-
-DEFAULT_ROLL_DAYS = 5
 
 
 class ContractChoiceError(ValueError):

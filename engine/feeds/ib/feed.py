@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 from typing import ClassVar
 
-from engine.core.instruments import ItemError, parse_item
+from engine.core.instruments import DEFAULT_ROLL_DAYS, ItemError, parse_item
 from engine.feeds.base import (
     BarEvent,
     Feed,
@@ -24,7 +24,6 @@ from engine.feeds.hours import TradingHours, fallback_hours, venue_name
 from engine.feeds.ib.bars import MINUTE_FLUSH_AFTER, IBBars, SymbolState
 from engine.feeds.ib.connection import IBConnection
 from engine.feeds.ib.contracts import (
-    DEFAULT_ROLL_DAYS,
     ContractChoiceError,
     choose_contract,
     exchange_date,
