@@ -240,7 +240,9 @@ class IBBars:
         have = len(bars)
         # Where the next window ends: the first bar so far, else the first window's start,
         # rounded up to a bar boundary, so that the bar across it is in one window or both.
-        end = bars[0].time if bars else -(-(int(self.clock()) - first) // seconds) * seconds
+        # The clock's fraction counts: truncated, a window starting at 21:28:00.7 would be
+        # followed by one ending at 21:28:00, and the bar starting then in neither.
+        end = bars[0].time if bars else math.ceil((self.clock() - first) / seconds) * seconds
         requests = 1
         hours: list[int] | None = None  # starts of the hours that have bars, oldest first
         hours_from = 0  # where the map of ``hours`` begins
