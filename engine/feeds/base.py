@@ -59,7 +59,23 @@ class MarketEvent:
     line: str
 
 
-FeedEvent = BarEvent | StatusEvent | InstrumentEvent | MarketEvent
+@dataclass(frozen=True, slots=True)
+class StreamEvent:
+    """How an item's bars are flowing, when that changes: ``stream`` is ``streaming``,
+    ``stale`` (no bars for a while though its market is open), ``closed`` (its market is
+    closed: IB sends nothing) or ``refused`` (IB refuses its data: no permission, competing
+    session, …). ``reason`` is the sentence for the user (empty while streaming); ``since``
+    the feed-clock epoch seconds when this state began (a stale item shows its silence)."""
+
+    symbol: str
+    stream: str
+    reason: str = ""
+    since: float = 0.0
+
+
+STREAM_STATES = ("streaming", "stale", "closed", "refused")
+
+FeedEvent = BarEvent | StatusEvent | InstrumentEvent | MarketEvent | StreamEvent
 
 
 class FeedError(Exception):

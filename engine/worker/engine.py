@@ -29,10 +29,12 @@ from engine.feeds.base import (
     InstrumentEvent,
     MarketEvent,
     StatusEvent,
+    StreamEvent,
 )
 from engine.feeds.csvfile import CsvFeed
 from engine.feeds.demo import DemoFeed
 from engine.models import EngineState
+from engine.worker.clock import market_clock
 from engine.worker.config import ConfigError, Overrides, RunConfig, RunRule, load_run_config
 from engine.worker.publish import LogPublisher, Publisher
 from signals import events
@@ -65,6 +67,8 @@ class Run:
     contracts: dict[str, dict] = field(default_factory=dict)
     # symbol -> its market line per its own trading hours
     markets: dict[str, MarketEvent] = field(default_factory=dict)
+    # symbol -> how its bars flow (streaming / stale / closed / refused, why, since when)
+    streams: dict[str, StreamEvent] = field(default_factory=dict)
 
     def machine(self, symbol: str) -> SymbolRules:
         """The symbol's state machines, one per rule of the run, sharing its indicators."""
@@ -90,7 +94,7 @@ def make_feed(config: RunConfig) -> Feed:
     if config.feed == "ib":
         from engine.feeds.ib import IBFeed  # the IB library is loaded only for the ib feed
 
-        return IBFeed(**config.ib)
+        return IBFeed(**config.ib, clock=market_clock())
     raise ValueError(f"unknown feed {config.feed!r}; use one of {', '.join(FEEDS)}")
 
 
@@ -254,7 +258,7 @@ class Engine:
             ):
                 if isinstance(event, BarEvent):
                     await self.on_bar(run, event.bar, warmup=event.warmup)
-                elif isinstance(event, InstrumentEvent | MarketEvent):
+                elif isinstance(event, InstrumentEvent | MarketEvent | StreamEvent):
                     await self.on_instrument(run, event)
                 else:
                     await self.on_status(event, run)
@@ -339,26 +343,36 @@ class Engine:
             contract=run.contracts.get(bar.symbol),
         )
 
-    async def on_instrument(self, run: Run, event: InstrumentEvent | MarketEvent) -> None:
-        """A feed resolved an item or its market opened or closed: keep it for the events
-        and the dashboard (DESIGN §7.1)."""
+    async def on_instrument(
+        self, run: Run, event: InstrumentEvent | MarketEvent | StreamEvent
+    ) -> None:
+        """A feed resolved an item, its market opened or closed, or its bars stopped or
+        started flowing: keep it for the events and the dashboard (DESIGN §7.1)."""
         if isinstance(event, InstrumentEvent):
             run.contracts[event.symbol] = event.contract.to_json()
-        else:
+        elif isinstance(event, MarketEvent):
             run.markets[event.symbol] = event
+        else:
+            run.streams[event.symbol] = event
         await sync_to_async(services.worker_symbols)(symbols=self.symbols_state(run))
 
     @staticmethod
     def symbols_state(run: Run) -> dict[str, dict]:
         """Per item of the run: its contract and its market line, as the engine state keeps."""
-        names = dict.fromkeys([*run.config.symbols, *run.contracts, *run.markets])
+        names = dict.fromkeys([*run.config.symbols, *run.contracts, *run.markets, *run.streams])
         out: dict[str, dict] = {}
         for name in names:
             market = run.markets.get(name)
+            stream = run.streams.get(name)
             out[name] = {
                 "contract": run.contracts.get(name),
                 "open": market.is_open if market is not None else None,
                 "market": market.line if market is not None else "",
+                # streaming / stale / closed / refused (None: the feed doesn't say), why,
+                # and since when (feed-clock epoch seconds; a stale item shows its silence)
+                "stream": stream.stream if stream is not None else None,
+                "stream_reason": stream.reason if stream is not None else "",
+                "stream_since": stream.since if stream is not None else None,
             }
         return out
 
