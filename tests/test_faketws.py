@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import subprocess
 import sys
 import time
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.faketws import (
+    COMPETING_HISTORY,
     PACING_VIOLATION,
     ControlClient,
     FakeTWS,
@@ -434,3 +436,317 @@ async def test_hours_presets_in_ibs_format():
     )
     trading, _, zone = preset_hours("xetra", now, days_before=0, days_after=2)
     assert (zone, trading) == ("MET", "20261205:CLOSED;20261206:CLOSED;20261207:0800-20261207:1730")
+
+
+# ---- faults of a trading day ---------------------------------------------------------------
+
+
+class Watch:
+    """One client with a realtime subscription per symbol: what arrived, which errors."""
+
+    def __init__(self, ib: ibapi.IB):
+        self.ib = ib
+        self.errors: list[tuple[int, int, str]] = []
+        self.arrived: list[tuple[str, int]] = []  # (symbol, bar time)
+        self.bars: dict[str, object] = {}
+        self._news = asyncio.Event()
+        ib.errorEvent += self._error
+
+    def _error(self, req_id, code, msg, contract=None):
+        self.errors.append((req_id, code, msg))
+        self._news.set()
+
+    async def subscribe(self, gw: FakeTWS, symbol: str):
+        contract = (await self.ib.reqContractDetailsAsync(ibapi.Stock(symbol, "SMART", "USD")))[
+            0
+        ].contract
+        bars = self.ib.reqRealTimeBars(contract, 5, "TRADES", False)
+        self.bars[symbol] = bars
+
+        def on_bar(bars, has_new):
+            self.arrived.append((symbol, int(bars[-1].time.timestamp())))
+            self._news.set()
+
+        bars.updateEvent += on_bar
+        total = sum(s.symbol == symbol for s in gw.subscribe_log) + 1
+        await gw.wait_subscribed(symbol, total=total)
+        return bars
+
+    async def news(self, predicate) -> None:
+        """Until ``predicate()`` holds (checked after each error or bar that arrives)."""
+
+        async def wait() -> None:
+            while not predicate():
+                self._news.clear()
+                await self._news.wait()
+
+        await asyncio.wait_for(wait(), WAIT)
+
+    def codes(self) -> list[int]:
+        return [code for _, code, _ in self.errors]
+
+
+async def push(gw: FakeTWS, symbol: str, t: int) -> int:
+    return await gw.push_bar(symbol, t, 1.0, 2.0, 0.5, 1.5, 700)
+
+
+async def history_times(ib: ibapi.IB, symbol: str) -> list[int]:
+    contract = (await ib.reqContractDetailsAsync(ibapi.Stock(symbol, "SMART", "USD")))[0].contract
+    bars = await ib.reqHistoricalDataAsync(contract, "", "1800 S", "5 secs", "TRADES", False, 2)
+    return [int(b.date.timestamp()) for b in bars]
+
+
+async def test_connectivity_lost_then_restored_with_data_kept(gw):
+    watch = Watch(await connect(gw.port))
+    await watch.subscribe(gw, "AAPL")
+    assert gw.connectivity_lost() == 1
+    await watch.news(lambda: 1100 in watch.codes())
+    assert watch.errors == [
+        (-1, 1100, "Connectivity between IB and Trader Workstation has been lost.")
+    ]  # fmt: skip
+    assert await push(gw, "AAPL", gw.t0) == 0, "no realtime bar while IB is away"
+    assert gw.state()["ib_connected"] is False
+    assert gw.t0 in await history_times(watch.ib, "AAPL"), "IB keeps the bar as history"
+    assert gw.connectivity_restored(data_kept=True) == 1
+    await watch.news(lambda: 1102 in watch.codes())
+    assert watch.errors[-1] == (
+        -1, 1102, "Connectivity between IB and Trader Workstation has been restored - data "
+        "maintained."
+    )  # fmt: skip
+    assert await push(gw, "AAPL", gw.t0 + 5) == 1, "the same subscription delivers again"
+    await watch.news(lambda: watch.arrived == [("AAPL", gw.t0 + 5)])
+    assert len(gw.subscribe_log) == 1
+    watch.ib.disconnect()
+
+
+async def test_connectivity_restored_with_data_lost_silences_old_subscriptions(gw):
+    watch = Watch(await connect(gw.port))
+    old = await watch.subscribe(gw, "AAPL")
+    gw.connectivity_lost()
+    gw.connectivity_restored(data_kept=False)
+    await watch.news(lambda: 1101 in watch.codes())
+    assert watch.errors[-1] == (
+        -1, 1101, "Connectivity between IB and Trader Workstation has been restored - data lost."
+    )  # fmt: skip
+    assert [s["muted"] for s in gw.state()["subscriptions"]] == [True]
+    assert await push(gw, "AAPL", gw.t0) == 0, "the old subscription stays silent"
+    watch.ib.cancelRealTimeBars(old)
+    await gw.wait_cancelled("AAPL")
+    await watch.subscribe(gw, "AAPL")
+    assert await push(gw, "AAPL", gw.t0 + 5) == 1, "a new subscription delivers"
+    await watch.news(lambda: watch.arrived == [("AAPL", gw.t0 + 5)])
+    watch.ib.disconnect()
+
+
+async def test_farm_blip_then_a_silent_subscription(gw):
+    gw.add_symbol("MSFT", con_id=272093)
+    watch = Watch(await connect(gw.port))
+    await watch.subscribe(gw, "AAPL")
+    await watch.subscribe(gw, "MSFT")
+    assert gw.farm_broken() == 1
+    await watch.news(lambda: 2103 in watch.codes())
+    assert watch.errors[-1] == (-1, 2103, "Market data farm connection is broken:usfarm")
+    assert await push(gw, "MSFT", gw.t0) == 0, "no bars while the farm is broken"
+    assert gw.state()["broken_farms"] == ["usfarm"]
+    assert gw.farm_ok(mute=["AAPL"]) == 1
+    await watch.news(lambda: watch.codes()[-1] == 2104)
+    assert watch.errors[-1] == (-1, 2104, "Market data farm connection is OK:usfarm")
+    assert await push(gw, "MSFT", gw.t0 + 5) == 1
+    assert await push(gw, "AAPL", gw.t0 + 5) == 0, "AAPL went quiet without a word"
+    await watch.news(lambda: ("MSFT", gw.t0 + 5) in watch.arrived)
+    assert watch.arrived == [("MSFT", gw.t0 + 5)]
+    assert {s["symbol"]: s["muted"] for s in gw.state()["subscriptions"]} == {
+        "AAPL": True, "MSFT": False
+    }  # fmt: skip
+    await watch.subscribe(gw, "AAPL")  # a second subscription, the first still silent
+    assert await push(gw, "AAPL", gw.t0 + 10) == 1
+    watch.ib.disconnect()
+
+
+async def test_mute_stops_a_subscription_silently(gw):
+    watch = Watch(await connect(gw.port))
+    await watch.subscribe(gw, "AAPL")
+    assert gw.mute("AAPL") == 1
+    assert await push(gw, "AAPL", gw.t0) == 0
+    assert gw.mute("AAPL") == 0, "nothing left to mute"
+    await asyncio.sleep(0.05)
+    assert watch.errors == [] and watch.arrived == []
+    watch.ib.disconnect()
+
+
+async def test_trade_bust_deactivates_the_subscription_and_the_library_resubscribes(gw):
+    watch = Watch(await connect(gw.port))
+    bars = await watch.subscribe(gw, "AAPL")
+    assert gw.trade_bust("AAPL") == 1
+    await watch.news(lambda: 10225 in watch.codes())
+    assert watch.errors == [
+        (bars.reqId, 10225, "Bust event occurred, current subscription is deactivated. Please "
+         "resubscribe real-time bars immediately.")
+    ]  # fmt: skip
+    # ib_async and ib_insync cancel and request it again under the same id on 10225.
+    await gw.wait_subscribed("AAPL", total=2)
+    await gw.wait_cancelled("AAPL")
+    assert [s["muted"] for s in gw.state()["subscriptions"]] == [False]
+    assert await push(gw, "AAPL", gw.t0) == 1
+    await watch.news(lambda: watch.arrived == [("AAPL", gw.t0)])
+    watch.ib.disconnect()
+
+
+async def test_competing_live_session_and_its_end(gw):
+    gw.add_symbol("MSFT", con_id=272093, history={5: bars_from(gw.t0 - 600, 120)})
+    watch = Watch(await connect(gw.port))
+    aapl = await watch.subscribe(gw, "AAPL")
+    await watch.subscribe(gw, "MSFT")
+    assert gw.competing_session(True, ["AAPL"]) == 1
+    await watch.news(lambda: 10197 in watch.codes())
+    assert watch.errors == [(aapl.reqId, 10197, "No market data during competing live session")]
+    assert await push(gw, "AAPL", gw.t0) == 0
+    assert await push(gw, "MSFT", gw.t0) == 1
+    assert await history_times(watch.ib, "AAPL") == []
+    assert watch.errors[-1][1:] == (162, COMPETING_HISTORY)
+    assert len(await history_times(watch.ib, "MSFT")) == 121
+    second = await watch.subscribe(gw, "AAPL")  # a new subscription is told as well
+    await watch.news(lambda: watch.errors[-1][:2] == (second.reqId, 10197))
+    assert gw.state()["competing"] and gw.state()["competing_symbols"] == ["AAPL"]
+    assert gw.competing_session(False) == 0
+    assert await push(gw, "AAPL", gw.t0 + 5) == 2, "bars flow again to both subscriptions"
+    await watch.news(lambda: watch.arrived.count(("AAPL", gw.t0 + 5)) == 2)
+    assert gw.t0 in await history_times(watch.ib, "AAPL")
+    gw.competing_session(True)  # every symbol
+    assert await push(gw, "MSFT", gw.t0 + 10) == 0
+    watch.ib.disconnect()
+
+
+async def test_refuse_history_answers_the_next_requests_with_an_error(gw):
+    watch = Watch(await connect(gw.port))
+    gw.refuse_history(2)
+    gw.refuse_history(1, 162, "Historical Market Data Service error message:HMDS query "
+                      "returned no data: AAPL@SMART Trades")  # fmt: skip
+    assert gw.state()["history_refusals"] == 3
+    for _ in range(3):
+        assert await history_times(watch.ib, "AAPL") == []
+    assert [(c, m) for _, c, m in watch.errors] == [(162, PACING_VIOLATION)] * 2 + [
+        (162, "Historical Market Data Service error message:HMDS query returned no data: "
+         "AAPL@SMART Trades")
+    ]  # fmt: skip
+    assert len(await history_times(watch.ib, "AAPL")) == 120
+    assert gw.state()["history_refusals"] == 0 and len(gw.history_log) == 4
+    watch.ib.disconnect()
+
+
+async def test_daily_restart_closes_refuses_then_listens_on_the_same_port(gw):
+    ib = await connect(gw.port)
+    lost = asyncio.Event()
+    ib.disconnectedEvent += lost.set
+    port = gw.port
+    await gw.daily_restart(0.5)
+    await asyncio.wait_for(lost.wait(), WAIT)
+    assert not gw.listening and gw.state()["restarts"] == 1
+    with pytest.raises(OSError):
+        await asyncio.open_connection("127.0.0.1", port)
+    await gw.wait_until(lambda: gw.listening, timeout=WAIT)
+    assert gw.port == port
+    ib = await connect(port, client_id=2)
+    assert ib.isConnected()
+    ib.disconnect()
+    await gw.daily_restart(60)
+    await gw.stop()  # a stop calls the pending restart off
+    await asyncio.sleep(0.05)
+    assert gw._restart is None and not gw.listening
+
+
+async def test_take_and_release_a_client_id(gw):
+    gw.take_client_id(17)
+    refused = ibapi.IB()
+    errors = []
+    refused.errorEvent += lambda req_id, code, msg, contract=None: errors.append(code)
+    with pytest.raises((TimeoutError, ConnectionError)):
+        await refused.connectAsync("127.0.0.1", gw.port, clientId=17, timeout=1, readonly=True)
+    assert errors == [326]
+    other = await connect(gw.port, client_id=18)
+    gw.release_client_id(17)
+    ib = await connect(gw.port, client_id=17)
+    assert ib.isConnected() and gw.state()["client_ids"] == [17, 18, 17]
+    ib.disconnect()
+    other.disconnect()
+
+
+async def test_hours_preset_always_is_open_around_the_clock():
+    now = datetime(2026, 12, 5, 15, tzinfo=UTC).timestamp()  # a Saturday
+    trading, liquid, zone = preset_hours("always", now, days_before=1, days_after=2)
+    assert zone == "UTC" and trading == liquid == (
+        "20261203:0000-20261204:0000;20261204:0000-20261205:0000;20261205:0000-20261206:0000;"
+        "20261206:0000-20261207:0000"
+    )  # fmt: skip
+    spec = FakeTWS().add_symbol("ESZ6", sec_type="FUT", ib_symbol="ES", exchange="CME",
+                                last_trade_date="20261218", hours="always")  # fmt: skip
+    trading, liquid, zone = spec.schedule(now)
+    days = trading.split(";")
+    assert zone == "UTC" and trading == liquid and len(days) == 18
+    assert all(d[8:] == f":0000-{d[14:22]}:0000" for d in days), days
+
+
+async def test_separate_process_faults_by_script_and_control_socket_on_the_test_clock(tmp_path):
+    epoch = datetime(2026, 12, 7, 14, 30, tzinfo=UTC).timestamp()  # a Monday, 09:30 New York
+    t0 = int(epoch) - 600
+    script = tmp_path / "script.json"
+    script.write_text(json.dumps({
+        "symbols": [{"symbol": "MSFT", "con_id": 272093, "hours": "always",
+                     "history": {"5": bars_from(t0, 10)}}],
+        "actions": [{"after": 0, "cmd": "take_client_id", "client_id": 5},
+                    {"after": 0, "cmd": "refuse_history", "count": 1}],
+    }))  # fmt: skip
+    env = {**os.environ, "SCALP_TEST_CLOCK": f"{time.time()},{epoch},1"}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.faketws", "--script", str(script),
+        cwd=ROOT, stdout=subprocess.PIPE, env=env,
+    )  # fmt: skip
+    try:
+        ports = json.loads(await asyncio.wait_for(proc.stdout.readline(), 20))
+        ctl = ControlClient("127.0.0.1", ports["control_port"])
+        while (await ctl.call("state"))["history_refusals"] != 1:  # the script's actions
+            await asyncio.sleep(0.01)
+        refused = ibapi.IB()
+        with pytest.raises((TimeoutError, ConnectionError)):
+            await refused.connectAsync("127.0.0.1", ports["port"], clientId=5, timeout=1)
+        watch = Watch(await connect(ports["port"]))
+        assert (await watch.ib.reqCurrentTimeAsync()).timestamp() == pytest.approx(epoch, abs=5)
+        contract = (await watch.ib.reqContractDetailsAsync(ibapi.Stock("MSFT", "SMART")))[0]
+        assert contract.timeZoneId == "UTC" and ":CLOSED" not in contract.tradingHours
+        bars = watch.ib.reqRealTimeBars(contract.contract, 5, "TRADES", False)
+        await ctl.call("wait_subscribed", symbol="MSFT")
+        assert await history_times(watch.ib, "MSFT") == []  # the scripted refusal
+        assert watch.errors[-1][1:] == (162, PACING_VIOLATION)
+        # No end time: the bars up to the test clock's now, not the real one.
+        assert len(await history_times(watch.ib, "MSFT")) == 10
+        state = await ctl.call("connectivity_lost")
+        assert state["sent"] == 1 and state["ib_connected"] is False
+        assert (await ctl.call("connectivity_restored", data_kept=False))["sent"] == 1
+        assert (await ctl.call("farm_broken"))["broken_farms"] == ["usfarm"]
+        assert (await ctl.call("farm_ok", mute=["MSFT"]))["broken_farms"] == []
+        assert (await ctl.call("competing_session", on=True, symbols=["MSFT"]))["sent"] == 1
+        assert (await ctl.call("competing_session", on=False))["competing"] is False
+        assert (await ctl.call("mute", symbol="MSFT"))["sent"] == 0  # muted by the 1101
+        assert (await ctl.call("trade_bust", symbol="MSFT"))["sent"] == 0
+        await watch.news(lambda: 10197 in watch.codes())
+        assert watch.codes()[-6:] == [162, 1100, 1101, 2103, 2104, 10197]
+        assert (await ctl.call("refuse_history", count=2, code=162))["history_refusals"] == 2
+        await ctl.call("release_client_id", client_id=5)
+        await ctl.call("take_client_id", client_id=6)
+        assert (await ctl.call("state"))["client_ids"] == [5, 1]
+        watch.ib.cancelRealTimeBars(bars)
+        lost = asyncio.Event()
+        watch.ib.disconnectedEvent += lost.set
+        assert (await ctl.call("daily_restart", seconds=0.3))["listening"] is False
+        await asyncio.wait_for(lost.wait(), WAIT)
+        while not (await ctl.call("state"))["listening"]:
+            await asyncio.sleep(0.05)
+        ib = await connect(ports["port"], client_id=5)  # listening again, 5 released
+        ib.disconnect()
+        await ctl.call("shutdown")
+        await ctl.close()
+        assert await asyncio.wait_for(proc.wait(), WAIT) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()

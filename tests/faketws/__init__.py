@@ -3,6 +3,7 @@
 from tests.faketws.control import (
     ControlClient,
     ControlServer,
+    gateway_clock,
     load_script,
     main,
     run_command,
@@ -10,6 +11,7 @@ from tests.faketws.control import (
 )
 from tests.faketws.gateway import FakeTWS
 from tests.faketws.model import (
+    COMPETING_HISTORY,
     DEFAULT_LIQUID_HOURS,
     DEFAULT_TRADING_HOURS,
     HOURS_PRESETS,
@@ -39,6 +41,7 @@ from tests.faketws.wire import (
 __doc__ = USAGE
 
 __all__ = [
+    "COMPETING_HISTORY",
     "DEFAULT_ERROR_TEXT",
     "DEFAULT_LIQUID_HOURS",
     "DEFAULT_TRADING_HOURS",
@@ -50,6 +53,7 @@ __all__ = [
     "ControlClient",
     "ControlServer",
     "FakeTWS",
+    "gateway_clock",
     "HistBar",
     "Request",
     "Subscription",

@@ -7,9 +7,12 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Sequence
+import os
+import time
+from collections.abc import Awaitable, Callable, Sequence
 
 from tests.faketws.gateway import FakeTWS
+from tests.faketws.model import PACING_VIOLATION
 from tests.faketws.usage import USAGE
 
 logger = logging.getLogger(__name__)
@@ -32,6 +35,46 @@ def load_script(gw: FakeTWS, script: dict) -> list[dict]:
     if "enforce_pacing" in script:
         gw.enforce_pacing = bool(script["enforce_pacing"])
     return list(script.get("actions", []))
+
+
+async def _daily_restart(gw: FakeTWS, args: dict) -> dict[str, object]:
+    await gw.daily_restart(float(args["seconds"]))
+    return {}
+
+
+async def _refuse_history(gw: FakeTWS, args: dict) -> dict[str, object]:
+    gw.refuse_history(int(args.get("count", 1)), int(args.get("code", 162)),
+                      args.get("message", PACING_VIOLATION))  # fmt: skip
+    return {}
+
+
+async def _client_id(gw: FakeTWS, args: dict, take: bool) -> dict[str, object]:
+    (gw.take_client_id if take else gw.release_client_id)(int(args["client_id"]))
+    return {}
+
+
+async def _sent(count: int) -> dict[str, object]:
+    return {"sent": count}
+
+
+# The fault commands: name -> coroutine(gw, args) returning what to add to the state reply.
+_FAULTS: dict[str, Callable[[FakeTWS, dict], Awaitable[dict[str, object]]]] = {
+    "connectivity_lost": lambda gw, a: _sent(gw.connectivity_lost()),
+    "connectivity_restored": lambda gw, a: _sent(
+        gw.connectivity_restored(bool(a.get("data_kept", True)))
+    ),
+    "farm_broken": lambda gw, a: _sent(gw.farm_broken(a.get("farm", "usfarm"))),
+    "farm_ok": lambda gw, a: _sent(gw.farm_ok(a.get("farm", "usfarm"), a.get("mute", ()))),
+    "mute": lambda gw, a: _sent(gw.mute(a["symbol"])),
+    "trade_bust": lambda gw, a: _sent(gw.trade_bust(a["symbol"])),
+    "competing_session": lambda gw, a: _sent(
+        gw.competing_session(bool(a.get("on", True)), a.get("symbols"))
+    ),
+    "refuse_history": _refuse_history,
+    "daily_restart": _daily_restart,
+    "take_client_id": lambda gw, a: _client_id(gw, a, True),
+    "release_client_id": lambda gw, a: _client_id(gw, a, False),
+}
 
 
 async def run_command(gw: FakeTWS, command: dict) -> dict[str, object]:
@@ -63,6 +106,9 @@ async def run_command(gw: FakeTWS, command: dict) -> dict[str, object]:
         gw.reject_client_id(int(args["client_id"]))
     elif cmd == "enforce_pacing":
         gw.enforce_pacing = bool(args.get("on", True))
+    elif cmd in _FAULTS:
+        reply = await _FAULTS[cmd](gw, args)
+        return {**gw.state(), **reply}
     elif cmd == "wait_subscribed":
         await gw.wait_subscribed(args["symbol"], total=args.get("total"),
                                  timeout=float(args.get("timeout", 5)))  # fmt: skip
@@ -166,9 +212,21 @@ def main(argv: Sequence[str] | None = None) -> None:
         asyncio.run(serve(opts.host, opts.port, opts.control_port, script))
 
 
+def gateway_clock() -> Callable[[], float]:
+    """The engine worker's market clock (``engine.worker.clock``): ``time.time``, or the
+    test clock of ``SCALP_TEST_CLOCK``."""
+    if not os.environ.get("SCALP_TEST_CLOCK", "").strip():
+        return time.time
+    from engine.worker.clock import market_clock  # plain Python: no Django, no IB library
+
+    return market_clock()
+
+
 async def serve(host: str, port: int, control_port: int, script: dict) -> None:
-    """Run a gateway configured by ``script`` plus its control socket until ``shutdown``."""
-    gw = FakeTWS(host=host, port=port)
+    """Run a gateway configured by ``script`` plus its control socket until ``shutdown``.
+    With ``SCALP_TEST_CLOCK`` set, the gateway's clock is the worker's test clock (both
+    agree on "now")."""
+    gw = FakeTWS(host=host, port=port, now=gateway_clock())
     actions = load_script(gw, script)
     await gw.start()
     control = ControlServer(gw, host, control_port)

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 
 from tests.faketws.model import (
+    PACING_VIOLATION,
     BarTuple,
     HistBar,
     Request,
@@ -57,6 +58,17 @@ class FakeTWS(Protocol):
         self.history_delay = 0.0
         # Answer a history request that breaks IB's pacing rules with IB's error 162.
         self.enforce_pacing = False
+        # Faults (see "faults" below). False between connectivity_lost and _restored.
+        self.ib_connected = True
+        self.broken_farms: set[str] = set()
+        # Symbols in a competing live session; None: every symbol; empty with
+        # ``competing_on`` False: no session.
+        self.competing_on = False
+        self.competing: set[str] | None = None
+        self.history_refusals: list[tuple[int, str | None]] = []  # for the next requests
+        self.client_id_log: list[int] = []  # the client id of every API start, refused too
+        self.restarts = 0
+        self._restart: asyncio.Task | None = None
         self._server: asyncio.AbstractServer | None = None
         self._conn_ids = itertools.count(1)
         self._tasks: set[asyncio.Task] = set()
@@ -145,7 +157,7 @@ class FakeTWS(Protocol):
         delivered = 0
         for sub in list(self.subscriptions.values()):
             conn = self.connections.get(sub.conn_id)
-            if sub.symbol == symbol and conn is not None and conn.ready:
+            if sub.symbol == symbol and conn is not None and conn.ready and self.delivers(sub):
                 # Quote bars (MIDPOINT) and index values carry no volume: IB sends -1.
                 quotes = sub.what_to_show != "TRADES" or (spec is not None and not spec.has_volume)
                 volume, wap, count = (-1, -1, -1) if quotes else (bar.volume, bar.wap, bar.count)
@@ -156,6 +168,117 @@ class FakeTWS(Protocol):
             with contextlib.suppress(ConnectionError):
                 await conn.writer.drain()
         return delivered
+
+    # ---- faults -------------------------------------------------------------------------
+
+    def delivers(self, sub: Subscription) -> bool:
+        """True if a bar pushed now reaches ``sub``: it isn't muted, TWS is connected to
+        IB, no market data farm is broken and its symbol is in no competing session."""
+        return (
+            not sub.muted
+            and self.ib_connected
+            and not self.broken_farms
+            and not self.in_competing_session(sub.symbol)
+        )
+
+    def in_competing_session(self, symbol: str) -> bool:
+        return self.competing_on and (self.competing is None or symbol.upper() in self.competing)
+
+    def connectivity_lost(self) -> int:
+        """TWS lost IB's servers: error 1100 to every connection; no realtime bar is
+        delivered until :meth:`connectivity_restored` (pushed bars still become history).
+        Returns the number of connections told."""
+        self.ib_connected = False
+        return self.inject_error(-1, 1100)
+
+    def connectivity_restored(self, data_kept: bool = True) -> int:
+        """IB's servers are back: 1102 (data maintained; the subscriptions deliver again) or
+        1101 (data lost; as in real TWS the subscriptions made before stay silent forever,
+        a new one delivers). Returns the number of connections told."""
+        self.ib_connected = True
+        if not data_kept:
+            for sub in self.subscriptions.values():
+                sub.muted = True
+        return self.inject_error(-1, 1102 if data_kept else 1101)
+
+    def farm_broken(self, farm: str = "usfarm") -> int:
+        """Error 2103 "Market data farm connection is broken:<farm>" to every connection; no
+        realtime bar is delivered while a farm is broken."""
+        self.broken_farms.add(farm)
+        return self.inject_error(-1, 2103, f"Market data farm connection is broken:{farm}")
+
+    def farm_ok(self, farm: str = "usfarm", mute: Iterable[str] = ()) -> int:
+        """Error 2104 "Market data farm connection is OK:<farm>"; the subscriptions of the
+        symbols in ``mute`` stay silent forever (the bug reports' dead feed after a blip),
+        the others deliver again."""
+        self.broken_farms.discard(farm)
+        for symbol in mute:
+            self.mute(symbol)
+        return self.inject_error(-1, 2104, f"Market data farm connection is OK:{farm}")
+
+    def mute(self, symbol: str) -> int:
+        """The current subscriptions of ``symbol`` silently stop delivering (no error);
+        a new subscription delivers. Returns how many were muted."""
+        subs = [s for s in self.active_subscriptions(symbol) if not s.muted]
+        for sub in subs:
+            sub.muted = True
+        return len(subs)
+
+    def trade_bust(self, symbol: str) -> int:
+        """Error 10225 (a bust event deactivated the subscription) on each subscription of
+        ``symbol``, which then stops delivering. Returns how many were told."""
+        subs = [s for s in self.active_subscriptions(symbol) if not s.muted]
+        for sub in subs:
+            sub.muted = True
+            conn = self.connections.get(sub.conn_id)
+            if conn is not None and conn.ready:
+                conn.send_error(sub.req_id, 10225)
+        return len(subs)
+
+    def competing_session(self, on: bool = True, symbols: Iterable[str] | None = None) -> int:
+        """The same IB user logged in elsewhere with live data (``on``): error 10197 on each
+        subscription of ``symbols`` (None: all; also on new subscriptions), no realtime bars
+        for them, their history requests answered with 162 "...competing live session".
+        Off: bars flow again to the existing subscriptions. Returns the 10197s sent."""
+        self.competing_on = bool(on)
+        self.competing = None if symbols is None else {s.upper() for s in symbols}
+        if not on:
+            return 0
+        sent = 0
+        for sub in self.active_subscriptions():
+            conn = self.connections.get(sub.conn_id)
+            if self.in_competing_session(sub.symbol) and conn is not None and conn.ready:
+                conn.send_error(sub.req_id, 10197)
+                sent += 1
+        return sent
+
+    def refuse_history(
+        self, count: int = 1, code: int = 162, message: str | None = PACING_VIOLATION
+    ) -> None:
+        """Answer the next ``count`` history requests (any symbol) with error ``code``
+        (default: IB's pacing violation)."""
+        self.history_refusals += [(int(code), message)] * int(count)
+
+    async def daily_restart(self, seconds: float) -> None:
+        """IB Gateway's daily restart: close every connection, refuse connections for
+        ``seconds``, then listen again on the same port. Returns at once (the restart
+        runs in the background; ``listening`` tells)."""
+        await self.stop()
+        self.restarts += 1
+        self._restart = asyncio.ensure_future(self._listen_after(float(seconds)))
+
+    async def _listen_after(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        self._restart = None
+        await self.start()
+
+    def take_client_id(self, client_id: int) -> None:
+        """Another program connects with ``client_id``: this gateway refuses it with 326."""
+        self.rejected_client_ids.add(int(client_id))
+
+    def release_client_id(self, client_id: int) -> None:
+        """The other program let ``client_id`` go (see :meth:`take_client_id`)."""
+        self.rejected_client_ids.discard(int(client_id))
 
     # ---- lifecycle ----------------------------------------------------------------------
 
@@ -174,10 +297,15 @@ class FakeTWS(Protocol):
         )
         self.port = self._server.sockets[0].getsockname()[1]
         logger.info("fake TWS listening on %s:%s", self.host, self.port)
+        await self._notify()
         return self
 
     async def stop(self) -> None:
-        """Stop listening (new connections are refused) and close every connection."""
+        """Stop listening (new connections are refused) and close every connection; a
+        pending :meth:`daily_restart` is called off."""
+        restart, self._restart = self._restart, None
+        if restart is not None and restart is not asyncio.current_task():
+            restart.cancel()
         server, self._server = self._server, None
         if server is not None:
             server.close()
@@ -289,6 +417,7 @@ class FakeTWS(Protocol):
                     "req_id": s.req_id,
                     "use_rth": s.use_rth,
                     "what_to_show": s.what_to_show,
+                    "muted": s.muted,
                 }
                 for s in self.subscriptions.values()
             ],  # fmt: skip
@@ -296,6 +425,13 @@ class FakeTWS(Protocol):
             "cancel_count": len(self.cancel_log),
             "history_requests": len(self.history_log),
             "pacing_violations": [why for _, why in self.pacing_violations()],
+            "client_ids": list(self.client_id_log),
+            "ib_connected": self.ib_connected,
+            "broken_farms": sorted(self.broken_farms),
+            "competing": self.competing_on,  # a competing live session, for the symbols:
+            "competing_symbols": None if self.competing is None else sorted(self.competing),
+            "history_refusals": len(self.history_refusals),
+            "restarts": self.restarts,
         }
 
     def logs(self) -> dict[str, object]:

@@ -32,6 +32,9 @@ HOURS_PRESETS: dict[str, tuple[str, str, str, str, str, bool, tuple[int, ...]]] 
     "cboe_index": ("US/Central", "0830", "1515", "0830", "1500", False, (0, 1, 2, 3, 4)),
     # PAXOS crypto: every day, midnight to midnight.
     "crypto": ("US/Central", "0000", "0000", "0000", "0000", True, (0, 1, 2, 3, 4, 5, 6)),
+    # Tests: open around the clock every day, RTH too, for any security type (a test that
+    # must not depend on the time of day it runs).
+    "always": ("UTC", "0000", "0000", "0000", "0000", True, (0, 1, 2, 3, 4, 5, 6)),
 }
 
 
@@ -92,6 +95,10 @@ def preset_hours(
 
 PACING_VIOLATION = (
     "Historical Market Data Service error message:Historical data request pacing violation"
+)
+# What the historical data service answers (162) during a competing live session.
+COMPETING_HISTORY = (
+    "Historical Market Data Service error message:No market data during competing live session"
 )
 # IB's pacing rules for historical data (TWS API docs, "Historical Data Limitations").
 IDENTICAL_WITHIN = 15.0  # no identical request within 15 s
@@ -211,6 +218,9 @@ class Subscription:
     what_to_show: str
     use_rth: bool
     con_id: int = 0
+    # True: IB stopped serving it without a word (after 1101, a farm blip, a trade bust);
+    # it stays silent until cancelled; a new subscription delivers.
+    muted: bool = False
 
 
 @dataclass

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from tests.faketws.model import (
     ANY_HISTORY_TYPE,
     ANY_REALTIME_TYPE,
+    COMPETING_HISTORY,
     HISTORY_TYPES,
     PACING_VIOLATION,
     REALTIME_TYPES,
@@ -61,6 +62,9 @@ class Protocol:
     connect_count: int
     history_delay: float
     enforce_pacing: bool
+    history_refusals: list[tuple[int, str | None]]
+    client_id_log: list[int]
+    in_competing_session: Callable[[str], bool]
     _conn_ids: itertools.count[int]
     _tasks: set[asyncio.Task]
     _next_order_id: int
@@ -119,6 +123,7 @@ class Protocol:
 
     def _start_api(self, conn: Connection, fields: list[str]) -> bool:
         client_id = int(fields[2])
+        self.client_id_log.append(client_id)
         in_use = any(
             c.client_id == client_id and c.ready and c is not conn
             for c in self.connections.values()
@@ -220,6 +225,13 @@ class Protocol:
                 f"security type '{spec.sec_type}'"
             )  # fmt: skip
             return
+        if self.history_refusals:
+            code, message = self.history_refusals.pop(0)
+            conn.send_error(req_id, code, message)
+            return
+        if self.in_competing_session(spec.symbol):
+            conn.send_error(req_id, 162, COMPETING_HISTORY)
+            return
         denied = self.history_denied.get(spec.symbol)
         if denied:
             conn.send_error(req_id, denied[0], denied[1])
@@ -287,6 +299,8 @@ class Protocol:
             )  # fmt: skip
             return
         self.subscriptions[(conn.id, req_id)] = sub
+        if self.in_competing_session(spec.symbol):
+            conn.send_error(req_id, 10197)
 
     def _cancel_realtime_bars(self, conn: Connection, fields: list[str]) -> None:
         sub = self.subscriptions.pop((conn.id, int(fields[2])), None)

@@ -24,8 +24,12 @@ DEFAULT_ERROR_TEXT = {
     1100: "Connectivity between IB and Trader Workstation has been lost.",
     1101: "Connectivity between IB and Trader Workstation has been restored - data lost.",
     1102: "Connectivity between IB and Trader Workstation has been restored - data maintained.",
+    2103: "Market data farm connection is broken:usfarm",
+    2104: "Market data farm connection is OK:usfarm",
     10089: "Requested market data requires additional subscription for API.",
     10197: "No market data during competing live session",
+    10225: "Bust event occurred, current subscription is deactivated. Please resubscribe "
+    "real-time bars immediately.",
 }
 
 
