@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Callable, Container, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from math import gcd
@@ -646,6 +646,18 @@ class SymbolMachine:
             self.symbol, close_time, price, self.rule_id, self._signal_values(), self.side
         )
 
+    def resume(self, last_signal_close_time: int) -> None:
+        """Continue where a run that stopped unexpectedly left off: the state the rule had
+        right after firing on the bar closing at ``last_signal_close_time`` (COOLDOWN until
+        that time + the cooldown; the next bar ends an expired one, as it would have).
+
+        Call it after the warm-up, before the first bar fed with :meth:`on_bar`, with this
+        rule's last signal before that bar: warm-up rebuilds the indicators and the cross and
+        edge memory, the signal the cooldown, so the machine then fires exactly what one that
+        never stopped fires."""
+        self.cooldown_until = last_signal_close_time + self._cooldown
+        self.state = COOLDOWN
+
     def finish(self) -> None:
         """The data ends: close the higher timeframes' buckets in progress (no signal)."""
         self._inputs.finish()
@@ -745,6 +757,38 @@ class SymbolRules:
             signal = decide(close_time)
             if signal is not None:
                 out.append(signal)
+        return out
+
+    def resume(self, rule_id: int | None, last_signal_close_time: int) -> None:
+        """:meth:`SymbolMachine.resume` for the rule ``rule_id``: it fired last on the bar
+        closing at ``last_signal_close_time``. ValueError for a rule id not of these rules."""
+        found = [machine for machine in self.machines if machine.rule_id == rule_id]
+        if not found:
+            raise ValueError(f"{self.symbol} runs no rule with id {rule_id}")
+        for machine in found:
+            machine.resume(last_signal_close_time)
+
+    def catch_up(self, bar: Bar, rule_ids: Container[int | None]) -> list[Signal]:
+        """A history bar that a run which stopped unexpectedly never judged: the rules in
+        ``rule_ids`` take it live (:meth:`on_bar`: their signals, in the order of the rules),
+        the others as warm-up (:meth:`warm`: a rule edited or added since never fires on old
+        bars)."""
+        try:
+            if not self._step(
+                bar.time, bar.seconds, bar.open, bar.high, bar.low, bar.close, bar.volume
+            ):
+                return []
+        except PriceError as err:
+            raise _named(err, self.symbol) from None
+        close_time = bar.close_time
+        out = []
+        for machine in self.machines:
+            if machine.rule_id in rule_ids:
+                signal = machine.decide(close_time)
+                if signal is not None:
+                    out.append(signal)
+            else:
+                machine._truth()
         return out
 
     def finish(self) -> None:
