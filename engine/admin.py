@@ -1,10 +1,10 @@
-"""Admin views of the settings row and the engine state (state is read-only)."""
+"""Admin views of the settings row, the engine state and its events log (both read-only)."""
 
 from django import forms
 from django.contrib import admin
 from django.core.exceptions import ValidationError
 
-from engine.models import AppSettings, EngineState
+from engine.models import AppSettings, EngineEvent, EngineState
 from engine.panel.forms import SettingsForm
 from engine.services import (
     SETTINGS_FIELDS,
@@ -39,7 +39,20 @@ class AppSettingsAdminForm(SettingsForm, forms.ModelForm):
 @admin.register(AppSettings)
 class AppSettingsAdmin(admin.ModelAdmin):
     form = AppSettingsAdminForm
-    fields = ["ib_host", "ib_port", "ib_client_id", "feed", "csv_path", "bar_seconds"]
+    # Every settings field: one left out would be posted as empty and saved as such.
+    fields = [
+        "ib_host",
+        "ib_port",
+        "ib_client_id",
+        "ib_next_client_id",
+        "ib_restart_time",
+        "ib_restart_zone",
+        "feed",
+        "csv_path",
+        "bar_seconds",
+        "use_rth",
+        "roll_days",
+    ]
     list_display = ["__str__", "feed", "bar_seconds", "ib_host", "ib_port", "ib_client_id"]
 
     def has_add_permission(self, request):
@@ -55,6 +68,25 @@ class AppSettingsAdmin(admin.ModelAdmin):
 @admin.register(EngineState)
 class EngineStateAdmin(admin.ModelAdmin):
     list_display = ["effective_state", "desired", "message", "heartbeat", "pid"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(EngineEvent)
+class EngineEventAdmin(admin.ModelAdmin):
+    """The engine's story, newest first: written by the worker only."""
+
+    list_display = ["time", "state", "symbol", "message"]
+    list_filter = ["state"]
+    search_fields = ["message", "symbol"]
+    date_hierarchy = "time"
 
     def has_add_permission(self, request):
         return False

@@ -1,16 +1,73 @@
 """Settings (one row) and the engine's state (one row) shared by the web and the worker."""
 
+import re
 import secrets
+import zoneinfo
 from datetime import timedelta
+from functools import cache
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
+from engine.core.inputs import shown
 from engine.core.instruments import DEFAULT_ROLL_DAYS
 
 MAX_ROLL_DAYS = 30
+DEFAULT_RESTART_TIME = "23:45"  # IB Gateway's and TWS's factory auto-restart time
+DEFAULT_RESTART_ZONE = "America/New_York"
+MAX_ZONE_CHARS = 64
+# ASCII digits only: "²3:45" or "２３:４５" must not read as a time.
+_CLOCK_RE = re.compile(r"([0-9]{1,2}):([0-9]{2})")
+_ZONE_RE = re.compile(r"[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*")
+
+
+def restart_time_clean(text: str) -> str:
+    """The daily restart time as ``HH:MM`` (00:00–23:59; ``9:05`` becomes ``09:05``), or ""
+    (unknown). Raises ValidationError with one sentence."""
+    value = text.strip()
+    if not value:
+        return ""
+    match = _CLOCK_RE.fullmatch(value)
+    if match and int(match[1]) < 24 and int(match[2]) < 60:
+        return f"{int(match[1]):02d}:{match[2]}"
+    raise ValidationError(
+        f"“{shown(value)}” is not a time of day: type HH:MM from 00:00 to 23:59, e.g. 23:45 "
+        "(or leave it empty if you don't know it)."
+    )
+
+
+@cache
+def _zone_names() -> dict[str, str]:
+    # Read once (about 0.1 s): the zones installed with Python's tzdata or the system's.
+    return {name.lower(): name for name in zoneinfo.available_timezones()}
+
+
+def restart_zone_clean(text: str) -> str:
+    """An IANA time zone name, spelled as the time zone database spells it
+    (``america/new_york`` becomes ``America/New_York``). Raises ValidationError with one
+    sentence; never opens a path built from ``text`` that is not a known zone."""
+    value = text.strip()
+    if not value:
+        raise ValidationError("Type the time zone of the restart time, e.g. America/New_York.")
+    if len(value) <= MAX_ZONE_CHARS and _ZONE_RE.fullmatch(value):
+        name = _zone_names().get(value.lower())
+        if name is not None:
+            return name
+    raise ValidationError(
+        f"“{shown(value)}” is not a time zone: type a name such as America/New_York, "
+        "America/Chicago, Europe/London or UTC."
+    )
+
+
+def validate_restart_time(value: str) -> None:
+    restart_time_clean(value)
+
+
+def validate_restart_zone(value: str) -> None:
+    restart_zone_clean(value)
 
 
 def new_token() -> str:
@@ -48,6 +105,26 @@ class AppSettings(models.Model):
         default=DEFAULT_ROLL_DAYS,
         validators=[MinValueValidator(0), MaxValueValidator(MAX_ROLL_DAYS)],
         help_text="A future runs on the nearest month that does not expire within this many days.",
+    )
+    ib_next_client_id = models.BooleanField(
+        "use the next client id when taken",
+        default=False,
+        help_text="If the client id is taken, use the next free one",
+    )
+    ib_restart_time = models.CharField(
+        "IB daily restart time",
+        max_length=5,
+        default=DEFAULT_RESTART_TIME,
+        blank=True,
+        validators=[validate_restart_time],
+        help_text="HH:MM when TWS / IB Gateway restarts itself each day (empty: unknown).",
+    )
+    ib_restart_zone = models.CharField(
+        "IB restart time zone",
+        max_length=MAX_ZONE_CHARS,
+        default=DEFAULT_RESTART_ZONE,
+        validators=[validate_restart_zone],
+        help_text="The time zone of the restart time, e.g. America/New_York.",
     )
     feed_token = models.CharField(max_length=64, default=new_token)
     engine_token = models.CharField(max_length=64, default=new_token)
@@ -133,3 +210,21 @@ class EngineState(models.Model):
     def is_locked(self) -> bool:
         """A live run holds the active rules and watchlist."""
         return self.is_alive and (bool(self.run_rule_ids) or self.run_watchlist_id is not None)
+
+
+class EngineEvent(models.Model):
+    """One line of the engine's story: a state it reported and its sentence (the newest
+    :data:`engine.services.ENGINE_EVENTS_KEPT` are kept)."""
+
+    time = models.DateTimeField(default=timezone.now, db_index=True)
+    state = models.CharField(max_length=20, choices=EngineState.State.choices)
+    message = models.TextField(blank=True, default="")
+    symbol = models.CharField(max_length=40, blank=True, default="")
+
+    class Meta:
+        ordering = ["-id"]  # the order the worker reported in (times can tie)
+        verbose_name = "engine event"
+        verbose_name_plural = "engine events"
+
+    def __str__(self) -> str:
+        return f"{self.time:%H:%M:%S} {self.message or self.get_state_display()}"

@@ -12,7 +12,13 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from engine.models import AppSettings, EngineState
+from engine.models import (
+    AppSettings,
+    EngineEvent,
+    EngineState,
+    restart_time_clean,
+    restart_zone_clean,
+)
 from rules.models import Rule
 from watchlists.models import Watchlist
 
@@ -88,6 +94,14 @@ SETTINGS_FIELDS = {
     "bar_seconds",
     "use_rth",
     "roll_days",
+    "ib_next_client_id",
+    "ib_restart_time",
+    "ib_restart_zone",
+}
+# Text settings read through one cleaner whichever entry point sends them (page, admin, code).
+_SETTINGS_CLEANERS = {
+    "ib_restart_time": restart_time_clean,
+    "ib_restart_zone": restart_zone_clean,
 }
 SETTINGS_LOCK_ACTION = "changing the connection, feed or bar size"
 
@@ -101,6 +115,13 @@ def settings_update(**fields) -> AppSettings:
     engine_assert_stopped(action=SETTINGS_LOCK_ACTION)
     app_settings = settings_get()
     for name, value in fields.items():
+        if name in _SETTINGS_CLEANERS:
+            if not isinstance(value, str):
+                raise ValidationError({name: f"The {name} setting is text, not {value!r}."})
+            try:
+                value = _SETTINGS_CLEANERS[name](value)
+            except ValidationError as err:
+                raise ValidationError({name: err.messages}) from None
         setattr(app_settings, name, value)
     app_settings.full_clean()
     app_settings.save()
@@ -166,20 +187,24 @@ def _worker_write(**fields) -> None:
 
 def worker_recover(*, pid: int) -> str:
     """At worker start: forget a run a dead worker left locked (kill -9, power loss); returns
-    a note for the log when there was one."""
+    a note for the log when there was one. Either sentence is also a line of the engine events
+    log: the story shows each worker start, and a crash recovered from."""
     state = engine_state_get()
     note = ""
     if state.run_rule_ids or state.run_watchlist_id:
         note = "Recovered from a worker that stopped without cleaning up; its locks are released."
-    _worker_write(
-        state=EngineState.State.IDLE,
-        message=note or "Engine ready. Press Start to scan.",
-        heartbeat=timezone.now(),
-        pid=pid,
-        run_rules=[],
-        run_watchlist=None,
-        run_started=None,
-    )
+    message = note or "Engine ready. Press Start to scan."
+    with transaction.atomic():
+        _worker_write(
+            state=EngineState.State.IDLE,
+            message=message,
+            heartbeat=timezone.now(),
+            pid=pid,
+            run_rules=[],
+            run_watchlist=None,
+            run_started=None,
+        )
+        _engine_event_add(state=EngineState.State.IDLE, message=message)
     return note
 
 
@@ -192,9 +217,33 @@ def worker_heartbeat(*, last_bar_time: datetime | None = None) -> str:
     return engine_state_get().desired
 
 
-def worker_report(*, state: str, message: str) -> None:
-    """The worker's state and its sentence (with a heartbeat)."""
-    _worker_write(state=state, message=message, heartbeat=timezone.now())
+ENGINE_EVENTS_KEPT = 500  # the newest lines of the engine's story kept
+ENGINE_EVENTS_PRUNE_EVERY = 50  # inserts between two prunes (one indexed DELETE)
+ENGINE_EVENT_MAX_CHARS = 2000  # a longer sentence is cut (the state row keeps it whole)
+
+
+def _engine_event_add(*, state: str, message: str, symbol: str = "") -> EngineEvent:
+    """Append a line to the engine's story; every ``ENGINE_EVENTS_PRUNE_EVERY``-th insert
+    deletes what is older than the newest ``ENGINE_EVENTS_KEPT``."""
+    if len(message) > ENGINE_EVENT_MAX_CHARS:
+        message = message[: ENGINE_EVENT_MAX_CHARS - 1] + "…"
+    event = EngineEvent.objects.create(state=state, message=message, symbol=symbol[:40])
+    if event.pk % ENGINE_EVENTS_PRUNE_EVERY == 0:
+        EngineEvent.objects.filter(pk__lte=event.pk - ENGINE_EVENTS_KEPT).delete()
+    return event
+
+
+def engine_events_latest(limit: int = 20) -> list[EngineEvent]:
+    """The newest ``limit`` lines of the engine's story, oldest first (read as a story)."""
+    return list(reversed(EngineEvent.objects.order_by("-id")[:limit]))
+
+
+def worker_report(*, state: str, message: str, symbol: str = "") -> None:
+    """The worker's state and its sentence (with a heartbeat), and a line in the engine
+    events log (``symbol``: the item the sentence is about, if one)."""
+    with transaction.atomic():
+        _worker_write(state=state, message=message, heartbeat=timezone.now())
+        _engine_event_add(state=state, message=message, symbol=symbol)
 
 
 def worker_run_started(*, rule_ids: Sequence[int], watchlist_id: int | None) -> None:

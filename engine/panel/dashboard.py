@@ -1,6 +1,9 @@
 """The dashboard / control panel and its htmx pieces (status card, Start / Stop, the active
 rules and the watchlist picker)."""
 
+import math
+import time
+
 from asgiref.sync import async_to_sync
 from django.contrib import messages
 from django.core.exceptions import ValidationError
@@ -10,6 +13,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from alerts.services import destinations_failing
 from engine.services import (
+    engine_events_latest,
     engine_is_running,
     engine_start,
     engine_start_problems,
@@ -17,6 +21,7 @@ from engine.services import (
     engine_stop,
     settings_get,
 )
+from engine.worker.clock import ClockError, market_clock
 from rules.services import MAX_ACTIVE_RULES, rules_active
 from scalpsite.ui import is_htmx
 from signals import events, realtime
@@ -26,6 +31,7 @@ from watchlists.models import Watchlist
 from watchlists.services import watchlist_activate, watchlist_get_active
 
 RECENT_SIGNALS = 50
+ENGINE_EVENTS_SHOWN = 20  # lines of the engine's story on the dashboard (the admin has 500)
 
 
 def _controls_context() -> dict:
@@ -39,6 +45,7 @@ def _controls_context() -> dict:
     start_blocker = " ".join(
         engine_start_problems(state=state, active_rules=active_rules, watchlist=watchlist)
     )
+    engine_events = engine_events_latest(ENGINE_EVENTS_SHOWN)
     return {
         "engine": state,
         "status": {
@@ -56,6 +63,8 @@ def _controls_context() -> dict:
         "pickers_locked": running or state.is_locked,
         "watchlists": Watchlist.objects.order_by("name"),
         "markets": _markets(state),
+        "engine_events": engine_events,
+        "last_event_id": engine_events[-1].pk if engine_events else 0,
     }
 
 
@@ -65,14 +74,53 @@ def _last_signal(symbol: str, rule_id: int) -> events.SignalEvent | None:
 
 
 def _markets(state) -> dict[str, dict]:
-    """Per item of the live run: its contract and market line (empty without a run)."""
+    """Per item of the live run: its contract, market line and stream line (empty without a
+    run)."""
     if state.run_started is None or not state.is_alive or not isinstance(state.symbols, dict):
         return {}
+    now = _market_now()
     return {
-        name: {**info, "slug": slugify(name)}
+        name: {**info, "slug": slugify(name), "stream_line": stream_line(info, now)}
         for name, info in state.symbols.items()
         if isinstance(info, dict)
     }
+
+
+def _market_now() -> float:
+    # The worker's clock (a test clock runs faster), so "stale 42 s" counts in the feed's time.
+    try:
+        return market_clock()()
+    except ClockError:
+        return time.time()
+
+
+STREAM_STATES = ("streaming", "stale", "closed", "refused")
+
+
+def _duration(seconds: int) -> str:
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 7200:
+        return f"{seconds // 60} min"
+    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+
+
+def stream_line(info: dict, now: float) -> str:
+    """How the item's bars flow, for its tile: "streaming", "stale 42 s" (silent since
+    ``stream_since``, epoch seconds), "closed", "refused: <reason>"; "" when the feed
+    doesn't say."""
+    stream = info.get("stream")
+    if stream not in STREAM_STATES:
+        return ""
+    reason = info.get("stream_reason")
+    reason = reason.strip() if isinstance(reason, str) else ""
+    if stream == "refused":
+        return f"refused: {reason}" if reason else "refused"
+    if stream == "stale":
+        since = info.get("stream_since")
+        if isinstance(since, int | float) and not isinstance(since, bool) and math.isfinite(since):
+            return f"stale {_duration(max(0, int(now - since)))}"
+    return str(stream)
 
 
 def _tiles(watchlist, active_rules, markets: dict[str, dict]) -> list[dict]:
@@ -124,16 +172,21 @@ def dashboard(request):
 
 @require_GET
 def controls(request):
-    """The status card, buttons and pickers: fetched after each change of state."""
-    return render(request, "engine/partials/controls.html", _controls_context())
+    """The status card, buttons and pickers, and the engine log: fetched after each change of
+    state (each live status event) and when the page's socket comes back."""
+    context = _controls_context()
+    context["events_oob"] = True
+    return render(request, "engine/partials/controls.html", context)
 
 
 @require_GET
 def status(request):
-    """The polled status card; asks for a redraw of the controls when the state changed."""
+    """The polled status card; asks for a redraw of the controls when the state changed, and
+    sends the engine log when it has a line the page has not (``?events=`` its newest id)."""
     context = _controls_context()
     context["refresh"] = request.GET.get("known") != context["status"]["state"]
     context["polled"] = True
+    context["events_oob"] = request.GET.get("events") != str(context["last_event_id"])
     watchlist = context["watchlist"]
     context["tiles"] = [
         {"slug": slugify(name), "market": context["markets"].get(name, {})}

@@ -6,7 +6,14 @@ import re
 from django import forms
 
 from engine.core.rules import RuleError, timeframe_problem, validate_definition
-from engine.models import MAX_ROLL_DAYS, AppSettings
+from engine.models import (
+    DEFAULT_RESTART_TIME,
+    DEFAULT_RESTART_ZONE,
+    MAX_ROLL_DAYS,
+    AppSettings,
+    restart_time_clean,
+    restart_zone_clean,
+)
 from engine.services import settings_get
 from rules.services import rules_active
 from scalpsite.ui import INPUT
@@ -33,6 +40,22 @@ class WholeNumberField(forms.IntegerField):
             if digits and not (digits.isascii() and digits.isdigit()):
                 raise forms.ValidationError(self.error_messages["invalid"], code="invalid")
         return super().to_python(value)
+
+
+class CleanedTextField(forms.CharField):
+    """Text read through one of the model's cleaners (the same sentence the admin and
+    ``settings_update`` give): one error per field, whatever the input (NUL, 5000 characters,
+    Unicode digits). A field missing from the POST takes ``default``."""
+
+    def __init__(self, *, cleaner, default: str, **kwargs):
+        self.cleaner = cleaner
+        self.default = default
+        super().__init__(required=False, **kwargs)
+
+    def to_python(self, value):
+        if value is None:
+            return self.default
+        return self.cleaner(str(value))
 
 
 class ConnectionForm(forms.Form):
@@ -123,6 +146,22 @@ class SettingsForm(ConnectionForm):
             "max_value": f"The roll window is at most {MAX_ROLL_DAYS} days.",
         },
         widget=forms.NumberInput(attrs={"class": INPUT + " font-mono"}),
+    )
+
+    ib_next_client_id = forms.BooleanField(
+        label="If the client id is taken, use the next free one", required=False
+    )
+    ib_restart_time = CleanedTextField(
+        label="Daily restart",
+        cleaner=restart_time_clean,
+        default=DEFAULT_RESTART_TIME,
+        widget=forms.TextInput(attrs={"class": INPUT + " font-mono", "placeholder": "23:45"}),
+    )
+    ib_restart_zone = CleanedTextField(
+        label="Time zone",
+        cleaner=restart_zone_clean,
+        default=DEFAULT_RESTART_ZONE,
+        widget=forms.TextInput(attrs={"class": INPUT + " font-mono", "spellcheck": "false"}),
     )
 
     def clean_roll_days(self) -> int:

@@ -66,13 +66,17 @@ class RunConfig:
 
 def ib_connection(app_settings) -> dict:
     """IB host/port/client id (environment variables override the Settings page, DESIGN §5),
-    and the data settings: regular trading hours only, the futures roll window."""
+    the data settings (regular trading hours only, the futures roll window), and how to ride
+    out the gateway: the next client id when ours is taken, its daily restart time and zone."""
     return {
         "host": os.environ.get("SCALP_IB_HOST") or app_settings.ib_host,
         "port": int(os.environ.get("SCALP_IB_PORT") or app_settings.ib_port),
         "client_id": int(os.environ.get("SCALP_IB_CLIENT_ID") or app_settings.ib_client_id),
         "use_rth": bool(app_settings.use_rth),
         "roll_days": int(app_settings.roll_days),
+        "next_client_id": bool(app_settings.ib_next_client_id),
+        "restart_time": str(app_settings.ib_restart_time),
+        "restart_zone": str(app_settings.ib_restart_zone),
     }
 
 

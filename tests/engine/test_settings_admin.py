@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import re
 
 import pytest
 
@@ -80,3 +81,50 @@ def test_admin_refuses_settings_while_the_engine_runs(admin_client):
     assert resp.status_code == 200
     assert LOCKED in html.unescape(resp.content.decode())
     assert stored() == before
+
+
+def test_admin_edits_every_settings_field():
+    """A field the admin leaves out is posted empty and saved so (RTH off, the default roll
+    window): the admin's form holds every field ``settings_update`` takes."""
+    from engine.admin import AppSettingsAdmin
+    from engine.services import SETTINGS_FIELDS
+
+    assert set(AppSettingsAdmin.fields) == SETTINGS_FIELDS
+
+
+def test_admin_saves_the_restart_settings_and_keeps_the_others(admin_client):
+    from engine.services import settings_update
+
+    settings_update(use_rth=True, roll_days=9)
+    data = admin_data(use_rth="on", roll_days="9", ib_next_client_id="on",
+                      ib_restart_time="7:30", ib_restart_zone="america/chicago")  # fmt: skip
+    resp = admin_client.post(url(), data)
+    assert resp.status_code == 302, html.unescape(resp.content.decode())[-2000:]
+    s = settings_get()
+    assert (s.ib_next_client_id, s.ib_restart_time, s.ib_restart_zone) == (
+        True, "07:30", "America/Chicago"
+    )  # fmt: skip
+    assert (s.use_rth, s.roll_days) == (True, 9)
+
+
+@pytest.mark.parametrize(
+    ("changes", "sentence"),
+    [
+        ({"ib_restart_time": "²3:45"}, "“²3:45” is not a time of day"),
+        ({"ib_restart_time": "24:00"}, "“24:00” is not a time of day"),
+        ({"ib_restart_time": "23:60"}, "“23:60” is not a time of day"),
+        ({"ib_restart_time": "12:00\x00"}, "“12:00\\x00” is not a time of day"),
+        ({"ib_restart_time": "1" * 5000}, "“111111111111… (5000 characters)” is not a time"),
+        ({"ib_restart_zone": "Mars/Olympus"}, "“Mars/Olympus” is not a time zone"),
+        ({"ib_restart_zone": "../etc"}, "“../etc” is not a time zone"),
+        ({"ib_restart_zone": "Z" * 5000}, "“ZZZZZZZZZZZZ… (5000 characters)” is not a time zone"),
+    ],
+)  # fmt: skip
+def test_admin_refuses_a_bad_restart_time_or_zone_in_one_sentence(admin_client, changes, sentence):
+    before = (stored(), settings_get().ib_restart_time, settings_get().ib_restart_zone)
+    resp = admin_client.post(url(), admin_data(ib_port="4001", **changes))
+    assert resp.status_code == 200
+    page = html.unescape(resp.content.decode())
+    errors = re.findall(r'<ul class="errorlist"[^>]*>(.*?)</ul>', page, re.S)
+    assert len(errors) == 1 and sentence in errors[0], errors
+    assert (stored(), settings_get().ib_restart_time, settings_get().ib_restart_zone) == before

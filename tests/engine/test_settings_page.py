@@ -424,3 +424,114 @@ def test_a_bad_roll_window_is_refused_with_a_sentence(client, raw, sentence):
     page = text(client.post(PAGE, form_data(roll_days=raw)))
     assert slot(page, "roll_days") == sentence
     assert settings_get().roll_days == before
+
+
+# Riding out the gateway: the next client id when ours is taken, the daily restart (issue 14)
+
+RESTART_FIELDS = ("ib_next_client_id", "ib_restart_time", "ib_restart_zone")
+NOT_A_TIME = (
+    "is not a time of day: type HH:MM from 00:00 to 23:59, e.g. 23:45 "
+    "(or leave it empty if you don't know it)."
+)
+NOT_A_ZONE = (
+    "is not a time zone: type a name such as America/New_York, America/Chicago, "
+    "Europe/London or UTC."
+)
+
+
+def stored_restart() -> tuple:
+    s = settings_get()
+    return tuple(getattr(s, name) for name in RESTART_FIELDS)
+
+
+def test_restart_settings_default_and_are_shown_in_the_ib_section(client):
+    assert stored_restart() == (False, "23:45", "America/New_York")
+    page = text(client.get(PAGE))
+    ib = page[page.index('id="ib-heading"') : page.index('id="feed-heading"')]
+    assert (
+        'name="ib_next_client_id" id="id_ib_next_client_id" class="accent-emerald-500" aria' in ib
+    )
+    assert 'name="ib_restart_time" id="id_ib_restart_time" value="23:45"' in ib
+    assert 'name="ib_restart_zone" id="id_ib_restart_zone" value="America/New_York"' in ib
+    assert "If the client id is taken, use the next free one" in ib
+    assert (
+        "TWS / IB Gateway restarts itself daily (Configure → Lock and Exit → Auto restart); "
+        "the engine says so and waits instead of alarming you."
+    ) in ib
+
+
+def test_restart_settings_are_saved_and_reach_the_ib_feed_config(client):
+    from engine.worker.config import ib_connection
+
+    data = form_data(ib_next_client_id="on", ib_restart_time=" 5:07 ",
+                     ib_restart_zone="europe/london")  # fmt: skip
+    resp = client.post(PAGE, data)
+    assert resp.status_code == 302, slot(text(resp), "ib_restart_zone")
+    # Written as the time zone database and a clock write them.
+    assert stored_restart() == (True, "05:07", "Europe/London")
+    page = text(client.get(PAGE))
+    assert re.search(r'name="ib_next_client_id" id="id_ib_next_client_id" [^>]*checked', page)
+    assert 'id="id_ib_restart_time" value="05:07"' in page
+    config = ib_connection(settings_get())
+    assert (config["next_client_id"], config["restart_time"], config["restart_zone"]) == (
+        True, "05:07", "Europe/London"
+    )  # fmt: skip
+    # An empty restart time means "unknown"; unticked: keep retrying the same id.
+    resp = client.post(PAGE, form_data(ib_restart_time="", ib_restart_zone="UTC"))
+    assert resp.status_code == 302
+    assert stored_restart() == (False, "", "UTC")
+    assert ib_connection(settings_get())["restart_time"] == ""
+
+
+@pytest.mark.parametrize(
+    ("field", "raw", "sentence"),
+    [
+        ("ib_restart_time", "²3:45", f"“²3:45” {NOT_A_TIME}"),
+        ("ib_restart_time", "٢٣:٤٥", f"“٢٣:٤٥” {NOT_A_TIME}"),
+        ("ib_restart_time", "24:00", f"“24:00” {NOT_A_TIME}"),
+        ("ib_restart_time", "23:60", f"“23:60” {NOT_A_TIME}"),
+        ("ib_restart_time", "23:45\x00", f"“23:45\\x00” {NOT_A_TIME}"),
+        ("ib_restart_time", "2345", f"“2345” {NOT_A_TIME}"),
+        ("ib_restart_time", "1" * 5000, f"“111111111111… (5000 characters)” {NOT_A_TIME}"),
+        ("ib_restart_zone", "Mars/Olympus", f"“Mars/Olympus” {NOT_A_ZONE}"),
+        ("ib_restart_zone", "../etc", f"“../etc” {NOT_A_ZONE}"),
+        ("ib_restart_zone", "/etc/localtime", f"“/etc/localtime” {NOT_A_ZONE}"),
+        ("ib_restart_zone", "America", f"“America” {NOT_A_ZONE}"),
+        ("ib_restart_zone", "UTC\x00", f"“UTC\\x00” {NOT_A_ZONE}"),
+        ("ib_restart_zone", "A" * 5000, f"“AAAAAAAAAAAA… (5000 characters)” {NOT_A_ZONE}"),
+        ("ib_restart_zone", " ", "Type the time zone of the restart time, e.g. America/New_York."),
+    ],
+)  # fmt: skip
+def test_a_bad_restart_time_or_zone_is_one_sentence_and_nothing_is_saved(
+    client, field, raw, sentence
+):
+    before, settings_before = stored_restart(), stored()
+    # The other fields change too: nothing of a refused form may be stored.
+    resp = client.post(PAGE, form_data(ib_port="4001", ib_next_client_id="on", **{field: raw}))
+    assert resp.status_code == 400
+    page = text(resp)
+    assert slot(page, field) == sentence
+    assert "The settings were not saved: fix the fields marked in red." in page
+    assert (stored_restart(), stored()) == (before, settings_before)
+
+
+def test_every_settings_entry_point_cleans_the_restart_fields_alike():
+    """``settings_update`` (what the page, the admin and code call) reads the restart fields
+    through the same cleaners: the same sentence, one per field, nothing saved."""
+    from django.core.exceptions import ValidationError
+
+    from engine.services import settings_update
+
+    before = stored_restart()
+    for field, raw, sentence in [
+        ("ib_restart_time", "24:00", f"“24:00” {NOT_A_TIME}"),
+        ("ib_restart_time", "9" * 5000, f"“999999999999… (5000 characters)” {NOT_A_TIME}"),
+        ("ib_restart_zone", "../etc", f"“../etc” {NOT_A_ZONE}"),
+        ("ib_restart_time", 2345, "The ib_restart_time setting is text, not 2345."),
+    ]:
+        with pytest.raises(ValidationError) as refused:
+            settings_update(ib_next_client_id=True, **{field: raw})
+        assert refused.value.message_dict == {field: [sentence]}
+        assert stored_restart() == before
+    settings_update(ib_restart_time="0:00", ib_restart_zone="asia/tokyo")
+    assert stored_restart() == (False, "00:00", "Asia/Tokyo")

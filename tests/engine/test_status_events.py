@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from engine.feeds.base import StatusEvent
 from engine.models import EngineState
+from engine.services import engine_events_latest
 from engine.worker.engine import Engine
 from engine.worker.publish import MemoryPublisher
 from tests.engine.helpers import engine_state
@@ -52,3 +53,5 @@ def test_a_repeated_status_is_published_once_and_the_heartbeat_still_moves():
     state = engine_state()
     assert (state.state, state.message) == ("connecting", REFUSED)
     assert state.heartbeat > old
+    # The engine events log tells the same story, a line per published status.
+    assert [(e.state, e.message) for e in engine_events_latest(50)] == statuses(publisher)
