@@ -74,8 +74,21 @@ def engine_status(state: EngineState) -> events.StatusEvent:
         rule_id=state.run_rule_id,
         watchlist_id=state.run_watchlist_id,
         rule_ids=state.run_rule_ids,
-        symbols=state.symbols if state.run_started is not None else {},
+        symbols=_run_symbols(state),
     )
+
+
+def _run_symbols(state: EngineState) -> dict[str, dict[str, object]]:
+    """Per item of the live run: contract, market and how its bars flow (``stream``:
+    streaming / stale / closed / refused or null, ``stream_reason``, ``stream_since`` epoch
+    seconds or null); every key present even when the worker didn't say."""
+    if state.run_started is None or not isinstance(state.symbols, dict):
+        return {}
+    return {
+        name: {"stream": None, "stream_reason": "", "stream_since": None, **info}
+        for name, info in state.symbols.items()
+        if isinstance(info, dict)
+    }
 
 
 @login_not_required

@@ -197,3 +197,14 @@ def test_a_stale_items_silence_reads_in_seconds_minutes_or_hours(since, line):
     assert stream_line({"stream": "stale", "stream_since": since}, NOW) == line
     assert stream_line({"stream": "gone fishing"}, NOW) == ""
     assert stream_line({"stream": "refused", "stream_reason": 42}, NOW) == "refused"
+
+
+def test_the_api_gives_every_item_the_stream_keys_even_when_the_worker_did_not(admin_client):
+    state = make_running_engine(rule=Rule.objects.get(is_system=True))
+    state.symbols = {"AAPL": {"contract": None, "open": True, "market": "trading (NASDAQ)"}}
+    state.save()
+    item = admin_client.get("/api/engine/").json()["symbols"]["AAPL"]
+    assert item == {"contract": None, "open": True, "market": "trading (NASDAQ)",
+                    "stream": None, "stream_reason": "", "stream_since": None}  # fmt: skip
+    EngineState.objects.filter(pk=1).update(run_started=None)
+    assert admin_client.get("/api/engine/").json()["symbols"] == {}
