@@ -1,5 +1,5 @@
 """The control panel in real Chromium with a real Daphne and the real worker (csv feed):
-Start, a status change and signals arriving live without a reload, the watchlist picker and
+Start, a status change, the engine log's lines and signals arriving live without a reload, the watchlist picker and
 the active rules locked while running, Stop with a confirmation."""
 
 import re
@@ -37,8 +37,17 @@ def test_start_shows_status_and_signals_live_then_stop(live_daphne, page, artifa
         page.screenshot(path=artifacts_dir / "dashboard-idle.png", full_page=True)
         page.evaluate("window.__notReloaded = true")
 
+        # The engine log tells the story so far: the worker's start.
+        log = page.get_by_test_id("engine-event")
+        assert "Engine ready. Press Start to scan." in log.last.inner_text()
         page.get_by_test_id("start").click()
         state.filter(has_text="Running").wait_for(timeout=20_000)
+        # …and its next lines arrive live: the run's start and its scanning, newest last.
+        page.locator('[data-testid="engine-event"][data-state="running"]').first.wait_for(
+            timeout=20_000
+        )
+        assert log.count() >= 3
+        assert re.fullmatch(r"\d\d:\d\d:\d\d", log.last.locator("time").inner_text())
         first_row = page.locator("#live-signals .signal-row").first
         first_row.wait_for(timeout=30_000)
         assert page.evaluate("window.__notReloaded") is True, "the page must not reload"
