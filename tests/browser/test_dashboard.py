@@ -1,6 +1,6 @@
 """The control panel in real Chromium with a real Daphne and the real worker (csv feed):
-Start, a status change, the engine log's lines and signals arriving live without a reload, the watchlist picker and
-the active rules locked while running, Stop with a confirmation."""
+Start, a status change, the engine log's lines and signals arriving live without a reload,
+the watchlist picker and the active rules locked while running, Stop with a confirmation."""
 
 import re
 
