@@ -24,17 +24,28 @@ def test_save_settings(live_daphne, page, artifacts_dir):
     assert settings_get().ib_port == 7497
 
     page.get_by_label("Port", exact=True).fill("4002")
-    page.get_by_label("Client id").fill("21")
+    page.get_by_label("Client id", exact=True).fill("21")
     page.get_by_label("1 minute").check()
     page.get_by_label("Interactive Brokers (TWS / IB Gateway)").check()
+    page.get_by_label("If the client id is taken, use the next free one").check()
+    page.get_by_label("Daily restart").fill("24:00")
+    page.get_by_role("button", name="Save settings").click()
+    expect(page.locator("#err-ib_restart_time")).to_contain_text("“24:00” is not a time of day")
+    assert settings_get().ib_port == 7497
+    page.get_by_label("Daily restart").fill("5:30")
+    page.get_by_label("Time zone").fill("Europe/London")
     page.get_by_role("button", name="Save settings").click()
     expect(
         page.get_by_text("Settings saved: they apply the next time the engine starts.")
     ).to_be_visible()
+    expect(page.get_by_label("Daily restart")).to_have_value("05:30")
     expect(page.get_by_label("Port", exact=True)).to_have_value("4002")
     expect(page.get_by_label("1 minute")).to_be_checked()
     s = settings_get()
     assert (s.ib_port, s.ib_client_id, s.bar_seconds, s.feed) == (4002, 21, 60, "ib")
+    assert (s.ib_next_client_id, s.ib_restart_time, s.ib_restart_zone) == (
+        True, "05:30", "Europe/London"
+    )  # fmt: skip
     page.screenshot(path=artifacts_dir / "settings.png", full_page=True)
 
 
@@ -42,7 +53,7 @@ def test_test_connection_reports_in_words(live_daphne, page, artifacts_dir, fake
     log_in(page, live_daphne, "/settings/")
     page.evaluate("window.__sameDocument = true")
     page.get_by_label("Port", exact=True).fill(str(fake_tws.port))
-    page.get_by_label("Client id").fill("99")
+    page.get_by_label("Client id", exact=True).fill("99")
     page.get_by_role("button", name="Test connection").click()
     result = page.get_by_test_id("ib-test-result").locator("[data-ok]")
     expect(result).to_have_attribute("data-ok", "true", timeout=15_000)
