@@ -37,6 +37,7 @@ from engine.models import EngineState
 from engine.worker.clock import market_clock
 from engine.worker.config import ConfigError, Overrides, RunConfig, RunRule, load_run_config
 from engine.worker.publish import LogPublisher, Publisher
+from engine.worker.resume import CatchUp, Crash, catch_up_plan, crash_read, last_signals
 from signals import events
 from signals.models import Signal as StoredSignal
 from signals.services import signal_record
@@ -69,6 +70,12 @@ class Run:
     markets: dict[str, MarketEvent] = field(default_factory=dict)
     # symbol -> how its bars flow (streaming / stale / closed / refused, why, since when)
     streams: dict[str, StreamEvent] = field(default_factory=dict)
+    # symbol -> close time up to which its bars are judged live, their signals stored (from
+    # its first live bar on): where a worker restarted after a crash catches up from
+    judged: dict[str, int] = field(default_factory=dict)
+    judged_changed: bool = False
+    catch_up: CatchUp | None = None  # the first run after a crash: bars the dead run missed
+    warmup_bars: int = 0  # what the feed is asked for: the rules' need (+ a catch-up's)
 
     def machine(self, symbol: str) -> SymbolRules:
         """The symbol's state machines, one per rule of the run, sharing its indicators."""
@@ -98,9 +105,12 @@ def make_feed(config: RunConfig) -> Feed:
     raise ValueError(f"unknown feed {config.feed!r}; use one of {', '.join(FEEDS)}")
 
 
-def heartbeat(last_bar_time: int | None) -> str:
-    """The tick's database step (in Django's sync thread); returns the desired state."""
+def heartbeat(last_bar_time: int | None, symbols: dict[str, dict] | None = None) -> str:
+    """The tick's database step (in Django's sync thread); returns the desired state.
+    ``symbols``: the run's items, when their judged bars moved on."""
     close_old_connections()  # a long-lived process: drop connections the database closed
+    if symbols is not None:
+        services.worker_symbols(symbols=symbols)
     return services.worker_heartbeat(
         last_bar_time=utc(last_bar_time) if last_bar_time is not None else None
     )
@@ -146,11 +156,15 @@ class Engine:
         self.state: str = EngineState.State.IDLE
         self.message: str | None = None  # None until the first state is published
         self.sender = Sender()  # alerts: delivers the outbox while the worker lives
+        # What a worker that died mid-run left (read at start); the first run catches up.
+        self.crash: Crash | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
 
     async def main(self) -> None:
         """Run until :meth:`request_shutdown`; never raises for feed or data problems."""
+        # Before worker_recover forgets it: did the last worker die mid-run, and where?
+        self.crash = await sync_to_async(crash_read)()
         note = await sync_to_async(services.worker_recover)(pid=os.getpid())
         if note:
             logger.warning(note)
@@ -185,8 +199,13 @@ class Engine:
 
     async def tick(self) -> None:
         """Heartbeat, then act on the desired state (start or stop a run)."""
-        last_bar_time = self.run.last_bar_time if self.run is not None else None
-        desired = await sync_to_async(heartbeat)(last_bar_time)
+        run = self.run
+        last_bar_time = run.last_bar_time if run is not None else None
+        symbols = None
+        if run is not None and run.judged_changed:
+            run.judged_changed = False
+            symbols = self.symbols_state(run)
+        desired = await sync_to_async(heartbeat)(last_bar_time, symbols)
         if self.reload_requested:
             self.reload_requested = False
             if self.run is not None:
@@ -205,7 +224,14 @@ class Engine:
             await self.fail(str(err))
             return
         feed = make_feed(config)
-        run = Run(config=config, feed=feed)
+        run = Run(config=config, feed=feed, warmup_bars=config.warmup_bars)
+        crash, self.crash = self.crash, None
+        note = ""
+        if crash is not None:
+            run.catch_up, note = await sync_to_async(catch_up_plan)(crash, config)
+            if run.catch_up is not None:
+                # The feed's history must reach back over the dead stretch (capped).
+                run.warmup_bars += run.catch_up.extra_bars(market_clock()(), config.bar_seconds)
         self.run = run
         await sync_to_async(services.worker_run_started)(
             rule_ids=config.rule_ids, watchlist_id=config.watchlist_id
@@ -215,6 +241,9 @@ class Engine:
             f"Starting: {config.describe_rules()} on {self.describe_symbols(config)} "
             f"({config.bar_seconds} s bars, {config.feed} feed).",
         )
+        if note:
+            logger.warning(note)
+            await self.on_status(StatusEvent("notice", note), run)
         run.task = asyncio.create_task(self.consume(run), name="engine-run")
 
     @staticmethod
@@ -254,7 +283,7 @@ class Engine:
             async for event in run.feed.events(
                 config.symbols,
                 bar_seconds=config.bar_seconds,
-                warmup_bars=config.warmup_bars,
+                warmup_bars=run.warmup_bars,
             ):
                 if isinstance(event, BarEvent):
                     await self.on_bar(run, event.bar, warmup=event.warmup)
@@ -294,19 +323,31 @@ class Engine:
 
     async def on_bar(self, run: Run, bar: Bar, *, warmup: bool) -> None:
         machine = run.machine(bar.symbol)
-        try:
-            if warmup:
+        plan = run.catch_up
+        # A warm-up bar the run that crashed never judged is judged now (catch-up).
+        catching = warmup and plan is not None and plan.takes(bar)
+        if warmup and not catching:
+            try:
                 machine.warm(bar)
-                return
-            fired = machine.on_bar(bar)
+            except PriceError as err:
+                await self.skipped(bar, err)
+            return
+        if bar.symbol not in run.judged:
+            await self.going_live(run, bar, machine)
+        try:
+            if catching:
+                assert plan is not None
+                fired = machine.catch_up(bar, plan.rule_ids)
+            else:
+                fired = machine.on_bar(bar)
         except PriceError as err:
-            # A price with digits below 1e-8 can't be kept exactly: skip that bar (the core
-            # changed nothing), say which, go on with the next.
-            logger.warning("skipped a bar: %s", err)
-            await self.on_status(StatusEvent("notice", f"Skipped a bar: {err}.", symbol=bar.symbol))
+            await self.skipped(bar, err)
             return
         run.bars += 1
         run.last_bar_time = bar.close_time
+        if catching:
+            assert plan is not None
+            plan.bars += 1
         for signal in fired:
             row = await sync_to_async(record_signal)(
                 signal,
@@ -316,9 +357,50 @@ class Engine:
             )
             if row is not None:
                 run.signals += 1
+                if catching:
+                    assert plan is not None
+                    plan.signals += 1
                 self.sender.wake()
                 await self.publisher.publish(row.to_event())
+        # Judged, its signals stored: a worker restarted after a crash goes on after it.
+        if bar.close_time > run.judged[bar.symbol]:
+            run.judged[bar.symbol] = bar.close_time
+            run.judged_changed = True
+        if catching:
+            return  # an old bar: its signals go out, the tiles wait for the live ones
+        if plan is not None and not plan.reported:
+            await self.report_catch_up(run)
         await self.publisher.publish(self.bar_event(run, bar, machine))
+
+    async def skipped(self, bar: Bar, err: PriceError) -> None:
+        """A price with digits below 1e-8 can't be kept exactly: skip that bar (the core
+        changed nothing), say which, go on with the next."""
+        logger.warning("skipped a bar: %s", err)
+        await self.on_status(StatusEvent("notice", f"Skipped a bar: {err}.", symbol=bar.symbol))
+
+    async def going_live(self, run: Run, bar: Bar, machine: SymbolRules) -> None:
+        """The item's first bar judged live. After a crash, its rules first take their last
+        stored signals (the cooldowns they were in). Its judged point is stored before the
+        bar is judged: a worker killed from now on has its successor catch up from there."""
+        plan = run.catch_up
+        if plan is not None and bar.symbol in plan.after and plan.rule_ids:
+            last = await sync_to_async(last_signals)(bar.symbol, plan.rule_ids, bar.close_time)
+            for rule_id, close_time in last.items():
+                machine.resume(rule_id, close_time)
+        before = machine.last_close_time
+        run.judged[bar.symbol] = before if before is not None else bar.time
+        run.judged_changed = False
+        await sync_to_async(services.worker_symbols)(symbols=self.symbols_state(run))
+
+    async def report_catch_up(self, run: Run) -> None:
+        """Say once how the catch-up after a crash went (when live bars begin)."""
+        plan = run.catch_up
+        if plan is None or plan.reported:
+            return
+        plan.reported = True
+        sentence = plan.sentence()
+        logger.warning(sentence)
+        await self.on_status(StatusEvent("notice", sentence), run)
 
     @staticmethod
     def bar_event(run: Run, bar: Bar, machine: SymbolRules) -> events.BarEvent:
@@ -359,7 +441,9 @@ class Engine:
     @staticmethod
     def symbols_state(run: Run) -> dict[str, dict]:
         """Per item of the run: its contract and its market line, as the engine state keeps."""
-        names = dict.fromkeys([*run.config.symbols, *run.contracts, *run.markets, *run.streams])
+        names = dict.fromkeys(
+            [*run.config.symbols, *run.contracts, *run.markets, *run.streams, *run.judged]
+        )
         out: dict[str, dict] = {}
         for name in names:
             market = run.markets.get(name)
@@ -373,6 +457,9 @@ class Engine:
                 "stream": stream.stream if stream is not None else None,
                 "stream_reason": stream.reason if stream is not None else "",
                 "stream_since": stream.since if stream is not None else None,
+                # close time (epoch s) up to which its bars are judged live, signals stored
+                # (None before its first live bar): a restart after a crash goes on from there
+                "last_bar": run.judged.get(name),
             }
         return out
 
@@ -390,6 +477,8 @@ class Engine:
             await self.set_state(self.state, message)
             return
         await self.set_state(event.state, message)
+        if event.state == "running" and run is not None and run.catch_up is not None:
+            await self.report_catch_up(run)  # the feed's warm-up is over
 
     async def set_state(self, state: str, message: str) -> None:
         """Store the state; publish it only when it changed (a feed retrying TWS repeats the

@@ -1085,10 +1085,14 @@ def test_an_items_contract_goes_into_its_signals_and_its_market_into_the_engine_
     signal = next(e for e in publisher.events if e["event"] == "signal")
     assert signal == row.to_event() and signal["contract"]["local_symbol"] == "ESZ6"
     assert all(e["contract"] == es.to_json() for e in publisher.events if e["event"] == "bar")
+    no_stream = {"stream": None, "stream_reason": "", "stream_since": None}
     assert state.symbols == {
-        "ES:FUT:CME": {"contract": es.to_json(), "open": True, "market": "trading (CME Globex)"},
+        # last_bar: written when ES went live (its warm-up's end); later ones at each tick
+        "ES:FUT:CME": {"contract": es.to_json(), "open": True, "market": "trading (CME Globex)",
+                       **no_stream, "last_bar": T0 + 15},
         "EURUSD:CASH": {
             "contract": None, "open": False, "market": "closed, opens Sun 17:00 America/New_York",
+            **no_stream, "last_bar": None,
         },
     }  # fmt: skip
 
