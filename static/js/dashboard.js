@@ -185,6 +185,14 @@
     return createWebSocket(url);
   };
 
+  // The polled status card names the newest engine log line the page shows: the server sends
+  // the log only when it has a newer one (a redraw every 5 s would reset the box's scroll).
+  document.addEventListener("htmx:configRequest", function (event) {
+    if (!event.detail.elt || event.detail.elt.id !== "engine-status") return;
+    var log = document.getElementById("engine-events");
+    if (log && log.dataset.lastEventId) event.detail.parameters.events = log.dataset.lastEventId;
+  });
+
   // --- wiring -----------------------------------------------------------------------------
   function process(node) {
     if (node.nodeType !== 1) return;

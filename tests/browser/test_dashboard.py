@@ -48,6 +48,12 @@ def test_start_shows_status_and_signals_live_then_stop(live_daphne, page, artifa
         )
         assert log.count() >= 3
         assert re.fullmatch(r"\d\d:\d\d:\d\d", log.last.locator("time").inner_text())
+        # The 5-second poll names the newest line shown: the log is resent only when it grew.
+        with page.expect_request(lambda r: "/engine/status/" in r.url, timeout=10_000) as poll:
+            pass
+        newest = int(page.locator("#engine-events").get_attribute("data-last-event-id"))
+        sent = re.search(r"[?&]events=(\d+)", poll.value.url)
+        assert sent and 0 < int(sent[1]) <= newest, poll.value.url
         first_row = page.locator("#live-signals .signal-row").first
         first_row.wait_for(timeout=30_000)
         assert page.evaluate("window.__notReloaded") is True, "the page must not reload"
