@@ -308,9 +308,8 @@ RECOVERY_SCENARIOS = (
     ("connections dropped (gateway listening)", fault_drop, ""),
     ("gateway restart (3.5 s refused)", fault_restart, ""),
     ("pacing: reconnect's backfill refused (162)", fault_pacing,
-     "IB: no identical history request within 15 s"),
-    ("client id taken at reconnect (326), released", fault_client_id,
-     "next id off: the same id is retried every 10 s"),
+     "after a pacing violation, 15 s before asking again"),
+    ("client id taken at reconnect (326), released", fault_client_id, ""),
 )  # fmt: skip
 
 
@@ -346,35 +345,49 @@ async def recovery_benchmarks(env: Env, runs: int) -> dict:
                 await gw.push_bar(symbol, start, price, price + 0.01, price - 0.01, price, 100)
             start = close
 
-    proc = env.worker("--feed", "ib", "--rule", str(rule_id), "--watchlist", "Bench", "--start",
-                      SCALP_IB_PORT=str(gw.port), SCALP_IB_HOST="127.0.0.1",
-                      SCALP_IB_CLIENT_ID=str(CLIENT_ID), SCALP_TEST_CLOCK=value)  # fmt: skip
     driver = asyncio.create_task(push_bars())
     took: dict[str, list[float | None]] = {name: [] for name, _, _ in RECOVERY_SCENARIOS}
+    requests, codes = [], []
     try:
-        await gw.wait_subscribed("AAPL", timeout=60)
-        await gw.wait_subscribed("MSFT", timeout=60)
         for _ in range(runs):
-            for name, fault, _ in RECOVERY_SCENARIOS:
-                # Steady first: both symbols' bars of the last half second are in.
-                settled = await asyncio.to_thread(
-                    wait_flowing, env, rule_id, int(clock()) - 10, RECOVERY_TIMEOUT
+            # A fresh worker each round: IB's 60 history requests per 10 minutes are a budget
+            # a real day never spends in a minute, as this bench would.
+            before = len(gw.history_log)
+            started = int(clock())
+            proc = env.worker(
+                "--feed", "ib", "--rule", str(rule_id), "--watchlist", "Bench", "--start",
+                SCALP_IB_PORT=str(gw.port), SCALP_IB_HOST="127.0.0.1",
+                SCALP_IB_CLIENT_ID=str(CLIENT_ID), SCALP_TEST_CLOCK=value,
+            )  # fmt: skip
+            try:
+                # This worker's bars flow (the last one's signals are older).
+                live = await asyncio.to_thread(
+                    wait_flowing, env, rule_id, started + 5, RECOVERY_TIMEOUT
                 )
-                if settled is None:
-                    raise RuntimeError(f"bars did not flow before “{name}”; see {env.tmp}")
-                await asyncio.sleep(1.0)
-                await fault(gw)
-                ended = time.time()
-                first_close = (int(clock()) // 5 + 1) * 5
-                seen = await asyncio.to_thread(
-                    wait_flowing, env, rule_id, first_close, RECOVERY_TIMEOUT
-                )
-                took[name].append(None if seen is None else seen - ended)
+                if live is None:
+                    raise RuntimeError(f"the worker's bars did not flow; see {env.tmp}")
+                for name, fault, _ in RECOVERY_SCENARIOS:
+                    # Steady first: both symbols' bars of the last half second are in.
+                    settled = await asyncio.to_thread(
+                        wait_flowing, env, rule_id, int(clock()) - 10, RECOVERY_TIMEOUT
+                    )
+                    if settled is None:
+                        raise RuntimeError(f"bars did not flow before “{name}”; see {env.tmp}")
+                    await asyncio.sleep(1.0)
+                    await fault(gw)
+                    ended = time.time()
+                    first_close = (int(clock()) // 5 + 1) * 5
+                    seen = await asyncio.to_thread(
+                        wait_flowing, env, rule_id, first_close, RECOVERY_TIMEOUT
+                    )
+                    took[name].append(None if seen is None else seen - ended)
+            finally:
+                codes.append(env.stop(proc))
+                requests.append(len(gw.history_log) - before)
     finally:
         driver.cancel()
-        code = env.stop(proc)
         await gw.stop()
-    return {"took": took, "exit": code, "history_requests": len(gw.history_log)}
+    return {"took": took, "exit": codes, "history_requests": requests}
 
 
 def print_recovery(result: dict, runs: int) -> None:
@@ -393,14 +406,15 @@ def print_recovery(result: dict, runs: int) -> None:
         else:
             median = statistics.median(done)
             median_text, max_text = f"{median:6.2f} s", f"{max(done):6.2f} s"
-            if ib_rule:
-                verdict = f"exempt ({ib_rule})"
+            if median <= TARGET_RECOVERY_S:
+                verdict = f"≤ {TARGET_RECOVERY_S:g} s: met"
+            elif ib_rule:
+                verdict = f"longer by IB's rule ({ib_rule})"
             else:
-                met = median <= TARGET_RECOVERY_S
-                verdict = f"≤ {TARGET_RECOVERY_S:g} s: {'met' if met else 'MISSED'}"
+                verdict = f"≤ {TARGET_RECOVERY_S:g} s: MISSED"
         print(f"  {name:<48} {median_text:>8} {max_text:>8}  {verdict}")
-    print(f"  history requests: {result['history_requests']}; "
-          f"worker exit code after SIGTERM: {result['exit']}")  # fmt: skip
+    print(f"  history requests per round (a fresh worker each): {result['history_requests']}; "
+          f"worker exit codes after SIGTERM: {result['exit']}")  # fmt: skip
 
 
 def rss_kb(pid: int) -> int:
