@@ -173,3 +173,125 @@ def replay_events(bars: Path, rule, tmp_path: Path) -> list[dict]:
     out = StringIO()
     call_command("replay", "--bars", str(bars), "--rule", str(rule_file), stdout=out)
     return [json.loads(line) for line in out.getvalue().splitlines()]
+
+
+# ---- the IB feed end to end (tests/engine/test_ib_faults.py and friends) ------------------
+
+
+def live_series(
+    symbol: str, base: float, live: int, history: int = 50
+) -> tuple[list[tuple], list[tuple]]:
+    """Sawtooth 5-second bars: ``history`` bars, then ``live`` bars starting 20 minutes ago
+    (IB backfill reaches an hour back; bars in the future would count as still forming)."""
+    start = int(time.time()) // 60 * 60 - 1200
+    rows = trend_bars(symbol, start - history * 5, sawtooth(history + live, base))
+    return rows[:history], rows[history:]
+
+
+def interleave(*lists: list[tuple]) -> list[tuple]:
+    """Rows of several symbols in time order (then by symbol), as IB would send them."""
+    return sorted((row for rows in lists for row in rows), key=lambda r: (r[0], r[6]))
+
+
+def push_rows(gw: Gateway, rows: list[tuple], *, delivered: int | None = 1) -> list[int]:
+    """Push each row (time, o, h, l, c, v, symbol) through the gateway; with ``delivered``,
+    each must reach exactly that many subscriptions. Returns how many each reached."""
+    out = []
+    for t, o, h, low, c, v, symbol in rows:
+        reply = gw.call("push_bar", symbol=symbol, time=t, open=o, high=h, low=low, close=c,
+                        volume=v)  # fmt: skip
+        if delivered is not None:
+            assert reply["delivered"] == delivered, (
+                f"{symbol} {t} reached {reply['delivered']} subscriptions, not {delivered}"
+            )
+        out.append(reply["delivered"])
+    return out
+
+
+def wait_processed(rows: list[tuple], *, timeout: float = 20.0):
+    """Until the worker's last processed bar is the last of ``rows`` (its close time)."""
+    last = max(r[0] for r in rows) + 5
+    return wait_until(
+        lambda: (s := engine_state()) and s.last_bar_time and s.last_bar_time.timestamp() >= last,
+        timeout=timeout, what=f"the worker to process the bar closing at {last}",
+    )  # fmt: skip
+
+
+def replay_split(tmp_path: Path, rule, history: list[tuple], live: list[tuple]):
+    """``replay`` over history + live bars in one CSV: (its signals after the warm-up, its
+    signals inside the warm-up, which the live engine must never emit), each a sorted list
+    of (timestamp, symbol, price, rule id)."""
+    bars = write_bars(tmp_path / "all-bars.csv", interleave(history, live))
+    rule_file = tmp_path / "rule.json"
+    rule_file.write_text(json.dumps(rule.to_json()))
+    out = StringIO()
+    call_command("replay", "--bars", str(bars), "--rule", str(rule_file), "--bar-seconds", "5",
+                 stdout=out)  # fmt: skip
+    events = [json.loads(line) for line in out.getvalue().splitlines()]
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(max(r[0] for r in history) + 5))
+    key = [(e["timestamp"], e["symbol"], e["price"], e["rule_id"]) for e in events]
+    return sorted(k for k in key if k[0] > stamp), sorted(k for k in key if k[0] <= stamp)
+
+
+def stored_signal_keys() -> list[tuple]:
+    """The stored signals as :func:`replay_split` lists them."""
+    from signals.models import Signal
+
+    return sorted(
+        (s.time.strftime("%Y-%m-%dT%H:%M:%SZ"), s.symbol, s.price, s.rule_id)
+        for s in Signal.objects.all()
+    )
+
+
+STATE_LOG = "test_state_log"
+
+
+def state_log_install() -> Callable[[], list[tuple[str, str]]]:
+    """Record every write of the engine state (state + message), in order, with a trigger
+    (SQLite's or PostgreSQL's): transient states and notices can't be missed by polling.
+    Returns the reader; :func:`state_log_remove` drops it."""
+    from django.db import connection
+
+    table = EngineState._meta.db_table
+    with connection.cursor() as cur:
+        if connection.vendor == "postgresql":
+            cur.execute(
+                f"CREATE TABLE {STATE_LOG} (id serial PRIMARY KEY, state text, message text)"
+            )
+            cur.execute(
+                "CREATE FUNCTION test_state_log_row() RETURNS trigger LANGUAGE plpgsql AS $$ "
+                f"BEGIN INSERT INTO {STATE_LOG} (state, message) "
+                "VALUES (NEW.state, NEW.message); RETURN NEW; END $$"
+            )
+            cur.execute(
+                f"CREATE TRIGGER test_state_log_trigger AFTER UPDATE OF state ON {table} "
+                "FOR EACH ROW EXECUTE FUNCTION test_state_log_row()"
+            )
+        else:
+            cur.execute(f"CREATE TABLE {STATE_LOG} (id INTEGER PRIMARY KEY, state, message)")
+            cur.execute(
+                f"CREATE TRIGGER test_state_log_trigger AFTER UPDATE OF state ON {table} "
+                f"BEGIN INSERT INTO {STATE_LOG} (state, message) "
+                "VALUES (NEW.state, NEW.message); END"
+            )
+
+    def read() -> list[tuple[str, str]]:
+        close_old_connections()
+        with connection.cursor() as cur:
+            cur.execute(f"SELECT state, message FROM {STATE_LOG} ORDER BY id")
+            return cur.fetchall()
+
+    return read
+
+
+def state_log_remove() -> None:
+    from django.db import connection
+
+    table = EngineState._meta.db_table
+    with connection.cursor() as cur:
+        if connection.vendor == "postgresql":
+            cur.execute(f"DROP TRIGGER IF EXISTS test_state_log_trigger ON {table}")
+            cur.execute("DROP FUNCTION IF EXISTS test_state_log_row()")
+        else:
+            cur.execute("DROP TRIGGER IF EXISTS test_state_log_trigger")
+        cur.execute(f"DROP TABLE IF EXISTS {STATE_LOG}")
