@@ -71,8 +71,10 @@ class Run:
     # symbol -> how its bars flow (streaming / stale / closed / refused, why, since when)
     streams: dict[str, StreamEvent] = field(default_factory=dict)
     # symbol -> close time up to which its bars are judged live, their signals stored (from
-    # its first live bar on): where a worker restarted after a crash catches up from
+    # its first live bar on, or carried over from a crashed run): where a worker restarted
+    # after a crash catches up from
     judged: dict[str, int] = field(default_factory=dict)
+    live: set[str] = field(default_factory=set)  # items whose bars are being judged live
     judged_changed: bool = False
     catch_up: CatchUp | None = None  # the first run after a crash: bars the dead run missed
     warmup_bars: int = 0  # what the feed is asked for: the rules' need (+ a catch-up's)
@@ -236,6 +238,11 @@ class Engine:
         await sync_to_async(services.worker_run_started)(
             rule_ids=config.rule_ids, watchlist_id=config.watchlist_id
         )
+        if run.catch_up is not None and run.catch_up.after:
+            # Until this run has judged them, the dead run's points stand: killed again
+            # meanwhile, the next worker still catches up from there.
+            run.judged.update(run.catch_up.after)
+            await sync_to_async(services.worker_symbols)(symbols=self.symbols_state(run))
         await self.set_state(
             EngineState.State.CONNECTING,
             f"Starting: {config.describe_rules()} on {self.describe_symbols(config)} "
@@ -325,14 +332,14 @@ class Engine:
         machine = run.machine(bar.symbol)
         plan = run.catch_up
         # A warm-up bar the run that crashed never judged is judged now (catch-up).
-        catching = warmup and plan is not None and plan.takes(bar)
+        catching = warmup and plan is not None and plan.judges(bar)
         if warmup and not catching:
             try:
                 machine.warm(bar)
             except PriceError as err:
                 await self.skipped(bar, err)
             return
-        if bar.symbol not in run.judged:
+        if bar.symbol not in run.live:
             await self.going_live(run, bar, machine)
         try:
             if catching:
@@ -383,10 +390,13 @@ class Engine:
         stored signals (the cooldowns they were in). Its judged point is stored before the
         bar is judged: a worker killed from now on has its successor catch up from there."""
         plan = run.catch_up
+        run.live.add(bar.symbol)
         if plan is not None and bar.symbol in plan.after and plan.rule_ids:
             last = await sync_to_async(last_signals)(bar.symbol, plan.rule_ids, bar.close_time)
             for rule_id, close_time in last.items():
                 machine.resume(rule_id, close_time)
+        if bar.symbol in run.judged:
+            return  # carried over from the crashed run, stored already
         before = machine.last_close_time
         run.judged[bar.symbol] = before if before is not None else bar.time
         run.judged_changed = False

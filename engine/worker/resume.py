@@ -67,21 +67,31 @@ def crash_read() -> Crash | None:
 @dataclass
 class CatchUp:
     """A run's catch-up: the warm-up bars of an item closing after ``after[item]`` are judged
-    live by the rules in ``rule_ids`` (the others warm up on them)."""
+    live by the rules in ``rule_ids`` (the others warm up on them), once the item has had the
+    ``need`` warm-up bars its rules need."""
 
     crash: Crash
     after: dict[str, int]
     rule_ids: frozenset[int]
+    need: int
     fresh: tuple[str, ...] = ()  # names of the run's rules that start fresh (edited or new)
     bars: int = 0
     signals: int = 0
     reported: bool = False
-    restored: set[str] = field(default_factory=set)
+    warmed: dict[str, int] = field(default_factory=dict)  # item -> warm-up bars it took
 
-    def takes(self, bar: Bar) -> bool:
-        """Whether this warm-up bar is one the dead run never judged."""
+    def judges(self, bar: Bar) -> bool:
+        """Whether this warm-up bar (each one, in order) is one the dead run never judged;
+        False counts it as warm-up. A bar the indicators are still filling on stays warm-up
+        (the feed's history did not reach back far enough: a stretch over an hour)."""
         after = self.after.get(bar.symbol)
-        return after is not None and bar.close_time > after
+        if after is None:
+            return False
+        warmed = self.warmed.get(bar.symbol, 0)
+        if bar.close_time > after and warmed >= self.need:
+            return True
+        self.warmed[bar.symbol] = warmed + 1
+        return False
 
     def extra_bars(self, now: float, bar_seconds: int) -> int:
         """Warm-up bars to ask for on top of what the rules need: the dead stretch."""
@@ -132,7 +142,9 @@ def catch_up_plan(crash: Crash, config: RunConfig) -> tuple[CatchUp | None, str]
     fresh = tuple(r.name for r in config.rules if r.id not in rule_ids)
     symbols = set(config.symbols)
     after = {item: t for item, t in crash.judged.items() if item in symbols}
-    return CatchUp(crash=crash, after=after, rule_ids=rule_ids, fresh=fresh), ""
+    return CatchUp(
+        crash=crash, after=after, rule_ids=rule_ids, need=config.warmup_bars, fresh=fresh
+    ), ""
 
 
 def last_signals(symbol: str, rule_ids: frozenset[int], before: int) -> dict[int, int]:

@@ -247,14 +247,15 @@ def crashed(rules, watchlist, *, died_ago=30.0, touched=False, desired="running"
     )  # fmt: skip
 
 
-def restart(rules, watchlist) -> tuple[list[tuple[int, int]], list[str], ScriptedFeed]:
+def restart(rules, watchlist) -> tuple[list[tuple[int, int]], list[str], ScriptedFeed, dict]:
     """A new worker's first run: HISTORY_BARS warm-up bars then LIVE_BARS live ones.
-    Returns the stored signals, the status sentences and the feed."""
+    Returns the stored signals, the status sentences, the feed and the engine state's items
+    before the feed's first event."""
     script = [BarEvent(b, warmup=i < HISTORY_BARS) for i, b in enumerate(bars())]
     feed = ScriptedFeed([
         StatusEvent("warming_up", "History…"), *script[:HISTORY_BARS],
         StatusEvent("running", "Receiving bars."), *script[HISTORY_BARS:],
-    ])  # fmt: skip
+    ], gated=True)  # fmt: skip
     publisher = Recorder()
     engine = Engine(
         overrides=Overrides(rule_ids=tuple(r.pk for r in rules), watchlist=watchlist.name),
@@ -265,17 +266,20 @@ def restart(rules, watchlist) -> tuple[list[tuple[int, int]], list[str], Scripte
         engine.crash = await db(crash_read)
         await db(worker_recover, pid=os.getpid())
         await engine.start_run()
+        items = (await db(engine_state)).symbols
+        feed.go()
         await wait(feed.drained.wait(), "the scripted events")
         await engine.stop_run("Stopped.")
+        return items
 
     real = engine_module.make_feed
     engine_module.make_feed = lambda config: feed
     try:
-        asyncio.run(scenario())
+        items = asyncio.run(scenario())
     finally:
         engine_module.make_feed = real
     rows = sorted((int(s.time.timestamp()), s.rule_id) for s in Signal.objects.all())
-    return rows, [m for _, m in publisher.statuses()], feed
+    return rows, [m for _, m in publisher.statuses()], feed, items
 
 
 def in_catch_up(rows) -> list[tuple[int, int]]:
@@ -286,7 +290,7 @@ def test_the_first_run_after_a_crash_judges_the_bars_the_dead_run_missed():
     rule = make_rule(name="Above MA3", definition=ABOVE_MA3)
     watchlist = make_watchlist(name="Solo", symbols=["AAPL"])
     crashed([rule], watchlist)
-    rows, sentences, feed = restart([rule], watchlist)
+    rows, sentences, feed, items = restart([rule], watchlist)
     expected = uninterrupted([rule])
     assert in_catch_up(expected), "the dead stretch must fire"
     assert rows == expected  # none lost, none twice; cooldowns as if it never stopped
@@ -297,6 +301,8 @@ def test_the_first_run_after_a_crash_judges_the_bars_the_dead_run_missed():
     assert resumed.endswith(f" UTC: caught up {HISTORY_BARS - JUDGED} bars, {caught} signals.")
     # The feed was asked for the rules' warm-up plus the dead stretch (an hour at most).
     assert feed.asked[2] == validate_definition(ABOVE_MA3).warmup_bars(5) + 720
+    # Killed again before it judged a bar, the next worker would still start from there.
+    assert items["AAPL"]["last_bar"] == T0 + 5 * JUDGED
 
 
 @pytest.mark.parametrize(
@@ -313,10 +319,11 @@ def test_no_catch_up_when_the_user_stopped_it_or_after_an_hour(how):
         crashed([rule], watchlist, desired="stopped")
     else:
         crashed([rule], watchlist, died_ago=3601)
-    rows, sentences, feed = restart([rule], watchlist)
+    rows, sentences, feed, items = restart([rule], watchlist)
     assert in_catch_up(rows) == [], "no burst of old signals"
     assert in_catch_up(uninterrupted([rule]))
     assert feed.asked[2] == validate_definition(ABOVE_MA3).warmup_bars(5)
+    assert items == {}, "no judged points carried over"
     assert not any(s.startswith("Resumed") for s in sentences)
     hour = [s for s in sentences if "over an hour ago" in s]
     if how.startswith("down"):
@@ -335,7 +342,7 @@ def test_a_rule_edited_since_the_crash_never_fires_on_old_bars():
     crashed([kept, edited], watchlist)
     rule_update(rule=edited, definition={**ABOVE_MA3, "cooldown_sec": 5, "conditions": [
         {"left": "PRICE", "op": ">", "right": "MA4"}]})  # fmt: skip
-    rows, sentences, _ = restart([kept, edited], watchlist)
+    rows, sentences, _, _ = restart([kept, edited], watchlist)
     assert in_catch_up([r for r in rows if r[1] == edited.pk]) == []
     assert in_catch_up(rows) == in_catch_up(uninterrupted([kept]))
     resumed = next(s for s in sentences if s.startswith("Resumed after"))
