@@ -164,7 +164,7 @@ class FakeTWS(Protocol):
                 conn.send(50, 3, sub.req_id, bar.time, bar.open, bar.high, bar.low, bar.close,
                           volume, wap, count)  # fmt: skip
                 delivered += 1
-        for conn in self.connections.values():
+        for conn in list(self.connections.values()):
             with contextlib.suppress(ConnectionError):
                 await conn.writer.drain()
         return delivered
