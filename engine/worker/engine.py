@@ -392,7 +392,11 @@ class Engine:
         plan = run.catch_up
         run.live.add(bar.symbol)
         if plan is not None and bar.symbol in plan.after and plan.rule_ids:
-            last = await sync_to_async(last_signals)(bar.symbol, plan.rule_ids, bar.close_time)
+            # Signals before the first bar the rules will decide (a re-delivered bar is not
+            # one: every bar up to the warm-up's last counts as the past).
+            taken = machine.last_close_time
+            first = bar.close_time if taken is None else max(bar.close_time, taken + 1)
+            last = await sync_to_async(last_signals)(bar.symbol, plan.rule_ids, first)
             for rule_id, close_time in last.items():
                 machine.resume(rule_id, close_time)
         if bar.symbol in run.judged:

@@ -25,7 +25,7 @@ from engine.models import AppSettings, EngineState
 from engine.services import settings_get, worker_recover
 from engine.worker.config import Overrides
 from engine.worker.engine import Engine
-from engine.worker.resume import crash_read
+from engine.worker.resume import CatchUp, Crash, crash_read
 from rules.models import Rule
 from rules.services import rule_update
 from signals.models import Signal
@@ -222,7 +222,7 @@ def uninterrupted(rules) -> list[tuple[int, int]]:
     return out
 
 
-def crashed(rules, watchlist, *, died_ago=30.0, touched=False, desired="running") -> None:
+def crashed(rules, watchlist, *, died_ago=30.0, touched=False, desired="running") -> datetime:
     """The database as a worker killed mid-run leaves it: it judged the first JUDGED bars
     (WARM of them warm-up) and stored their signals."""
     for close_time, rule_id in uninterrupted(rules):
@@ -245,16 +245,22 @@ def crashed(rules, watchlist, *, died_ago=30.0, touched=False, desired="running"
         symbols={"AAPL": {"contract": None, "last_bar": T0 + 5 * JUDGED}},
         updated_at=died + timedelta(seconds=60 if touched else 0.1),
     )  # fmt: skip
+    return died
 
 
-def restart(rules, watchlist) -> tuple[list[tuple[int, int]], list[str], ScriptedFeed, dict]:
-    """A new worker's first run: HISTORY_BARS warm-up bars then LIVE_BARS live ones.
-    Returns the stored signals, the status sentences, the feed and the engine state's items
-    before the feed's first event."""
-    script = [BarEvent(b, warmup=i < HISTORY_BARS) for i, b in enumerate(bars())]
+def restart(
+    rules, watchlist, *, history: int = HISTORY_BARS
+) -> tuple[list[tuple[int, int]], list[str], ScriptedFeed, dict]:
+    """A new worker's first run: ``history`` warm-up bars then the rest live (the first of
+    them again first when the history ends before the dead run's last bar, as a feed's
+    inbox re-delivers). Returns the stored signals, the status sentences, the feed and the
+    engine state's items before the feed's first event."""
+    script = [BarEvent(b, warmup=i < history) for i, b in enumerate(bars())]
+    if history <= JUDGED:
+        script.insert(history, BarEvent(bars()[history - 1]))
     feed = ScriptedFeed([
-        StatusEvent("warming_up", "History…"), *script[:HISTORY_BARS],
-        StatusEvent("running", "Receiving bars."), *script[HISTORY_BARS:],
+        StatusEvent("warming_up", "History…"), *script[:history],
+        StatusEvent("running", "Receiving bars."), *script[history:],
     ], gated=True)  # fmt: skip
     publisher = Recorder()
     engine = Engine(
@@ -289,16 +295,16 @@ def in_catch_up(rows) -> list[tuple[int, int]]:
 def test_the_first_run_after_a_crash_judges_the_bars_the_dead_run_missed():
     rule = make_rule(name="Above MA3", definition=ABOVE_MA3)
     watchlist = make_watchlist(name="Solo", symbols=["AAPL"])
-    crashed([rule], watchlist)
+    died = crashed([rule], watchlist)
     rows, sentences, feed, items = restart([rule], watchlist)
     expected = uninterrupted([rule])
     assert in_catch_up(expected), "the dead stretch must fire"
     assert rows == expected  # none lost, none twice; cooldowns as if it never stopped
     caught = len(in_catch_up(expected))
-    when = (timezone.now() - timedelta(seconds=30)).strftime("%H:%M")
+    when = died.astimezone(UTC).strftime("%H:%M:%S UTC")
     resumed = next(s for s in sentences if s.startswith("Resumed after"))
     assert resumed.startswith(f"Resumed after the worker stopped unexpectedly at {when}")
-    assert resumed.endswith(f" UTC: caught up {HISTORY_BARS - JUDGED} bars, {caught} signals.")
+    assert resumed.endswith(f": caught up {HISTORY_BARS - JUDGED} bars, {caught} signals.")
     # The feed was asked for the rules' warm-up plus the dead stretch (an hour at most).
     assert feed.asked[2] == validate_definition(ABOVE_MA3).warmup_bars(5) + 720
     # Killed again before it judged a bar, the next worker would still start from there.
@@ -350,3 +356,26 @@ def test_a_rule_edited_since_the_crash_never_fires_on_old_bars():
         f"caught up 15 bars, {len(in_catch_up(rows))} signals; rule “Above MA4” starts fresh "
         "(edited since, or new)."
     )
+
+
+def test_a_catch_up_bar_waits_for_the_warm_up_its_rules_need():
+    """History that does not reach back over the whole stretch (over an hour): its first
+    bars fill the indicators instead of being judged with half of them undefined."""
+    crash = Crash(died=timezone.now(), started=None, rule_ids=frozenset({1}),
+                  judged={"AAPL": T0}, desired="running", touched=False)  # fmt: skip
+    plan = CatchUp(crash=crash, after={"AAPL": T0}, rule_ids=frozenset({1}), need=3)
+    judged = [plan.judges(b) for b in bars()[:6]]
+    assert judged == [False, False, False, True, True, True]
+    assert plan.judges(Bar("MSFT", T0, 5, 1, 1, 1, 1, 1)) is False  # not in the dead run
+    assert plan.warmed == {"AAPL": 3}
+
+
+def test_history_ending_before_the_dead_runs_last_bar_still_restores_its_cooldowns():
+    """No warm-up bar to catch up, and the first live bar a re-delivered one: the rules
+    still take the dead run's signals up to the last bar taken in."""
+    rule = make_rule(name="Above MA3", definition=ABOVE_MA3)
+    watchlist = make_watchlist(name="Solo", symbols=["AAPL"])
+    crashed([rule], watchlist)
+    rows, sentences, _, _ = restart([rule], watchlist, history=JUDGED)
+    assert rows == uninterrupted([rule])
+    assert any(s.endswith(": caught up 0 bars, 0 signals.") for s in sentences)
