@@ -185,7 +185,7 @@ def fault_steps(kind: str, symbols: tuple[str, ...], client_id: int) -> list[Ste
     if kind == "client_id_taken":  # another program takes our client id as we reconnect
         return [Step(0, "take_client_id", {"client_id": client_id}), Step(0, "drop"),
                 Step(4, "release_client_id", {"client_id": client_id})]  # fmt: skip
-    if kind == "bad_bars":  # twice, out of order, a day in the future, a day in the past
+    if kind == "bad_bars":  # the last bar again, the one before it, a day ahead, a day back
         return [Step(0, "bad_bars", {"symbol": symbols[0]})]
     if kind == "kill_worker":  # kill -9, started again 2 s later
         return [Step(0, "worker_kill"), Step(2, "worker_start")]
@@ -261,6 +261,7 @@ class Day:
         self.rss: list[tuple[float, int, int]] = []  # (wall, pid, kB)
         self.errors: list[str] = []
         self.max_lag = 0.0  # the most a push came after its bar's close (real seconds)
+        self.history_per_worker: list[int] = []  # the gateway's history requests at each kill
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._threads = [
@@ -337,6 +338,7 @@ class Day:
 
     def _do(self, line: ControlLine, step: Step) -> None:
         if step.cmd == "worker_kill":
+            self.history_per_worker.append(line.call("state")["history_requests"])
             self.kill_worker()
         elif step.cmd == "worker_start":
             self.start_worker()
@@ -348,7 +350,7 @@ class Day:
                 day = 86400
                 future = (last[0] + day, *last[1:])
                 past = (last[0] - day, *last[1:])
-                for row in (last, older, future, past):  # the first two are exact copies
+                for row in (last, older, future, past):  # the first two: exact copies
                     line.call("push_bar", **push_args(row))
                 self.bogus += [future, past]
         else:
