@@ -379,3 +379,43 @@ def test_history_ending_before_the_dead_runs_last_bar_still_restores_its_cooldow
     rows, sentences, _, _ = restart([rule], watchlist, history=JUDGED)
     assert rows == uninterrupted([rule])
     assert any(s.endswith(": caught up 0 bars, 0 signals.") for s in sentences)
+
+
+def test_after_the_catch_up_stop_and_start_bring_no_old_signals():
+    """Only the first run after the crash catches up: Stop, then Start in the same worker,
+    warms up only, even on history the catch-up judged."""
+    rule = make_rule(name="Above MA3", definition=ABOVE_MA3)
+    watchlist = make_watchlist(name="Solo", symbols=["AAPL"])
+    crashed([rule], watchlist)
+    history = [BarEvent(b, warmup=True) for b in bars()[:HISTORY_BARS]]
+    feeds = [ScriptedFeed(history), ScriptedFeed(history)]
+    made = list(feeds)
+    engine = Engine(overrides=Overrides(rule_ids=(rule.pk,), watchlist=watchlist.name),
+                    publisher=Recorder())  # fmt: skip
+    caught: list[int] = []
+
+    async def scenario():
+        engine.crash = await db(crash_read)
+        await db(worker_recover, pid=os.getpid())
+        for feed in feeds:
+            await engine.start_run()
+            await wait(feed.drained.wait(), "the scripted events")
+            await engine.stop_run("Stopped.")
+            caught.append(await db(Signal.objects.count))
+            # As if those signals had never been stored: the second run must not store them.
+            await db(Signal.objects.filter(time__gt=utc(T0 + 5 * JUDGED)).delete)
+
+    real = engine_module.make_feed
+    engine_module.make_feed = lambda config: made.pop(0)
+    try:
+        asyncio.run(scenario())
+    finally:
+        engine_module.make_feed = real
+    stored_before = len([s for s in uninterrupted([rule]) if s[0] <= T0 + 5 * JUDGED])
+    assert caught[0] > stored_before and caught[1] == stored_before
+    need = validate_definition(ABOVE_MA3).warmup_bars(5)
+    assert [feed.asked[2] for feed in feeds] == [need + 720, need]
+
+
+def utc(epoch: int) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)
