@@ -312,13 +312,15 @@ async def fault_client_id(gw: FakeTWS) -> None:
 
 # (name, the fault (returns when it ends), why a wait longer than the target is forced, if it is)
 RECOVERY_SCENARIOS = (
+    # First in its round: 30 s after a farm blip or a trade bust the feed watches silence
+    # closer (7 s); here the plain watchdog acts.
+    ("AAPL silent, no message at all", fault_silent,
+     "the staleness watchdog's window: 15 s, three bars missed"),
     ("1100 → 1102 (connectivity restored, data kept)", fault_1102, ""),
     ("1100 → 1101 (restored, data lost)", fault_1101, ""),
     ("farm blip 2103 → 2104, AAPL muted", fault_farm_blip, ""),
     ("AAPL silent 1 s after a farm blip's 2104", fault_silent_after_blip,
-     "silence is told only after bars are overdue: they come every 5 s"),
-    ("AAPL silent, no message at all", fault_silent,
-     "silence is told only after bars are overdue: they come every 5 s"),
+     "after a blip the feed renews a stream silent 7 s: bars come every 5 s"),
     ("trade bust 10225 on AAPL", fault_trade_bust, ""),
     ("competing session 10197 ends", fault_competing, ""),
     ("connections dropped (gateway listening)", fault_drop, ""),
