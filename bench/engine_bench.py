@@ -5,8 +5,10 @@
 Uses its own temporary SQLite database (``SCALP_VAR_DIR``, ``migrate``) and reports:
 
 * **bar → signal latency** on the ib feed: the fake TWS (``tests/faketws/``) runs inside
-  this process; for each bar it notes the wall clock just before the bar's bytes are written
-  to the worker's socket, then polls the database (a separate sqlite3 connection, every
+  this process, on a test clock shared with the worker (``SCALP_TEST_CLOCK``, 200x: the
+  feed takes live bars only within an hour of its clock); for each bar it notes the wall
+  clock just before the bar's bytes are written to the worker's socket, then polls the
+  database (a separate sqlite3 connection, every
   0.1 ms) until the signal row for that bar is visible, i.e. committed. Reported: push →
   ``Signal.recorded_at`` (stamped by the worker when it builds the row, before INSERT and
   COMMIT) and push → row visible to another process (after COMMIT; includes up to ~0.1 ms
@@ -65,6 +67,7 @@ EVERY_BAR = {
 TARGET_P99_MS = 5.0
 TARGET_RSS_MB = 10.0
 TARGET_RECONNECT_S = 3.0
+LATENCY_SPEED = 200.0  # the latency and reconnect test clock: a 5-second bar every 25 ms
 TARGET_RECOVERY_S = 3.0
 RECOVERY_SPEED = 20.0  # the test clock: 5-second bars every 0.25 s of wall clock
 RECOVERY_SYMBOLS = ("AAPL", "MSFT")
@@ -192,14 +195,20 @@ def wait_signal(env: Env, symbol: str, close_time: int, timeout: float = 30.0):
 
 
 async def ib_benchmarks(env: Env, n_signals: int, restarts: int) -> dict:
-    start = int(time.time()) // 5 * 5 - 5 * (n_signals // 2 + 20 * restarts + 60)
-    gw = FakeTWS()
+    # The feed takes a live bar only within an hour of its clock (and a minute ahead): the
+    # bars follow a test clock running LATENCY_SPEED times faster, each pushed once its
+    # close has passed (bars that far apart leave the worker idle between them).
+    start = int(datetime(2026, 12, 2, 15, 0, tzinfo=UTC).timestamp())
+    value = f"{time.time():.6f},{start},{LATENCY_SPEED:g}"
+    clock = parse_clock(value)
+    gw = FakeTWS(now=clock)
     for symbol, price in (("AAPL", 190.0), ("MSFT", 410.0)):
         gw.add_symbol(symbol, history={5: [(start - 5 * i, price, price, price, price, 100)
-                                           for i in range(1, 21)]})  # fmt: skip
+                                           for i in range(1, 21)]}, hours="always")  # fmt: skip
     await gw.start()
     proc = env.worker("--feed", "ib", "--rule", str(env.rule_id), "--watchlist", "Bench",
-                      "--start", SCALP_IB_PORT=str(gw.port), SCALP_IB_HOST="127.0.0.1")  # fmt: skip
+                      "--start", SCALP_IB_PORT=str(gw.port), SCALP_IB_HOST="127.0.0.1",
+                      SCALP_TEST_CLOCK=value)  # fmt: skip
     try:
         await gw.wait_subscribed("AAPL", timeout=60)
         await gw.wait_subscribed("MSFT", timeout=60)
@@ -211,6 +220,9 @@ async def ib_benchmarks(env: Env, n_signals: int, restarts: int) -> dict:
 
         async def push(symbol: str) -> float:
             price = round(100 + rng.random() * 10, 2)
+            wait = (t[symbol] + 5 - clock()) / LATENCY_SPEED
+            if wait > 0:
+                await asyncio.sleep(wait)
             stamp = time.time()
             await gw.push_bar(symbol, t[symbol], price, price + 0.01, price - 0.01, price, 100)
             t[symbol] += 5
@@ -232,6 +244,9 @@ async def ib_benchmarks(env: Env, n_signals: int, restarts: int) -> dict:
             await asyncio.sleep(down)
             await gw.start()
             listening = time.time()
+            # The bars of the downtime never were; the one that just closed was recorded.
+            for symbol in t:
+                t[symbol] = max(t[symbol], int(clock()) // 5 * 5 - 5)
             await push("AAPL")
             seen, _ = await asyncio.to_thread(wait_signal, env, "AAPL", t["AAPL"])
             reconnects.append((down, seen - listening))

@@ -244,9 +244,10 @@ def test_a_trading_day_of_faults_loses_no_signal(tmp_path, monkeypatch):
     print(f"worker RSS:\n{rss_table}")
     marks = [0, *day.history_per_worker, gateway["history_requests"]]
     per_worker = [b - a for a, b in itertools.pairwise(marks)]
+    dead = sum(s["muted"] for s in gateway["subscriptions"])
     print(f"gateway: {gateway['connect_count']} connections, {gateway['subscribe_count']} "
           f"subscriptions, {gateway['history_requests']} history requests (per worker "
-          f"process: {per_worker}; IB allows 60 in 10 minutes)")  # fmt: skip
+          f"process: {per_worker}; IB allows 60 in 10 minutes), {dead} dead ones open")  # fmt: skip
     print(f"engine events log ({len(lines)} lines):")
     print("\n".join(f"  {line}" for line in lines))
 
@@ -264,9 +265,10 @@ def test_a_trading_day_of_faults_loses_no_signal(tmp_path, monkeypatch):
     assert workers.kills == 2
     assert len(growth) >= 2, f"two worker processes must run a minute or more\n{rss_table}"
     assert max(growth.values()) < RSS_GROWTH_MB, f"the worker's RSS grew\n{rss_table}"
-    active = [s for s in gateway["subscriptions"] if not s.get("muted")]
-    assert sorted(s["symbol"] for s in active) == sorted(SYMBOLS), (
-        f"one live subscription per symbol at the close: {gateway['subscriptions']}"
+    # A dead subscription left open would hold one of the account's market data lines.
+    subscriptions = sorted((s["symbol"], s["muted"]) for s in gateway["subscriptions"])
+    assert subscriptions == sorted((symbol, False) for symbol in SYMBOLS), (
+        f"one live subscription per symbol at the close, none dead: {subscriptions}"
     )
     expected_story = [("start", "Loading history for")]
     for fault in faults:
