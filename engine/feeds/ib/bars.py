@@ -6,6 +6,7 @@ import asyncio
 import logging
 import math
 import time
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,10 +15,10 @@ from engine.core.bars import Bar, MinuteAggregator, time_problem
 from engine.core.instruments import Instrument
 from engine.feeds.base import BarEvent, FeedEvent, StatusEvent
 from engine.feeds.ib.connection import IBConnection
-from engine.feeds.ib.errors import describe_ib_error, is_no_data
+from engine.feeds.ib.errors import describe_ib_error, is_no_data, is_pacing
 from engine.feeds.ib.inbox import BadBar, BarArrived, Inbox
 from engine.feeds.ib.library import REALTIME_BAR_SECONDS, IBContract, RealtimeBars
-from engine.feeds.ib.pacing import WARMUP_REQUESTS, HistoryPacer
+from engine.feeds.ib.pacing import PACING_RETRIES, PACING_WAIT, WARMUP_REQUESTS, HistoryPacer
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +59,22 @@ class SymbolState:
     refreshing: bool = False  # a contract-details refresh (new day's hours) is under way
     roll_to: int | None = None  # a future's newer front month (con_id), told once
     roll_notice: str = ""  # to yield: the front month changed during the run
+    # The flow of its bars (issue 14): when the last realtime bar came (monotonic, and the
+    # feed's clock; ``last_arrival`` is also reset by a resubscription, these are not)
+    last_bar_mono: float = 0.0
+    last_bar_clock: float | None = None
+    live_times: deque[int] = field(default_factory=lambda: deque(maxlen=64))  # live bar starts
+    last_history: int | None = None  # start of the last bar taken from history
+    ignored: Counter[str] = field(default_factory=Counter)  # realtime bars not taken, by why
+    ignored_told: int = 0  # how many of them a notice has counted
+    ignored_told_at: float = 0.0  # monotonic time of that notice
+    renewals: int = 0  # watchdog resubscriptions since the last bar (they back off)
+    competing: bool = False  # IB sends nothing: a competing live session (10197)
+    refused_reason: str = ""  # why IB refuses it (permanent), for the stream state
+    recheck_until: float = 0.0  # monotonic: a short staleness window after a farm blip
+    flow_from: float = 0.0  # monotonic: bars are due from then (session start, market open)
+    stream: tuple[str, str] | None = None  # (stream, reason) last reported
+    backfilled: int = 0  # bars taken from history after the warm-up (for the sentences)
 
     def __post_init__(self) -> None:
         if self.instrument is None:
@@ -119,6 +136,8 @@ class IBBars:
         self.clock = clock
         self.aggregator = MinuteAggregator() if bar_seconds == 60 else None
         self._request_errors: dict[str, tuple[int, str]] = {}  # symbol -> last error
+        # Sentences for the user from inside a request (a pacing wait): the feed yields them.
+        self.notices: list[StatusEvent] = []
 
     # ---- request errors ------------------------------------------------------------------
 
@@ -166,10 +185,15 @@ class IBBars:
         if handle is not None and client is not None:
             client.cancel_realtime_bars(handle)
 
-    def take(self, state: SymbolState, bar: Bar) -> list[Bar]:
-        """Take one 5-second bar in; returns the closed bars of the run's size to yield."""
+    def take(self, state: SymbolState, bar: Bar, *, live: bool = True) -> list[Bar]:
+        """Take one 5-second bar in (``live``: realtime, else from history); returns the
+        closed bars of the run's size to yield."""
         if state.last_5s is not None and bar.time <= state.last_5s:
             return []
+        if live:
+            state.live_times.append(bar.time)
+        else:
+            state.last_history = bar.time
         if self.aggregator is not None and state.last_5s is None and bar.time % 60:
             # Joined mid-minute with no history to fill it: that minute would be partial.
             state.last_yielded = max(state.last_yielded or 0, bar.time - bar.time % 60)
@@ -205,20 +229,34 @@ class IBBars:
         if client is None or contract is None:
             raise ConnectionError("connection lost while loading history")
         key = (contract.con_id, bar_seconds, duration, end, self.use_rth)
-        while (delay := self.pacer.delay(key, contract.con_id)) > 0:
-            if delay > 1:
-                logger.info("%s: waiting %.1f s for IB's history pacing", state.symbol, delay)
-            await asyncio.sleep(min(delay, 0.5))
+        for attempt in range(PACING_RETRIES + 1):
+            while (delay := self.pacer.delay(key, contract.con_id)) > 0:
+                if delay > 1:
+                    logger.info("%s: waiting %.1f s for IB's history pacing", state.symbol, delay)
+                await asyncio.sleep(min(delay, 0.5))
+                if client is not self.connection.client:
+                    raise ConnectionError("connection lost while loading history")
+            self.pacer.record(key, contract.con_id)
+            self._request_errors.pop(state.symbol, None)
+            bars = await client.history_bars(
+                contract, bar_seconds=bar_seconds, duration=duration, use_rth=self.use_rth, end=end
+            )
             if client is not self.connection.client:
                 raise ConnectionError("connection lost while loading history")
-        self.pacer.record(key, contract.con_id)
-        self._request_errors.pop(state.symbol, None)
-        bars = await client.history_bars(
-            contract, bar_seconds=bar_seconds, duration=duration, use_rth=self.use_rth, end=end
-        )
-        if client is not self.connection.client:
-            raise ConnectionError("connection lost while loading history")
-        error = self._request_errors.pop(state.symbol, None)
+            error = self._request_errors.pop(state.symbol, None)
+            if bars or not is_pacing(error) or attempt == PACING_RETRIES:
+                break
+            # IB counts its pacing with other programs' requests too: wait, then ask again.
+            wait = PACING_WAIT * (1 if attempt < 2 else 2 ** (attempt - 1))
+            self.pacer.hold(wait)
+            self.notices.append(
+                StatusEvent(
+                    "notice",
+                    f"{state.symbol}: IB refused a history request (pacing violation); "
+                    f"waiting {wait:g} s as IB's rules ask, then asking again.",
+                    symbol=state.symbol,
+                )
+            )
         now = self.clock()
         return [b for b in bars if b.close_time <= now], error  # not the one still forming
 
@@ -353,6 +391,7 @@ class IBBars:
                 last = bars[-1]
                 state.last_yielded = last.time
                 state.last_5s = last.close_time - REALTIME_BAR_SECONDS
+                state.last_history = state.last_5s
         if self.aggregator is not None and state.last_5s is not None:
             # The minute in progress: its 5 s bars so far, so the first live minute is whole.
             async for event in self.backfill(state):
@@ -386,21 +425,26 @@ class IBBars:
         )
 
     async def backfill(self, state: SymbolState) -> AsyncIterator[FeedEvent]:
-        """Yield the bars missed since the last one taken in (after a reconnect)."""
+        """Yield the bars missed since the last one taken in (after a reconnect, a silent
+        stretch, a gap in the realtime bars); ``state.backfilled`` counts them."""
         if state.last_5s is None or state.contract is None:
             return
-        gap = self.clock() - (state.last_5s + REALTIME_BAR_SECONDS)
+        now = self.clock()
+        gap = now - (state.last_5s + REALTIME_BAR_SECONDS)
         if gap < REALTIME_BAR_SECONDS:
             return
         duration = min(MAX_5S_HISTORY, int(math.ceil(gap / 5.0)) * 5 + 10)
         if gap > MAX_5S_HISTORY:
             logger.warning("%s: gap of %.0f s, backfilling the last hour", state.symbol, gap)
-        bars, error = await self._history(state, duration, REALTIME_BAR_SECONDS)
+        # An explicit end (the last whole 5 s): two backfills are never IB-identical requests.
+        end = int(now) // REALTIME_BAR_SECONDS * REALTIME_BAR_SECONDS
+        bars, error = await self._history(state, duration, REALTIME_BAR_SECONDS, end)
         if error is not None and not bars:
             sentence, _ = describe_ib_error(*error)
             if "no historical bars" not in sentence:
                 yield StatusEvent("notice", f"{state.symbol}: backfill failed: {sentence}",
                                   symbol=state.symbol)  # fmt: skip
         for bar in bars:
-            for out in self.take(state, bar):
+            for out in self.take(state, bar, live=False):
+                state.backfilled += 1
                 yield BarEvent(out)

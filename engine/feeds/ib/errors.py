@@ -65,6 +65,11 @@ IB_ERROR_MESSAGES: dict[int, tuple[str, bool]] = {
         True,
     ),
     10167: ("IB sends delayed data only for this symbol: {msg}", True),
+    10225: (
+        "IB cancelled the realtime bars after a trade bust (IB error 10225); resubscribing "
+        "and filling the gap from history.",
+        False,
+    ),
     10197: (
         "IB sends no market data during a competing live session: the same IB user is "
         "logged in elsewhere (another TWS, IBKR Mobile or Client Portal) and owns the "
@@ -75,7 +80,11 @@ IB_ERROR_MESSAGES: dict[int, tuple[str, bool]] = {
 PERMISSION_CODES = frozenset({101, 354, 420, 10089, 10167})
 # Errors on a realtime subscription that concern its symbol (a notice, or the symbol dropped).
 REALTIME_SYMBOL_CODES = PERMISSION_CODES | {162, 200, 321, 322, 10197}
-FARM_OK_CODES = frozenset({2104, 2106, 2107, 2108, 2119, 2158})
+# "Market data farm connection is OK": after a 2103 (broken), the feed checks its streams.
+MARKET_FARM_OK = 2104
+FARM_OK_CODES = frozenset({2106, 2107, 2108, 2119, 2158})
+COMPETING_SESSION = 10197
+TRADE_BUST = 10225
 
 
 def describe_ib_error(code: int, msg: str) -> tuple[str, bool]:
@@ -110,6 +119,11 @@ def is_hard(error: tuple[int, str] | None) -> bool:
     return error is not None and describe_ib_error(*error)[1]
 
 
+def is_pacing(error: tuple[int, str] | None) -> bool:
+    """True if ``error`` (code, IB's text) is a pacing violation: ask again later."""
+    return error is not None and "pacing violation" in error[1].lower()
+
+
 def is_no_data(error: tuple[int, str] | None) -> bool:
     """True if ``error`` (code, IB's text) only says IB has no bars for the period asked."""
     return error is not None and error[0] == 162 and "no data" in error[1].lower()
@@ -127,6 +141,19 @@ def client_id_message(client_id: int) -> str:
         f"Client id {client_id} is already in use by another API connection to TWS / IB "
         f"Gateway. Choose another client id in Settings (for example {client_id + 1}) or "
         "close the other program."
+    )
+
+
+def client_id_taken_message(client_id: int, *, next_allowed: bool) -> str:
+    """Client id ``client_id`` was taken while reconnecting (another program uses it)."""
+    tail = (
+        "trying the next one (Settings allow it)."
+        if next_allowed
+        else "retrying it every 10 s. Close that program, or allow the next free client id "
+        "in Settings."
+    )
+    return (
+        f"Client id {client_id} is in use by another program connected to TWS / IB Gateway; {tail}"
     )
 
 

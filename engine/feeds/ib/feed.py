@@ -7,9 +7,11 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import ClassVar
+from zoneinfo import ZoneInfo
 
+from engine.core.bars import Bar
 from engine.core.instruments import DEFAULT_ROLL_DAYS, ItemError, parse_item
 from engine.feeds.base import (
     BarEvent,
@@ -19,6 +21,7 @@ from engine.feeds.base import (
     InstrumentEvent,
     MarketEvent,
     StatusEvent,
+    StreamEvent,
 )
 from engine.feeds.hours import TradingHours, fallback_hours, venue_name
 from engine.feeds.ib.bars import MINUTE_FLUSH_AFTER, IBBars, SymbolState
@@ -31,10 +34,14 @@ from engine.feeds.ib.contracts import (
     unknown_sentence,
 )
 from engine.feeds.ib.errors import (
+    COMPETING_SESSION,
     FARM_OK_CODES,
+    MARKET_FARM_OK,
     NOTHING_LEFT,
     REALTIME_SYMBOL_CODES,
+    TRADE_BUST,
     ConnectFailure,
+    client_id_taken_message,
     describe_ib_error,
     format_seconds,
 )
@@ -54,6 +61,23 @@ logger = logging.getLogger(__name__)
 
 # Retry interval cap while the TWS port refuses connections (TWS not running yet).
 REFUSED_RETRY = 2.0
+# A realtime bar is ignored (and counted in a notice) when it starts more than this far ahead
+# of the clock, or closed more than this long ago: IB sends each bar as it closes.
+FUTURE_TOLERANCE = 60
+PAST_TOLERANCE = 3600
+IGNORED_NOTICE_EVERY = 5.0  # at most one "ignored bars" notice per item this often (s)
+# After a market-data farm blip or a trade bust, a stream silent this long is renewed at once
+# (IB sends a bar every 5 s), for RECHECK_WINDOW seconds.
+RECHECK_AFTER = 7.0
+RECHECK_WINDOW = 30.0
+# During a competing session IB sends nothing: ask again this rarely (no resubscribe storm).
+COMPETING_RETRY = 60.0
+# The daily restart of TWS / IB Gateway: a lost connection this close to the restart time
+# is that restart, which takes about RESTART_TAKES.
+RESTART_BEFORE = timedelta(minutes=5)
+RESTART_AFTER = timedelta(minutes=15)
+RESTART_TAKES = timedelta(minutes=3)
+NEXT_CLIENT_IDS = 9  # with the setting on: client id, then up to this many next ones
 
 
 class IBFeed(Feed):
@@ -78,6 +102,9 @@ class IBFeed(Feed):
         client_id: int = 17,
         use_rth: bool = False,
         roll_days: int = DEFAULT_ROLL_DAYS,
+        next_client_id: bool = False,
+        restart_time: str = "23:45",
+        restart_zone: str = "America/New_York",
         connect_timeout: float = 10,
         max_backoff: float = 10.0,
         stale_after: float = 15.0,
@@ -88,6 +115,9 @@ class IBFeed(Feed):
         self.client_id = int(client_id)
         self.use_rth = use_rth
         self.roll_days = max(0, int(roll_days))
+        self.next_client_id = bool(next_client_id)
+        self.restart_time = restart_time
+        self.restart_zone = restart_zone
         self.connect_timeout = connect_timeout
         self.max_backoff = min(max(max_backoff, 0.1), 10.0)
         self.stale_after = stale_after
@@ -107,6 +137,8 @@ class IBFeed(Feed):
         self.pacer = HistoryPacer()
         self._bars = self._new_bars(REALTIME_BAR_SECONDS)
         self._refreshes: set[asyncio.Task[None]] = set()
+        self._link_down = False  # TWS lost IB's servers (1100) until 1101 / 1102
+        self._farm_broken_at: float | None = None  # monotonic time of a 2103 not yet OK
 
     # ---- public --------------------------------------------------------------------------
 
@@ -174,7 +206,7 @@ class IBFeed(Feed):
     def _on_error(self, req_id: int, code: int, message: str, symbol: str | None) -> None:
         """IB's error callback (current connection only): connection and realtime errors go
         to the inbox, those of history and contract lookups to the bars."""
-        if code in FARM_OK_CODES:
+        if code in FARM_OK_CODES or (code == MARKET_FARM_OK and self._farm_broken_at is None):
             return
         if req_id == -1 or self._realtime_state(req_id) is not None:
             self._inbox.put_nowait(ErrorArrived(self.connection.generation, req_id, code, message))
@@ -199,6 +231,7 @@ class IBFeed(Feed):
         backoff = 0.5
         id_in_use = 0
         announce = True
+        self.connection.client_id = self.client_id
         while not self._closed.is_set():
             state = "reconnecting" if ever_connected else "connecting"
             if announce:
@@ -209,25 +242,49 @@ class IBFeed(Feed):
             except ConnectFailure as failure:
                 if self._closed.is_set():
                     return
+                delay = min(backoff, REFUSED_RETRY) if failure.refused else backoff
                 if failure.code == 326:
+                    taken = self.connection.client_id
+                    if self.next_client_id and taken < self.client_id + NEXT_CLIENT_IDS:
+                        # The user allowed it: another program has the id, take the next.
+                        self.connection.client_id = taken + 1
+                        yield StatusEvent(
+                            state,
+                            f"Client id {taken} is in use by another program; trying client "
+                            f"id {taken + 1} (Settings allow the next free id).",
+                        )
+                        continue
+                    if ever_connected:
+                        # Another program took it while we were away: wait for it to leave.
+                        yield StatusEvent(state, client_id_taken_message(taken, next_allowed=False))
+                        if await self._sleep(max(backoff, 2.0)):
+                            return
+                        backoff = min(backoff * 2, self.max_backoff)
+                        continue
                     id_in_use += 1
                     # Our own previous session may still hold the id for a moment.
                     if id_in_use >= 3:
                         yield StatusEvent("error", failure.message, permanent=True)
                         raise FeedError(failure.message, code=326, permanent=True) from None
-                # A refused connection costs nothing: keep polling so bars flow again within
-                # a few seconds of TWS coming back, however long it was away.
-                delay = min(backoff, REFUSED_RETRY) if failure.refused else backoff
-                yield StatusEvent(state, f"{failure.message} Retrying in {format_seconds(delay)}.")
+                restart = self._restart_sentence() if ever_connected else None
+                if restart is not None:
+                    yield StatusEvent(state, restart)
+                else:
+                    # A refused connection costs nothing: keep polling so bars flow again
+                    # within a few seconds of TWS coming back, however long it was away.
+                    yield StatusEvent(
+                        state, f"{failure.message} Retrying in {format_seconds(delay)}."
+                    )
                 if await self._sleep(delay):
                     return
                 backoff = min(backoff * 2, self.max_backoff)
                 continue
             id_in_use = 0
             backoff = 0.5
+            reconnected = ever_connected
             ever_connected = True
             try:
-                async for event in self._session(warmup_bars):
+                async for event in self._session(warmup_bars, reconnected=reconnected):
                     yield event
             except ConnectionError as exc:
                 logger.info("IB connection lost: %s", exc)
@@ -236,16 +293,44 @@ class IBFeed(Feed):
             if not any(not s.dropped for s in self._symbols.values()):
                 return
             self._disconnect()
+            self._link_down = False
+            self._farm_broken_at = None
+            restart = self._restart_sentence()
+            for event in self._streams_all("stale", restart or "Reconnecting to TWS / IB Gateway."):
+                yield event
             yield StatusEvent(
                 "reconnecting",
-                f"Lost the connection to TWS / IB Gateway at {where}; reconnecting.",
+                restart or f"Lost the connection to TWS / IB Gateway at {where}; reconnecting.",
             )
             if await self._sleep(backoff):
                 return
 
+    def _restart_sentence(self) -> str | None:
+        """The status while TWS / IB Gateway does its daily restart: None unless the clock is
+        within [restart − 5 min, restart + 15 min] of the restart time of the Settings."""
+        text = (self.restart_time or "").strip()
+        try:
+            hour, minute = (int(part) for part in text.split(":"))
+            zone = ZoneInfo(self.restart_zone)
+            now = datetime.fromtimestamp(self.clock(), zone)
+            today = now.replace(hour=hour, minute=minute, second=0, microsecond=0)
+        except (ValueError, KeyError, OSError):
+            return None
+        for at in (today - timedelta(days=1), today, today + timedelta(days=1)):
+            if at - RESTART_BEFORE <= now <= at + RESTART_AFTER:
+                back = at + RESTART_TAKES
+                when = f"back at about {back:%H:%M}" if now < back else "back any moment"
+                return (
+                    f"TWS / IB Gateway daily restart ({text} {self.restart_zone}); {when}. "
+                    "Waiting, then reconnecting and filling the gap from history."
+                )
+        return None
+
     # ---- one connected session -----------------------------------------------------------
 
-    async def _session(self, warmup_bars: int) -> AsyncIterator[FeedEvent]:
+    async def _session(
+        self, warmup_bars: int, *, reconnected: bool = False
+    ) -> AsyncIterator[FeedEvent]:
         event: FeedEvent
         client = self.connection.client
         pending = [s for s in self._symbols.values() if not s.dropped and s.contract is None]
@@ -268,10 +353,14 @@ class IBFeed(Feed):
             yield StatusEvent("warming_up", f"Loading history for {names}…")
         for state in live:
             self._bars.subscribe(state)
+        before = self._backfilled()
         for state in live:
             if state.warmed:
                 async for event in self._bars.backfill(state):
                     yield event
+        backfilled = self._backfilled() - before
+        for event in self._bars_notices():
+            yield event
         async for event in self._warm_up_all(cold, warmup_bars):
             yield event
         if client is not self.connection.client:
@@ -281,10 +370,17 @@ class IBFeed(Feed):
             # A long warm-up is no silence: the bars that came meanwhile wait in the inbox,
             # the watchdog must not renew subscriptions (or close minutes) before they're in.
             state.last_arrival = max(state.last_arrival, now)
+            state.flow_from = now
         names = ", ".join(s.symbol for s in live if not s.dropped)
         size = "5-second" if self._bars.bar_seconds == 5 else "1-minute"
+        client_id = self.connection.client_id
+        as_id = f" as client id {client_id}" if client_id != self.client_id else ""
+        again = ""
+        if reconnected:
+            again = f"Reconnected; data resubscribed, {_bars_text(backfilled)} backfilled. "
         yield StatusEvent(
-            "running", f"Receiving {size} bars for {names} from TWS at {self.host}:{self.port}."
+            "running",
+            f"{again}Receiving {size} bars for {names} from TWS at {self.host}:{self.port}{as_id}.",
         )
         for state in live:
             # After "running", so the sentence isn't replaced at once by the next status.
@@ -310,10 +406,8 @@ class IBFeed(Feed):
                 state = self._symbols[item.symbol]
                 if state.dropped:
                     continue
-                state.last_arrival = time.monotonic()
-                state.stale_notified = False
-                for out in self._bars.take(state, item.bar):
-                    yield BarEvent(out)
+                async for event in self._take_live(state, item.bar):
+                    yield event
             elif isinstance(item, BadBar):
                 if item.generation == generation:
                     logger.warning("%s: skipped a realtime bar: %s", item.symbol, item.problem)
@@ -329,6 +423,8 @@ class IBFeed(Feed):
                 if not any(not s.dropped for s in self._symbols.values()):
                     yield StatusEvent("error", NOTHING_LEFT, permanent=True)
                     raise FeedError(NOTHING_LEFT, permanent=True)
+            for event in self._bars_notices():
+                yield event
             now = time.monotonic()
             if now - last_tick >= 1.0:
                 last_tick = now
@@ -337,6 +433,8 @@ class IBFeed(Feed):
                     yield event
                 first_check = False
                 for event in self._watchdog(now):
+                    yield event
+                for event in self._check_streams(now):
                     yield event
 
     async def _warm_up_all(
@@ -363,7 +461,18 @@ class IBFeed(Feed):
         try:
             running = len(tasks)
             while running:
-                item = await queue.get()
+                if not queue.empty():  # the common case, thousands of bars: no timer
+                    item = queue.get_nowait()
+                else:
+                    try:
+                        item = await asyncio.wait_for(queue.get(), 0.5)
+                    except TimeoutError:
+                        for event in self._bars_notices():  # a pacing wait under way
+                            yield event
+                        continue
+                if self._bars.notices:
+                    for event in self._bars_notices():
+                        yield event
                 if item is None:
                     running -= 1
                 elif isinstance(item, Exception):
@@ -422,6 +531,7 @@ class IBFeed(Feed):
                     message = f"{state.symbol}: {sentence}"
             if permanent:
                 state.dropped = True
+                state.refused_reason = message
                 message += " The other symbols continue."
             events.append(StatusEvent("notice", message, symbol=state.symbol, permanent=permanent))
         return events
@@ -474,7 +584,7 @@ class IBFeed(Feed):
             events.append(MarketEvent(state.symbol, market[0], market[1]))
             if changed_open:
                 # A market opening (or closing) is no silence: the watchdog starts over.
-                state.last_arrival = now
+                state.last_arrival = state.flow_from = now
                 if not (first and market[0]):
                     said.append(f"{state.symbol} — {market[1]}")
         if said:
@@ -533,41 +643,29 @@ class IBFeed(Feed):
 
     async def _handle_error(self, req_id: int, code: int, message: str) -> AsyncIterator[FeedEvent]:
         if req_id == -1:
-            if code == 326:
-                return
-            sentence, _ = describe_ib_error(code, message)
-            if code == 1101:
-                yield StatusEvent("notice", sentence)
-                for state in self._symbols.values():
-                    if not state.dropped:
-                        self._bars.subscribe(state)
-                for state in self._symbols.values():
-                    if not state.dropped:
-                        async for event in self._bars.backfill(state):
-                            yield event
-                yield StatusEvent("running", "Market data renewed after IB's reconnect.")
-            elif code == 1100:
-                yield StatusEvent("reconnecting", sentence)
-            elif code == 1102:
-                yield StatusEvent("running", sentence)
-            elif code == 1300:
-                yield StatusEvent("notice", sentence)
-                raise ConnectionError("TWS socket port reset")
-            elif code >= 2100 and code not in (2103, 2105, 2157):
-                logger.info("IB notice %s: %s", code, message)
-            else:
-                yield StatusEvent("notice", sentence)
+            async for event in self._handle_connection_notice(code, message):
+                yield event
             return
         refused = self._realtime_state(req_id)
         if refused is None:
             return
         symbol = refused.symbol
         sentence, permanent = describe_ib_error(code, message)
+        if code == TRADE_BUST:
+            # IB deactivated the subscription: a new one at once (the gap fills from history
+            # with its first bar), and a short staleness window in case it stays silent.
+            self._bars.subscribe(refused)
+            refused.recheck_until = time.monotonic() + RECHECK_WINDOW
+            yield StatusEvent("notice", f"{symbol}: {sentence}", symbol=symbol)
+            return
+        if code == COMPETING_SESSION:
+            refused.competing = True
         if code not in REALTIME_SYMBOL_CODES and not permanent:
             logger.info("IB error %s for %s: %s", code, symbol, message)
             return
         if permanent:
             refused.dropped = True
+            refused.refused_reason = sentence
             self._bars.unsubscribe(refused)
             sentence += " The other symbols continue."
         if code in refused.notices and not permanent:
@@ -575,9 +673,212 @@ class IBFeed(Feed):
         refused.notices.add(code)
         yield StatusEvent("notice", f"{symbol}: {sentence}", symbol=symbol, permanent=permanent)
 
+    async def _handle_connection_notice(self, code: int, message: str) -> AsyncIterator[FeedEvent]:
+        """IB's errors and notices about the connection (request id -1)."""
+        if code == 326:
+            return
+        sentence, _ = describe_ib_error(code, message)
+        live = [s for s in self._symbols.values() if not s.dropped]
+        if code == 1100:
+            # TWS lost IB's servers: bars pause. Renewing subscriptions now would be a storm
+            # of requests for nothing; wait for 1101 / 1102.
+            self._link_down = True
+            yield StatusEvent("reconnecting", sentence)
+        elif code in (1101, 1102):
+            self._link_down = False
+            if code == 1101:  # data lost: the old subscriptions stay silent forever
+                for state in live:
+                    self._bars.subscribe(state)
+            before = self._backfilled()
+            for state in live:
+                async for event in self._bars.backfill(state):
+                    yield event
+            filled = _bars_text(self._backfilled() - before)
+            now = time.monotonic()
+            for state in live:
+                state.last_arrival = max(state.last_arrival, now)  # the watchdog starts over
+                state.flow_from = now
+            if code == 1101:
+                yield StatusEvent(
+                    "running",
+                    "TWS / IB Gateway is connected to IB's servers again (market data was "
+                    f"lost): data resubscribed, {filled} backfilled.",
+                )
+            else:
+                yield StatusEvent(
+                    "running",
+                    "TWS / IB Gateway is connected to IB's servers again (market data was "
+                    f"kept): {filled} backfilled.",
+                )
+        elif code == 1300:
+            yield StatusEvent("notice", sentence)
+            raise ConnectionError("TWS socket port reset")
+        elif code == 2103:
+            if self._farm_broken_at is None:
+                self._farm_broken_at = time.monotonic()
+            yield StatusEvent("notice", sentence)
+        elif code == MARKET_FARM_OK:
+            async for event in self._farm_ok(live):
+                yield event
+        elif code == COMPETING_SESSION:
+            for state in live:
+                state.competing = True
+            yield StatusEvent("notice", sentence)
+        elif code >= 2100 and code not in (2105, 2157):
+            logger.info("IB notice %s: %s", code, message)
+        else:
+            yield StatusEvent("notice", sentence)
+
+    async def _farm_ok(self, live: list[SymbolState]) -> AsyncIterator[FeedEvent]:
+        """The market-data farm is back after a 2103: a subscription that got nothing since
+        may be dead without a word (IB does that): renew it now, and watch the others
+        closely for a while."""
+        broken_at, self._farm_broken_at = self._farm_broken_at, None
+        if broken_at is None:
+            return
+        now = time.monotonic()
+        renewed = []
+        for state in live:
+            state.recheck_until = now + RECHECK_WINDOW
+            if state.realtime is not None and state.last_bar_mono < broken_at:
+                self._bars.subscribe(state)
+                renewed.append(state.symbol)
+        said = f"; renewed the subscription of {', '.join(renewed)}" if renewed else ""
+        yield StatusEvent("notice", f"IB's market data farm connection is OK again{said}.")
+
+    # ---- bars in -------------------------------------------------------------------------
+
+    async def _take_live(self, state: SymbolState, bar: Bar) -> AsyncIterator[FeedEvent]:
+        """One realtime bar: ignored (and counted) when it can't be right; after a gap,
+        the missing bars from history first; then the bar."""
+        now = time.monotonic()
+        state.last_arrival = now
+        state.stale_notified = False
+        why = self._ignore_reason(state, bar)
+        if why is not None:
+            state.ignored[why] += 1
+            logger.info("%s: ignored a realtime bar at %s (%s)", state.symbol, bar.time, why)
+            if (notice := self._ignored_notice(state, now)) is not None:
+                yield notice
+            return
+        state.last_bar_mono = now
+        state.last_bar_clock = self.clock()
+        state.renewals = 0
+        if state.competing:
+            state.competing = False
+            state.notices.discard(COMPETING_SESSION)
+            yield StatusEvent(
+                "notice",
+                f"{state.symbol}: bars from IB again (the competing session ended).",
+                symbol=state.symbol,
+            )
+        if state.last_5s is not None and bar.time > state.last_5s + REALTIME_BAR_SECONDS:
+            # Bars are missing (a silent stretch, a renewed subscription): fill them first.
+            before = state.backfilled
+            async for event in self._bars.backfill(state):
+                yield event
+            if (filled := state.backfilled - before) > 0:
+                yield StatusEvent(
+                    "notice",
+                    f"{state.symbol}: {_bars_text(filled)} missing from the realtime stream "
+                    "filled from IB's history.",
+                    symbol=state.symbol,
+                )
+        for out in self._bars.take(state, bar):
+            yield BarEvent(out)
+
+    def _ignore_reason(self, state: SymbolState, bar: Bar) -> str | None:
+        """Why a realtime bar must not be taken in (None: take it; a bar also taken from
+        history is skipped quietly by ``take``)."""
+        now = self.clock()
+        if bar.time > now + FUTURE_TOLERANCE:
+            return "future"
+        newer = state.last_5s is None or bar.time > state.last_5s
+        if newer:
+            return "past" if bar.close_time < now - PAST_TOLERANCE else None
+        if bar.time in state.live_times:
+            return "twice"
+        if state.last_history is not None and bar.time <= state.last_history:
+            return None
+        return "out of order"
+
+    def _ignored_notice(self, state: SymbolState, now: float) -> StatusEvent | None:
+        """The count of ``state``'s ignored bars, when it grew (at most every few seconds)."""
+        total = sum(state.ignored.values())
+        if total == state.ignored_told:
+            return None
+        if state.ignored_told and now - state.ignored_told_at < IGNORED_NOTICE_EVERY:
+            return None
+        state.ignored_told, state.ignored_told_at = total, now
+        labels = {
+            "twice": "that arrived twice",
+            "out of order": "out of order",
+            "future": f"starting more than {FUTURE_TOLERANCE} s in the future",
+            "past": "more than an hour old",
+        }
+        parts = ", ".join(f"{n} {labels[why]}" for why, n in state.ignored.items())
+        return StatusEvent(
+            "notice",
+            f"{state.symbol}: ignored {_bars_text(total)} from IB so far ({parts}); "
+            "no bar is taken twice.",
+            symbol=state.symbol,
+        )
+
+    def _bars_notices(self) -> list[StatusEvent]:
+        """What the bars had to say from inside a request (a pacing wait)."""
+        notices, self._bars.notices = self._bars.notices, []
+        return notices
+
+    def _backfilled(self) -> int:
+        return sum(state.backfilled for state in self._symbols.values())
+
+    # ---- streams -------------------------------------------------------------------------
+
+    def _stream_of(self, state: SymbolState, now: float) -> tuple[str, str] | None:
+        """How ``state``'s bars flow now (None: not resolved yet)."""
+        if state.dropped:
+            return ("refused", state.refused_reason or "IB refused this item.")
+        if state.contract is None or state.realtime is None:
+            return None
+        if state.competing:
+            return ("refused", describe_ib_error(COMPETING_SESSION, "")[0])
+        if state.market is not None and not state.market[0]:
+            return ("closed", state.market[1])
+        if self._link_down:
+            return ("stale", describe_ib_error(1100, "")[0])
+        if now - max(state.last_bar_mono, state.flow_from) > self.stale_after:
+            return ("stale", "No bars from IB while its market is open; renewing the subscription.")
+        return ("streaming", "")
+
+    def _check_streams(self, now: float) -> list[FeedEvent]:
+        events: list[FeedEvent] = []
+        for state in self._symbols.values():
+            stream = self._stream_of(state, now)
+            if stream is None or stream == state.stream:
+                continue
+            state.stream = stream
+            since = self.clock()
+            if stream[0] == "stale" and state.last_bar_clock is not None:
+                since = state.last_bar_clock
+            events.append(StreamEvent(state.symbol, stream[0], stream[1], since))
+        return events
+
+    def _streams_all(self, stream: str, reason: str) -> list[FeedEvent]:
+        """Every item not dropped is now ``stream`` (the connection was lost)."""
+        events: list[FeedEvent] = []
+        for state in self._symbols.values():
+            if state.dropped or state.stream == (stream, reason):
+                continue
+            state.stream = (stream, reason)
+            since = state.last_bar_clock if state.last_bar_clock is not None else self.clock()
+            events.append(StreamEvent(state.symbol, stream, reason, since))
+        return events
+
     def _watchdog(self, now: float) -> list[FeedEvent]:
         """Close the minutes of silent items; renew the subscription of an item silent for
-        ``stale_after`` seconds while its own market is open."""
+        ``stale_after`` seconds while its own market is open and TWS has IB's servers (less
+        just after a farm blip or a trade bust; backing off while it stays silent; rarely
+        during a competing session)."""
         events: list[FeedEvent] = []
         for state in self._symbols.values():
             if state.dropped or state.realtime is None:
@@ -586,17 +887,31 @@ class IBFeed(Feed):
             if silent > MINUTE_FLUSH_AFTER:
                 events.extend(BarEvent(minute) for minute in self._bars.flush(state))
             market_open = state.market is not None and state.market[0]
-            if market_open and silent > self.stale_after:
+            if not market_open or self._link_down:
+                continue
+            window = self.stale_after
+            if now < state.recheck_until:
+                window = min(window, RECHECK_AFTER)
+            if state.competing:
+                window = max(window, COMPETING_RETRY)
+            window *= 2 ** min(state.renewals, 3)
+            if silent > window:
                 logger.info("%s silent for %.0f s; resubscribing", state.symbol, silent)
-                if not state.stale_notified:
+                if not state.stale_notified and not state.competing:
                     events.append(
                         StatusEvent(
                             "notice",
                             f"{state.symbol}: no bars from IB for {silent:.0f} s while its "
-                            "market is open; renewing the subscription.",
+                            "market is open; renewing the subscription (the missed bars "
+                            "come from history).",
                             symbol=state.symbol,
                         )
                     )
                     state.stale_notified = True
+                state.renewals += 1
                 self._bars.subscribe(state)
         return events
+
+
+def _bars_text(count: int) -> str:
+    return f"{count:,} bar{'s' if count != 1 else ''}"

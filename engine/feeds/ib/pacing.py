@@ -29,6 +29,12 @@ WINDOW = 600.0
 MARGIN = 0.1
 
 WARMUP_REQUESTS = 45
+# After IB refuses a request with a pacing violation (its rules are counted on its side, with
+# other programs' requests too): every request waits this long, then the same one is asked
+# again (it is identical to the refused one: IB's 15-second rule applies anyway); up to
+# PACING_RETRIES times, the wait doubling after the second.
+PACING_WAIT = IDENTICAL_WITHIN
+PACING_RETRIES = 4
 
 
 def warmup_budget(symbols: int, *, used: int = 0) -> int:
@@ -46,6 +52,7 @@ class HistoryPacer:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
         self._sent: deque[tuple[float, int, Hashable]] = deque()  # (sent at, contract, key)
+        self._hold_until = 0.0  # after a pacing violation: no request before this
 
     def _forget_old(self, now: float) -> None:
         while self._sent and self._sent[0][0] <= now - WINDOW - MARGIN:
@@ -55,7 +62,7 @@ class HistoryPacer:
         """Seconds to wait before sending this request (0 when it may go now)."""
         now = self.clock()
         self._forget_old(now)
-        until = now
+        until = max(now, self._hold_until)
         same: list[float] = []
         for sent_at, sent_contract, sent_key in self._sent:
             if sent_key == key:
@@ -67,6 +74,10 @@ class HistoryPacer:
         if len(self._sent) >= WINDOW_MAX:
             until = max(until, self._sent[-WINDOW_MAX][0] + WINDOW + MARGIN)
         return until - now
+
+    def hold(self, seconds: float) -> None:
+        """IB refused a request for pacing: send nothing for ``seconds``."""
+        self._hold_until = max(self._hold_until, self.clock() + seconds)
 
     def record(self, key: Hashable, contract: int) -> None:
         """Note a request sent now."""

@@ -76,7 +76,12 @@ class FeedRun:
         return self.bars(symbol, warmup=warmup)
 
     async def wait_status(
-        self, state: str, *, after: int = 0, symbol: str | None = None
+        self,
+        state: str,
+        *,
+        after: int = 0,
+        symbol: str | None = None,
+        timeout: float = WAIT,  # noqa: ASYNC109
     ) -> StatusEvent:
         """The first status event of ``state`` at index ``after`` or later."""
 
@@ -90,7 +95,7 @@ class FeedRun:
                     return event
             return None
 
-        await self.wait_for(lambda: find() is not None)
+        await self.wait_for(lambda: find() is not None, timeout=timeout)
         found = find()
         assert found is not None
         return found

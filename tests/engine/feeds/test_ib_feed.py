@@ -367,7 +367,10 @@ async def test_competing_live_session_is_a_passing_notice(gateway):
     await run.close()
 
 
-async def test_history_pacing_violation_is_explained(gateway):
+async def test_history_pacing_violation_is_waited_out_and_the_warm_up_completes(gateway):
+    """IB refuses the warm-up's history for pacing (its count includes other programs'
+    requests): the feed says so, waits as IB's rules ask (the same request again only after
+    15 s) and asks again; the warm-up still loads its bars."""
     gateway.deny_history(
         "AAPL",
         162,
@@ -376,7 +379,14 @@ async def test_history_pacing_violation_is_explained(gateway):
     run = FeedRun(make_feed(gateway), ["AAPL"], warmup_bars=5)
     notice = await run.wait_status("notice", symbol="AAPL")
     assert "pacing violation" in notice.message
-    await run.wait_status("running")
+    assert "waiting 15 s" in notice.message
+    refused = len(gateway.history_log)
+    gateway.history_denied.clear()  # IB's window moved on
+    await run.wait_status("running", timeout=30)
+    assert len(run.bars("AAPL", warmup=True)) == 5
+    times = [float(r["at"]) for r in gateway.history_log]  # type: ignore[arg-type]
+    assert times[refused] - times[refused - 1] >= 15  # the same request, 15 s later
+    assert gateway.pacing_violations() == []
     await run.close()
 
 

@@ -190,15 +190,16 @@ async def test_an_error_in_the_middle_keeps_the_bars_so_far_and_says_why():
     try:
         run = FeedRun(make_feed(gw), ["AAPL"], warmup_bars=3000)
         await gw.wait_until(lambda: len(gw.history_log) == 2)
-        gw.deny_history("AAPL", 162, "Historical Market Data Service error message:Historical "
-                        "data request pacing violation")  # fmt: skip
+        # Not a pacing violation (that one is waited out and asked again): an error that
+        # asking again does not help.
+        gw.deny_history("AAPL", 322, "Error processing request:-'bX' : cause - Duplicate ticker id")
         await run.wait_for(lambda: any("loaded" in e.message for e in run.statuses("notice")))
         assert run.bars("AAPL", warmup=True) == as_bars("AAPL", rows[-1440:])
         assert len(gw.history_log) == 3
         loaded = next(e for e in run.statuses("notice") if "loaded" in e.message)
         assert loaded.message.startswith(
             "AAPL: warm-up loaded 2 hours of history (1,440 of the 3,000 bars the rules need); "
-            "then IB answered: IB pacing violation"
+            "then IB answered: IB could not process a request: Error processing request"
         )
         assert loaded.message.endswith("Longer-timeframe indicators fill from live bars.")
         await run.close()
