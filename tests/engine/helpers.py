@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import select
 import socket
 import subprocess
@@ -21,9 +22,12 @@ from tests.conftest import ROOT, subprocess_env
 
 
 def start_worker(*args: str, log_path: Path, **env: str) -> subprocess.Popen:
+    """``manage.py runengine`` with this interpreter, or ``SCALP_WORKER_PYTHON``'s (another
+    virtualenv's, e.g. one with ib_insync instead of ib_async)."""
     log = log_path.open("w")
+    python = os.environ.get("SCALP_WORKER_PYTHON") or sys.executable
     return subprocess.Popen(
-        [sys.executable, "manage.py", "runengine", *args],
+        [python, "manage.py", "runengine", *args],
         cwd=ROOT, env=subprocess_env(**env), stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
 
