@@ -9,7 +9,7 @@ import time
 from collections import Counter, deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from engine.core.bars import Bar, MinuteAggregator, time_problem
 from engine.core.instruments import Instrument
@@ -81,6 +81,13 @@ class SymbolState:
             self.instrument = Instrument(self.symbol)
 
 
+class Answer(NamedTuple):
+    """IB's answer to one history request: the closed bars, and its error if any."""
+
+    bars: list[Bar]
+    error: tuple[int, str] | None
+
+
 @dataclass(frozen=True, slots=True)
 class HistoryProgress:
     """The warm-up is about to send history request ``request`` of about ``planned``."""
@@ -136,8 +143,6 @@ class IBBars:
         self.clock = clock
         self.aggregator = MinuteAggregator() if bar_seconds == 60 else None
         self._request_errors: dict[str, tuple[int, str]] = {}  # symbol -> last error
-        # Sentences for the user from inside a request (a pacing wait): the feed yields them.
-        self.notices: list[StatusEvent] = []
 
     # ---- request errors ------------------------------------------------------------------
 
@@ -229,40 +234,46 @@ class IBBars:
         if client is None or contract is None:
             raise ConnectionError("connection lost while loading history")
         key = (contract.con_id, bar_seconds, duration, end, self.use_rth)
-        for attempt in range(PACING_RETRIES + 1):
-            while (delay := self.pacer.delay(key, contract.con_id)) > 0:
-                if delay > 1:
-                    logger.info("%s: waiting %.1f s for IB's history pacing", state.symbol, delay)
-                await asyncio.sleep(min(delay, 0.5))
-                if client is not self.connection.client:
-                    raise ConnectionError("connection lost while loading history")
-            self.pacer.record(key, contract.con_id)
-            self._request_errors.pop(state.symbol, None)
-            bars = await client.history_bars(
-                contract, bar_seconds=bar_seconds, duration=duration, use_rth=self.use_rth, end=end
-            )
+        while (delay := self.pacer.delay(key, contract.con_id)) > 0:
+            if delay > 1:
+                logger.info("%s: waiting %.1f s for IB's history pacing", state.symbol, delay)
+            await asyncio.sleep(min(delay, 0.5))
             if client is not self.connection.client:
                 raise ConnectionError("connection lost while loading history")
-            error = self._request_errors.pop(state.symbol, None)
-            if bars or not is_pacing(error) or attempt == PACING_RETRIES:
-                break
-            # IB counts its pacing with other programs' requests too: wait, then ask again.
-            wait = PACING_WAIT * (1 if attempt < 2 else 2 ** (attempt - 1))
-            self.pacer.hold(wait)
-            self.notices.append(
-                StatusEvent(
-                    "notice",
-                    f"{state.symbol}: IB refused a history request (pacing violation); "
-                    f"waiting {wait:g} s as IB's rules ask, then asking again.",
-                    symbol=state.symbol,
-                )
-            )
+        self.pacer.record(key, contract.con_id)
+        self._request_errors.pop(state.symbol, None)
+        bars = await client.history_bars(
+            contract, bar_seconds=bar_seconds, duration=duration, use_rth=self.use_rth, end=end
+        )
+        if client is not self.connection.client:
+            raise ConnectionError("connection lost while loading history")
+        error = self._request_errors.pop(state.symbol, None)
         now = self.clock()
         return [b for b in bars if b.close_time <= now], error  # not the one still forming
 
+    async def _paced(
+        self, state: SymbolState, duration: int, bar_seconds: int, end: int | None = None
+    ) -> AsyncIterator[StatusEvent | Answer]:
+        """:meth:`_history`, asked again after a pacing violation (IB counts its pacing
+        with other programs' requests too): yields a notice before each wait, then the
+        answer."""
+        for attempt in range(PACING_RETRIES + 1):
+            bars, error = await self._history(state, duration, bar_seconds, end)
+            if bars or not is_pacing(error) or attempt == PACING_RETRIES:
+                yield Answer(bars, error)
+                return
+            wait = PACING_WAIT * (1 if attempt < 2 else 2 ** (attempt - 1))
+            self.pacer.hold(wait)  # every request waits: the refused one counts on IB's side
+            yield StatusEvent(
+                "notice",
+                f"{state.symbol}: IB refused a history request (pacing violation); waiting "
+                f"{wait:g} s as IB's rules ask, then asking again.",
+                symbol=state.symbol,
+            )
+
     async def _load_history(
         self, state: SymbolState, warmup_bars: int, budget: int
-    ) -> AsyncIterator[HistoryProgress | HistoryResult]:
+    ) -> AsyncIterator[HistoryProgress | HistoryResult | StatusEvent]:
         """Walk back through IB's history until ``warmup_bars`` bars are in, IB has no
         more, or ``budget`` requests are spent: the most recent window first, then windows
         of IB's longest duration, each ending where the bars so far begin. A window with no
@@ -273,7 +284,11 @@ class IBBars:
         window = MAX_5S_HISTORY if seconds == 5 else MAX_1M_HISTORY
         first = min(window, warmup_bars * seconds * 2 + 60)
         show_progress = warmup_bars * seconds > window  # more than one request's worth
-        bars, error = await self._history(state, first, seconds)
+        async for got in self._paced(state, first, seconds):
+            if isinstance(got, StatusEvent):
+                yield got
+            else:
+                bars, error = got
         chunks = [bars]  # newest first
         have = len(bars)
         # Where the next window ends: the first bar so far, else the first window's start,
@@ -306,7 +321,11 @@ class IBBars:
                     yield step
                 # Up to the end of the hour: the hour ``end`` falls in may have bars before it.
                 map_end = -(-end // MAP_BAR_SECONDS) * MAP_BAR_SECONDS
-                found, error = await self._history(state, MAP_DURATION, MAP_BAR_SECONDS, map_end)
+                async for got in self._paced(state, MAP_DURATION, MAP_BAR_SECONDS, map_end):
+                    if isinstance(got, StatusEvent):
+                        yield got
+                    else:
+                        found, error = got
                 requests += 1
                 hours, hours_from = [b.time for b in found], map_end - MAP_DURATION
                 need_map = False
@@ -325,7 +344,11 @@ class IBBars:
                 end = target
             if (step := progress()) is not None:
                 yield step
-            bars, error = await self._history(state, window, seconds, end)
+            async for got in self._paced(state, window, seconds, end):
+                if isinstance(got, StatusEvent):
+                    yield got
+                else:
+                    bars, error = got
             requests += 1
             if bars:
                 chunks.append(bars)
@@ -365,6 +388,8 @@ class IBBars:
                         f"({step.bars:,} of {warmup_bars:,} bars so far)…",
                         symbol=symbol,
                     )
+                elif isinstance(step, StatusEvent):  # a pacing wait
+                    yield step
                 else:
                     result = step
             assert result is not None
@@ -424,9 +449,12 @@ class IBBars:
             symbol=symbol,
         )
 
-    async def backfill(self, state: SymbolState) -> AsyncIterator[FeedEvent]:
+    async def backfill(
+        self, state: SymbolState, *, before: int | None = None
+    ) -> AsyncIterator[FeedEvent]:
         """Yield the bars missed since the last one taken in (after a reconnect, a silent
-        stretch, a gap in the realtime bars); ``state.backfilled`` counts them."""
+        stretch, a gap in the realtime bars: those starting ``before`` the live bar that
+        showed it); ``state.backfilled`` counts them."""
         if state.last_5s is None or state.contract is None:
             return
         now = self.clock()
@@ -438,13 +466,21 @@ class IBBars:
             logger.warning("%s: gap of %.0f s, backfilling the last hour", state.symbol, gap)
         # An explicit end (the last whole 5 s): two backfills are never IB-identical requests.
         end = int(now) // REALTIME_BAR_SECONDS * REALTIME_BAR_SECONDS
-        bars, error = await self._history(state, duration, REALTIME_BAR_SECONDS, end)
+        bars: list[Bar] = []
+        error: tuple[int, str] | None = None
+        async for got in self._paced(state, duration, REALTIME_BAR_SECONDS, end):
+            if isinstance(got, StatusEvent):
+                yield got
+            else:
+                bars, error = got
         if error is not None and not bars:
             sentence, _ = describe_ib_error(*error)
             if "no historical bars" not in sentence:
                 yield StatusEvent("notice", f"{state.symbol}: backfill failed: {sentence}",
                                   symbol=state.symbol)  # fmt: skip
         for bar in bars:
+            if before is not None and bar.time >= before:
+                break
             for out in self.take(state, bar, live=False):
                 state.backfilled += 1
                 yield BarEvent(out)

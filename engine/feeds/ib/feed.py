@@ -206,7 +206,7 @@ class IBFeed(Feed):
     def _on_error(self, req_id: int, code: int, message: str, symbol: str | None) -> None:
         """IB's error callback (current connection only): connection and realtime errors go
         to the inbox, those of history and contract lookups to the bars."""
-        if code in FARM_OK_CODES or (code == MARKET_FARM_OK and self._farm_broken_at is None):
+        if code in FARM_OK_CODES:
             return
         if req_id == -1 or self._realtime_state(req_id) is not None:
             self._inbox.put_nowait(ErrorArrived(self.connection.generation, req_id, code, message))
@@ -359,8 +359,6 @@ class IBFeed(Feed):
                 async for event in self._bars.backfill(state):
                     yield event
         backfilled = self._backfilled() - before
-        for event in self._bars_notices():
-            yield event
         async for event in self._warm_up_all(cold, warmup_bars):
             yield event
         if client is not self.connection.client:
@@ -423,8 +421,6 @@ class IBFeed(Feed):
                 if not any(not s.dropped for s in self._symbols.values()):
                     yield StatusEvent("error", NOTHING_LEFT, permanent=True)
                     raise FeedError(NOTHING_LEFT, permanent=True)
-            for event in self._bars_notices():
-                yield event
             now = time.monotonic()
             if now - last_tick >= 1.0:
                 last_tick = now
@@ -436,6 +432,10 @@ class IBFeed(Feed):
                     yield event
                 for event in self._check_streams(now):
                     yield event
+                for state in self._symbols.values():
+                    # The ignored bars not told yet (at most one notice every few seconds).
+                    if (notice := self._ignored_notice(state, now)) is not None:
+                        yield notice
 
     async def _warm_up_all(
         self, cold: list[SymbolState], warmup_bars: int
@@ -461,18 +461,7 @@ class IBFeed(Feed):
         try:
             running = len(tasks)
             while running:
-                if not queue.empty():  # the common case, thousands of bars: no timer
-                    item = queue.get_nowait()
-                else:
-                    try:
-                        item = await asyncio.wait_for(queue.get(), 0.5)
-                    except TimeoutError:
-                        for event in self._bars_notices():  # a pacing wait under way
-                            yield event
-                        continue
-                if self._bars.notices:
-                    for event in self._bars_notices():
-                        yield event
+                item = await queue.get()
                 if item is None:
                     running -= 1
                 elif isinstance(item, Exception):
@@ -775,7 +764,7 @@ class IBFeed(Feed):
         if state.last_5s is not None and bar.time > state.last_5s + REALTIME_BAR_SECONDS:
             # Bars are missing (a silent stretch, a renewed subscription): fill them first.
             before = state.backfilled
-            async for event in self._bars.backfill(state):
+            async for event in self._bars.backfill(state, before=bar.time):
                 yield event
             if (filled := state.backfilled - before) > 0:
                 yield StatusEvent(
@@ -823,11 +812,6 @@ class IBFeed(Feed):
             "no bar is taken twice.",
             symbol=state.symbol,
         )
-
-    def _bars_notices(self) -> list[StatusEvent]:
-        """What the bars had to say from inside a request (a pacing wait)."""
-        notices, self._bars.notices = self._bars.notices, []
-        return notices
 
     def _backfilled(self) -> int:
         return sum(state.backfilled for state in self._symbols.values())
@@ -887,8 +871,8 @@ class IBFeed(Feed):
             if silent > MINUTE_FLUSH_AFTER:
                 events.extend(BarEvent(minute) for minute in self._bars.flush(state))
             market_open = state.market is not None and state.market[0]
-            if not market_open or self._link_down:
-                continue
+            if not market_open or self._link_down or self._farm_broken_at is not None:
+                continue  # nothing to renew: IB says it sends nothing now
             window = self.stale_after
             if now < state.recheck_until:
                 window = min(window, RECHECK_AFTER)

@@ -8,7 +8,14 @@ import time
 from collections.abc import Callable, Sequence
 
 from engine.core.bars import Bar
-from engine.feeds.base import BarEvent, FeedEvent, InstrumentEvent, MarketEvent, StatusEvent
+from engine.feeds.base import (
+    BarEvent,
+    FeedEvent,
+    InstrumentEvent,
+    MarketEvent,
+    StatusEvent,
+    StreamEvent,
+)
 
 WAIT = 5.0  # generous upper bound for any single wait; tests never sleep this long
 
@@ -100,6 +107,20 @@ class FeedRun:
         assert found is not None
         return found
 
+    async def wait_for_message(self, fragment: str, *, timeout: float = WAIT) -> str:  # noqa: ASYNC109
+        """The first status sentence containing ``fragment`` (waiting for it)."""
+
+        def find() -> str | None:
+            return next((m for m in self._messages() if fragment in m), None)
+
+        await self.wait_for(lambda: find() is not None, timeout=timeout)
+        found = find()
+        assert found is not None
+        return found
+
+    def _messages(self) -> list[str]:
+        return [e.message for e in self.events if isinstance(e, StatusEvent)]
+
     def bars(self, symbol: str | None = None, *, warmup: bool | None = False) -> list[Bar]:
         return [
             e.bar
@@ -118,6 +139,10 @@ class FeedRun:
             for e in self.events
             if isinstance(e, MarketEvent) and (symbol is None or e.symbol == symbol)
         ]
+
+    def streams(self, symbol: str) -> list[str]:
+        """``symbol``'s stream states in the order the feed reported them."""
+        return [e.stream for e in self.events if isinstance(e, StreamEvent) and e.symbol == symbol]
 
     def statuses(self, state: str | None = None) -> list[StatusEvent]:
         return [
@@ -138,6 +163,8 @@ class FeedRun:
                 lines.append(f"instrument {e.symbol}: {e.contract}")
             elif isinstance(e, MarketEvent):
                 lines.append(f"market {e.symbol}: {'open' if e.is_open else 'closed'}, {e.line}")
+            elif isinstance(e, StreamEvent):
+                lines.append(f"stream {e.symbol}: {e.stream} {e.reason}")
             else:
                 lines.append(
                     f"{e.state}: {e.message} [{e.symbol}{' permanent' if e.permanent else ''}]"
