@@ -60,7 +60,9 @@ class StatusEvent(TypedDict):
     rule_id: NotRequired[int | None]
     watchlist_id: NotRequired[int | None]
     rule_ids: NotRequired[list[int]]
-    # per item: {"contract": {...} | null, "open": bool | null, "market": "trading (…)"}
+    # per item: {"contract": {...} | null, "open": bool | null, "market": "trading (…)",
+    #  "stream": "streaming" | "stale" | "closed" | "refused" | null, "stream_reason": "…",
+    #  "stream_since": epoch seconds | null, "last_bar": epoch seconds | null}
     symbols: NotRequired[dict[str, dict[str, object]]]
 
 
