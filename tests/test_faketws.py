@@ -686,6 +686,16 @@ async def test_hours_preset_always_is_open_around_the_clock():
     assert all(d[8:] == f":0000-{d[14:22]}:0000" for d in days), days
 
 
+async def until_state(ctl: ControlClient, predicate) -> dict:
+    """Poll a gateway in another process until its state satisfies ``predicate``."""
+    for _ in range(int(WAIT / 0.025)):
+        state = await ctl.call("state")
+        if predicate(state):
+            return state
+        await asyncio.sleep(0.025)
+    raise AssertionError(f"the fake TWS's state never got there: {state}")
+
+
 async def test_separate_process_faults_by_script_and_control_socket_on_the_test_clock(tmp_path):
     epoch = datetime(2026, 12, 7, 14, 30, tzinfo=UTC).timestamp()  # a Monday, 09:30 New York
     t0 = int(epoch) - 600
@@ -704,8 +714,7 @@ async def test_separate_process_faults_by_script_and_control_socket_on_the_test_
     try:
         ports = json.loads(await asyncio.wait_for(proc.stdout.readline(), 20))
         ctl = ControlClient("127.0.0.1", ports["control_port"])
-        while (await ctl.call("state"))["history_refusals"] != 1:  # the script's actions
-            await asyncio.sleep(0.01)
+        await until_state(ctl, lambda state: state["history_refusals"] == 1)  # the actions ran
         refused = ibapi.IB()
         with pytest.raises((TimeoutError, ConnectionError)):
             await refused.connectAsync("127.0.0.1", ports["port"], clientId=5, timeout=1)
@@ -739,8 +748,7 @@ async def test_separate_process_faults_by_script_and_control_socket_on_the_test_
         watch.ib.disconnectedEvent += lost.set
         assert (await ctl.call("daily_restart", seconds=0.3))["listening"] is False
         await asyncio.wait_for(lost.wait(), WAIT)
-        while not (await ctl.call("state"))["listening"]:
-            await asyncio.sleep(0.05)
+        await until_state(ctl, lambda state: state["listening"])
         ib = await connect(ports["port"], client_id=5)  # listening again, 5 released
         ib.disconnect()
         await ctl.call("shutdown")
