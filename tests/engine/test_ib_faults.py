@@ -387,7 +387,7 @@ def test_competing_session_is_explained_and_bars_resume_when_it_ends(day):
     assert d.subscribes("AAPL") == d.subscribes("MSFT") == 1, "no resubscribe storm"
     d.gw.call("competing_session", on=False)
     wait_processed(d.push(20))  # the existing subscriptions deliver again
-    d.wait_said("the competing session ended")
+    d.wait_said("Bars from IB again: the competing live session ended.")
     d.wait_streaming()
     d.finish()
 

@@ -73,7 +73,7 @@ def story_expectations(kind: str, symbols: tuple[str, ...]) -> list[tuple[str, s
                       ("gap filled", f"{sym}: .*filled from IB's history")],
         "trade_bust": [("10225", f"{sym}: IB cancelled the realtime bars after a trade bust")],
         "competing_session": [("10197", "competing live session"),
-                              ("its end", r"bars from IB again \(the competing session ended\)")],
+                              ("its end", r"Bars from IB again: the competing live session ended")],
         "pacing": [("drop", lost), ("162 pacing", "pacing violation.* waiting"), ("back", back)],
         "daily_restart": [("restart", "IB Gateway daily restart .*back at about"),
                           ("back", back)],

@@ -106,7 +106,9 @@ def describe_ib_error(code: int, msg: str) -> tuple[str, bool]:
             )
         if "no data" in lower:
             return ("IB has no historical bars for this period.", False)
-        if "competing live session" in lower:
+        if "competing live session" in lower or "connected from a different ip" in lower:
+            # IB's history service says it either way ("Trading TWS session is connected
+            # from a different IP address").
             return describe_ib_error(10197, text)
     if code == 420 and "permission" not in lower and text:
         return (f"IB refused realtime bars (IB error 420): {text}", False)

@@ -7,9 +7,8 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import ClassVar
-from zoneinfo import ZoneInfo
 
 from engine.core.bars import Bar
 from engine.core.instruments import DEFAULT_ROLL_DAYS, ItemError, parse_item
@@ -45,6 +44,13 @@ from engine.feeds.ib.errors import (
     describe_ib_error,
     format_seconds,
 )
+from engine.feeds.ib.health import (
+    bars_text,
+    ignore_reason,
+    ignored_notice,
+    restart_sentence,
+    stream_of,
+)
 from engine.feeds.ib.inbox import (
     BadBar,
     BarArrived,
@@ -61,22 +67,12 @@ logger = logging.getLogger(__name__)
 
 # Retry interval cap while the TWS port refuses connections (TWS not running yet).
 REFUSED_RETRY = 2.0
-# A realtime bar is ignored (and counted in a notice) when it starts more than this far ahead
-# of the clock, or closed more than this long ago: IB sends each bar as it closes.
-FUTURE_TOLERANCE = 60
-PAST_TOLERANCE = 3600
-IGNORED_NOTICE_EVERY = 5.0  # at most one "ignored bars" notice per item this often (s)
 # After a market-data farm blip or a trade bust, a stream silent this long is renewed at once
 # (IB sends a bar every 5 s), for RECHECK_WINDOW seconds.
 RECHECK_AFTER = 7.0
 RECHECK_WINDOW = 30.0
 # During a competing session IB sends nothing: ask again this rarely (no resubscribe storm).
 COMPETING_RETRY = 60.0
-# The daily restart of TWS / IB Gateway: a lost connection this close to the restart time
-# is that restart, which takes about RESTART_TAKES.
-RESTART_BEFORE = timedelta(minutes=5)
-RESTART_AFTER = timedelta(minutes=15)
-RESTART_TAKES = timedelta(minutes=3)
 NEXT_CLIENT_IDS = 9  # with the setting on: client id, then up to this many next ones
 
 
@@ -139,6 +135,7 @@ class IBFeed(Feed):
         self._refreshes: set[asyncio.Task[None]] = set()
         self._link_down = False  # TWS lost IB's servers (1100) until 1101 / 1102
         self._farm_broken_at: float | None = None  # monotonic time of a 2103 not yet OK
+        self._competing_told = False  # a competing session (10197) was told, not its end
 
     # ---- public --------------------------------------------------------------------------
 
@@ -266,7 +263,11 @@ class IBFeed(Feed):
                     if id_in_use >= 3:
                         yield StatusEvent("error", failure.message, permanent=True)
                         raise FeedError(failure.message, code=326, permanent=True) from None
-                restart = self._restart_sentence() if ever_connected else None
+                restart = (
+                    restart_sentence(self.restart_time, self.restart_zone, self.clock())
+                    if ever_connected
+                    else None
+                )
                 if restart is not None:
                     yield StatusEvent(state, restart)
                 else:
@@ -295,7 +296,7 @@ class IBFeed(Feed):
             self._disconnect()
             self._link_down = False
             self._farm_broken_at = None
-            restart = self._restart_sentence()
+            restart = restart_sentence(self.restart_time, self.restart_zone, self.clock())
             for event in self._streams_all("stale", restart or "Reconnecting to TWS / IB Gateway."):
                 yield event
             yield StatusEvent(
@@ -304,27 +305,6 @@ class IBFeed(Feed):
             )
             if await self._sleep(backoff):
                 return
-
-    def _restart_sentence(self) -> str | None:
-        """The status while TWS / IB Gateway does its daily restart: None unless the clock is
-        within [restart − 5 min, restart + 15 min] of the restart time of the Settings."""
-        text = (self.restart_time or "").strip()
-        try:
-            hour, minute = (int(part) for part in text.split(":"))
-            zone = ZoneInfo(self.restart_zone)
-            now = datetime.fromtimestamp(self.clock(), zone)
-            today = now.replace(hour=hour, minute=minute, second=0, microsecond=0)
-        except (ValueError, KeyError, OSError):
-            return None
-        for at in (today - timedelta(days=1), today, today + timedelta(days=1)):
-            if at - RESTART_BEFORE <= now <= at + RESTART_AFTER:
-                back = at + RESTART_TAKES
-                when = f"back at about {back:%H:%M}" if now < back else "back any moment"
-                return (
-                    f"TWS / IB Gateway daily restart ({text} {self.restart_zone}); {when}. "
-                    "Waiting, then reconnecting and filling the gap from history."
-                )
-        return None
 
     # ---- one connected session -----------------------------------------------------------
 
@@ -375,7 +355,7 @@ class IBFeed(Feed):
         as_id = f" as client id {client_id}" if client_id != self.client_id else ""
         again = ""
         if reconnected:
-            again = f"Reconnected; data resubscribed, {_bars_text(backfilled)} backfilled. "
+            again = f"Reconnected; data resubscribed, {bars_text(backfilled)} backfilled. "
         yield StatusEvent(
             "running",
             f"{again}Receiving {size} bars for {names} from TWS at {self.host}:{self.port}{as_id}.",
@@ -434,7 +414,7 @@ class IBFeed(Feed):
                     yield event
                 for state in self._symbols.values():
                     # The ignored bars not told yet (at most one notice every few seconds).
-                    if (notice := self._ignored_notice(state, now)) is not None:
+                    if (notice := ignored_notice(state, now)) is not None:
                         yield notice
 
     async def _warm_up_all(
@@ -648,7 +628,12 @@ class IBFeed(Feed):
             yield StatusEvent("notice", f"{symbol}: {sentence}", symbol=symbol)
             return
         if code == COMPETING_SESSION:
+            # It concerns the whole IB login: one sentence for every item it silences.
             refused.competing = True
+            if not self._competing_told:
+                self._competing_told = True
+                yield StatusEvent("notice", sentence)
+            return
         if code not in REALTIME_SYMBOL_CODES and not permanent:
             logger.info("IB error %s for %s: %s", code, symbol, message)
             return
@@ -682,7 +667,7 @@ class IBFeed(Feed):
             for state in live:
                 async for event in self._bars.backfill(state):
                     yield event
-            filled = _bars_text(self._backfilled() - before)
+            filled = bars_text(self._backfilled() - before)
             now = time.monotonic()
             for state in live:
                 state.last_arrival = max(state.last_arrival, now)  # the watchdog starts over
@@ -712,7 +697,9 @@ class IBFeed(Feed):
         elif code == COMPETING_SESSION:
             for state in live:
                 state.competing = True
-            yield StatusEvent("notice", sentence)
+            if not self._competing_told:
+                self._competing_told = True
+                yield StatusEvent("notice", sentence)
         elif code >= 2100 and code not in (2105, 2157):
             logger.info("IB notice %s: %s", code, message)
         else:
@@ -743,11 +730,11 @@ class IBFeed(Feed):
         now = time.monotonic()
         state.last_arrival = now
         state.stale_notified = False
-        why = self._ignore_reason(state, bar)
+        why = ignore_reason(state, bar, self.clock())
         if why is not None:
             state.ignored[why] += 1
             logger.info("%s: ignored a realtime bar at %s (%s)", state.symbol, bar.time, why)
-            if (notice := self._ignored_notice(state, now)) is not None:
+            if (notice := ignored_notice(state, now)) is not None:
                 yield notice
             return
         state.last_bar_mono = now
@@ -755,12 +742,9 @@ class IBFeed(Feed):
         state.renewals = 0
         if state.competing:
             state.competing = False
-            state.notices.discard(COMPETING_SESSION)
-            yield StatusEvent(
-                "notice",
-                f"{state.symbol}: bars from IB again (the competing session ended).",
-                symbol=state.symbol,
-            )
+            if self._competing_told:  # the first item back says it for all
+                self._competing_told = False
+                yield StatusEvent("notice", "Bars from IB again: the competing live session ended.")
         if state.last_5s is not None and bar.time > state.last_5s + REALTIME_BAR_SECONDS:
             # Bars are missing (a silent stretch, a renewed subscription): fill them first.
             before = state.backfilled
@@ -769,75 +753,22 @@ class IBFeed(Feed):
             if (filled := state.backfilled - before) > 0:
                 yield StatusEvent(
                     "notice",
-                    f"{state.symbol}: {_bars_text(filled)} missing from the realtime stream "
+                    f"{state.symbol}: {bars_text(filled)} missing from the realtime stream "
                     "filled from IB's history.",
                     symbol=state.symbol,
                 )
         for out in self._bars.take(state, bar):
             yield BarEvent(out)
 
-    def _ignore_reason(self, state: SymbolState, bar: Bar) -> str | None:
-        """Why a realtime bar must not be taken in (None: take it; a bar also taken from
-        history is skipped quietly by ``take``)."""
-        now = self.clock()
-        if bar.time > now + FUTURE_TOLERANCE:
-            return "future"
-        newer = state.last_5s is None or bar.time > state.last_5s
-        if newer:
-            return "past" if bar.close_time < now - PAST_TOLERANCE else None
-        if bar.time in state.live_times:
-            return "twice"
-        if state.last_history is not None and bar.time <= state.last_history:
-            return None
-        return "out of order"
-
-    def _ignored_notice(self, state: SymbolState, now: float) -> StatusEvent | None:
-        """The count of ``state``'s ignored bars, when it grew (at most every few seconds)."""
-        total = sum(state.ignored.values())
-        if total == state.ignored_told:
-            return None
-        if state.ignored_told and now - state.ignored_told_at < IGNORED_NOTICE_EVERY:
-            return None
-        state.ignored_told, state.ignored_told_at = total, now
-        labels = {
-            "twice": "that arrived twice",
-            "out of order": "out of order",
-            "future": f"starting more than {FUTURE_TOLERANCE} s in the future",
-            "past": "more than an hour old",
-        }
-        parts = ", ".join(f"{n} {labels[why]}" for why, n in state.ignored.items())
-        return StatusEvent(
-            "notice",
-            f"{state.symbol}: ignored {_bars_text(total)} from IB so far ({parts}); "
-            "no bar is taken twice.",
-            symbol=state.symbol,
-        )
-
     def _backfilled(self) -> int:
         return sum(state.backfilled for state in self._symbols.values())
 
     # ---- streams -------------------------------------------------------------------------
 
-    def _stream_of(self, state: SymbolState, now: float) -> tuple[str, str] | None:
-        """How ``state``'s bars flow now (None: not resolved yet)."""
-        if state.dropped:
-            return ("refused", state.refused_reason or "IB refused this item.")
-        if state.contract is None or state.realtime is None:
-            return None
-        if state.competing:
-            return ("refused", describe_ib_error(COMPETING_SESSION, "")[0])
-        if state.market is not None and not state.market[0]:
-            return ("closed", state.market[1])
-        if self._link_down:
-            return ("stale", describe_ib_error(1100, "")[0])
-        if now - max(state.last_bar_mono, state.flow_from) > self.stale_after:
-            return ("stale", "No bars from IB while its market is open; renewing the subscription.")
-        return ("streaming", "")
-
     def _check_streams(self, now: float) -> list[FeedEvent]:
         events: list[FeedEvent] = []
         for state in self._symbols.values():
-            stream = self._stream_of(state, now)
+            stream = stream_of(state, now, link_down=self._link_down, stale_after=self.stale_after)
             if stream is None or stream == state.stream:
                 continue
             state.stream = stream
@@ -895,7 +826,3 @@ class IBFeed(Feed):
                 state.renewals += 1
                 self._bars.subscribe(state)
         return events
-
-
-def _bars_text(count: int) -> str:
-    return f"{count:,} bar{'s' if count != 1 else ''}"

@@ -228,7 +228,7 @@ async def test_a_competing_session_and_its_end(gw):
     await aapl.push(2)
     gw.competing_session(True)
     said = await run.wait_for_message("competing live session")
-    assert said.startswith("AAPL: IB sends no market data during a competing live session")
+    assert said.startswith("IB sends no market data during a competing live session")
     await run.wait_for(lambda: "refused" in run.streams("AAPL"))
     await aapl.push(3, delivered=False)
     await asyncio.sleep(3 * STALE)
@@ -236,7 +236,7 @@ async def test_a_competing_session_and_its_end(gw):
     gw.competing_session(False)
     await aapl.push(2)
     await all_in(run, aapl)
-    assert "AAPL: bars from IB again (the competing session ended)." in messages(run)
+    assert "Bars from IB again: the competing live session ended." in messages(run)
     await run.wait_for(lambda: run.streams("AAPL")[-1] == "streaming")
     await run.close()
 

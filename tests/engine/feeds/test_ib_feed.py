@@ -350,6 +350,11 @@ async def test_describe_ib_error():
     assert permanent and "symbol" in message
     message, permanent = describe_ib_error(10197, "No market data during competing live session")
     assert not permanent and "competing live session" in message
+    other_ip = (
+        "Historical Market Data Service error message:Trading TWS session is connected "
+        "from a different IP address"
+    )
+    assert describe_ib_error(162, other_ip) == describe_ib_error(10197, other_ip)
     assert describe_ib_error(354, "Requested market data is not subscribed.")[1]
     assert describe_ib_error(99999, "odd")[0] == "IB error 99999: odd"
 
@@ -359,9 +364,10 @@ async def test_competing_live_session_is_a_passing_notice(gateway):
     await run.wait_status("running")
     sub = await gateway.wait_subscribed("AAPL")
     gateway.inject_error(sub.req_id, 10197, "No market data during competing live session")
-    notice = await run.wait_status("notice", symbol="AAPL")
-    assert not notice.permanent
-    assert "competing live session" in notice.message and "Log out" in notice.message
+    said = await run.wait_for_message("competing live session")
+    notice = next(e for e in run.statuses("notice") if e.message == said)
+    assert not notice.permanent and notice.symbol is None  # the whole login, not one item
+    assert "Log out" in notice.message
     await gateway.push_bar("AAPL", gateway.t0, 1, 2, 0.5, 1.5, 10)
     await run.wait_bars("AAPL", 1)
     await run.close()
