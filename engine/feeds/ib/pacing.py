@@ -25,9 +25,10 @@ SAME_CONTRACT_WITHIN = 2.0
 WINDOW_MAX = 60  # requests in WINDOW seconds
 WINDOW = 600.0
 # Added to every wait: TWS sees a request a little after we send it, and not always with the
-# same delay (on a busy machine a tenth of a second was not always enough: the sixth request
-# for a contract reached the gateway 1.97 s after the first).
-MARGIN = 0.25
+# same delay. On a busy machine a tenth of a second was not enough (the sixth request for a
+# contract reached a gateway 1.97 s after the first), nor a quarter (1.92 s); half a second
+# costs a warm-up of 5 symbols about 2 s.
+MARGIN = 0.5
 
 WARMUP_REQUESTS = 45
 # After IB refuses a request with a pacing violation (its rules are counted on its side, with
