@@ -65,9 +65,8 @@ class AppSettingsAdmin(admin.ModelAdmin):
         settings_update(**{name: form.cleaned_data[name] for name in SETTINGS_FIELDS})
 
 
-@admin.register(EngineState)
-class EngineStateAdmin(admin.ModelAdmin):
-    list_display = ["effective_state", "desired", "message", "heartbeat", "pid"]
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows only the worker writes: listed, never added, changed or deleted here."""
 
     def has_add_permission(self, request):
         return False
@@ -79,20 +78,16 @@ class EngineStateAdmin(admin.ModelAdmin):
         return False
 
 
+@admin.register(EngineState)
+class EngineStateAdmin(ReadOnlyAdmin):
+    list_display = ["effective_state", "desired", "message", "heartbeat", "pid"]
+
+
 @admin.register(EngineEvent)
-class EngineEventAdmin(admin.ModelAdmin):
+class EngineEventAdmin(ReadOnlyAdmin):
     """The engine's story, newest first: written by the worker only."""
 
     list_display = ["time", "state", "symbol", "message"]
     list_filter = ["state"]
     search_fields = ["message", "symbol"]
     date_hierarchy = "time"
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -4,12 +4,9 @@ TWS not running yet). Signals must equal what `replay` computes over the same ba
 
 from __future__ import annotations
 
-import json
 import time
-from io import StringIO
 
 import pytest
-from django.core.management import call_command
 from django.db import connection
 
 from engine.models import EngineState
@@ -19,11 +16,13 @@ from tests.engine.helpers import (
     Gateway,
     engine_state,
     gateway_symbol,
+    interleave,
+    replay_split,
     start_worker,
     stop_worker,
     trend_bars,
+    wait_processed,
     wait_until,
-    write_bars,
 )
 from tests.factories import make_rule, make_watchlist
 
@@ -85,35 +84,6 @@ def push(gw: Gateway, rows: list[tuple]) -> None:
         reply = gw.call("push_bar", symbol=symbol, time=t, open=o, high=h, low=low, close=c,
                         volume=v)  # fmt: skip
         assert reply["delivered"] == 1, f"{symbol} {t} reached no subscription"
-
-
-def interleave(*lists: list[tuple]) -> list[tuple]:
-    return sorted((row for rows in lists for row in rows), key=lambda r: (r[0], r[6]))
-
-
-def wait_processed(rows: list[tuple]):
-    """Until the worker's last processed bar is the last of ``rows`` (close time)."""
-    last = max(r[0] for r in rows) + 5
-    return wait_until(
-        lambda: (s := engine_state()) and s.last_bar_time and s.last_bar_time.timestamp() >= last,
-        timeout=WAIT, what=f"the worker to process the bar closing at {last}",
-    )  # fmt: skip
-
-
-def replay_live(tmp_path, rule, history: list[tuple], live: list[tuple]) -> tuple[list, list]:
-    """`replay` over history + live bars in one CSV: (signals in the live part, signals that
-    fell inside the warm-up, which the live engine must never emit)."""
-    bars = write_bars(tmp_path / "all-bars.csv", interleave(history, live))
-    rule_file = tmp_path / "rule.json"
-    rule_file.write_text(json.dumps(rule.to_json()))
-    out = StringIO()
-    call_command("replay", "--bars", str(bars), "--rule", str(rule_file), "--bar-seconds", "5",
-                 stdout=out)  # fmt: skip
-    events = [json.loads(line) for line in out.getvalue().splitlines()]
-    warm_end = max(r[0] for r in history) + 5
-    key = [(e["timestamp"], e["symbol"], e["price"], e["rule_id"]) for e in events]
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(warm_end))
-    return sorted(k for k in key if k[0] > stamp), sorted(k for k in key if k[0] <= stamp)
 
 
 def running() -> bool:
@@ -214,7 +184,7 @@ def test_warm_up_then_live_bars_store_exactly_the_replay_signals(tmp_path, gatew
     finally:
         finish(proc, tmp_path)
 
-    expected, in_warmup = replay_live(tmp_path, rule, aapl_hist + msft_hist, live)
+    expected, in_warmup = replay_split(tmp_path, rule, aapl_hist + msft_hist, live)
     assert len(expected) >= 10 and in_warmup, "the bars must fire in both parts"
     assert stored_signals() == expected, "worker and replay disagree"
 
@@ -255,7 +225,7 @@ def test_a_higher_timeframe_rule_warms_up_over_several_history_requests(
 
     # The worker saw only the last TF_WARMUP history bars; replay sees them all. They agree
     # only if the warm-up held every bar the 5-minute MA needs.
-    expected, in_warmup = replay_live(tmp_path, rule, aapl_hist + msft_hist, live)
+    expected, in_warmup = replay_split(tmp_path, rule, aapl_hist + msft_hist, live)
     assert len(expected) >= 10 and in_warmup, "the bars must fire in both parts"
     assert stored_signals() == expected, "worker and replay disagree"
     gateway = gw.call("state")
@@ -372,7 +342,7 @@ def test_gateway_process_killed_and_restarted_three_times(tmp_path, gateways, st
 
     all_bars = delivered["AAPL"] + delivered["MSFT"]
     assert sorted(all_bars) == sorted(aapl_rows + msft_rows)
-    expected, _ = replay_live(tmp_path, rule, aapl_hist + msft_hist, all_bars)
+    expected, _ = replay_split(tmp_path, rule, aapl_hist + msft_hist, all_bars)
     stored = stored_signals()
     assert len(expected) >= 10
     assert {t for t, *_ in expected} & outage, "some signals must come from backfilled bars"
