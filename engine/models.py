@@ -12,8 +12,10 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
+from bars.models import DEFAULT_RETENTION_DAYS, MAX_RETENTION_DAYS
 from engine.core.inputs import shown
 from engine.core.instruments import DEFAULT_ROLL_DAYS
+from engine.core.outcomes import DEFAULT_HORIZONS, HorizonError, format_horizons, parse_horizons
 
 MAX_ROLL_DAYS = 30
 DEFAULT_RESTART_TIME = "23:45"  # IB Gateway's and TWS's factory auto-restart time
@@ -68,6 +70,19 @@ def validate_restart_time(value: str) -> None:
 
 def validate_restart_zone(value: str) -> None:
     restart_zone_clean(value)
+
+
+def horizons_clean(text: str) -> str:
+    """Outcome horizons in their canonical form (``1M, 5m,15m`` → ``1m,5m,15m``). Raises
+    ValidationError with one sentence."""
+    try:
+        return format_horizons(parse_horizons(text))
+    except HorizonError as err:
+        raise ValidationError(f"{str(err)[:1].upper()}{str(err)[1:]}.") from None
+
+
+def validate_horizons(value: str) -> None:
+    horizons_clean(value)
 
 
 def new_token() -> str:
@@ -125,6 +140,19 @@ class AppSettings(models.Model):
         default=DEFAULT_RESTART_ZONE,
         validators=[validate_restart_zone],
         help_text="The time zone of the restart time, e.g. America/New_York.",
+    )
+    bar_retention_days = models.PositiveSmallIntegerField(
+        "keep bars (days)",
+        default=DEFAULT_RETENTION_DAYS,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_RETENTION_DAYS)],
+        help_text="Stored bars older than this are deleted once a day.",
+    )
+    outcome_horizons = models.CharField(
+        "outcome horizons",
+        max_length=60,
+        default=DEFAULT_HORIZONS,
+        validators=[validate_horizons],
+        help_text="When to measure what happened after a signal, e.g. 1m,5m,15m.",
     )
     feed_token = models.CharField(max_length=64, default=new_token)
     engine_token = models.CharField(max_length=64, default=new_token)

@@ -16,6 +16,7 @@ from engine.models import (
     AppSettings,
     EngineEvent,
     EngineState,
+    horizons_clean,
     restart_time_clean,
     restart_zone_clean,
 )
@@ -97,11 +98,14 @@ SETTINGS_FIELDS = {
     "ib_next_client_id",
     "ib_restart_time",
     "ib_restart_zone",
+    "bar_retention_days",
+    "outcome_horizons",
 }
 # Text settings read through one cleaner whichever entry point sends them (page, admin, code).
 _SETTINGS_CLEANERS = {
     "ib_restart_time": restart_time_clean,
     "ib_restart_zone": restart_zone_clean,
+    "outcome_horizons": horizons_clean,
 }
 SETTINGS_LOCK_ACTION = "changing the connection, feed or bar size"
 

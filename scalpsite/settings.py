@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "signals",
     "engine",
     "alerts",
+    "bars",
 ]
 
 MIDDLEWARE = [

@@ -4,8 +4,9 @@ The contract is DESIGN §3 and docs/delivery.md. The worker builds its events he
 carries them, the sockets, REST and CSV send them, and the pure core's ``replay`` prints them,
 so this module is plain Python: no Django, nothing but the core's time format.
 
-Kinds a program can receive: ``signal``, ``status``, ``bar`` (after subscribing to the bar
-stream), ``pong``, ``subscribed`` and ``error``. ``hello`` only travels up the bridge.
+Kinds a program can receive: ``signal``, ``outcome`` (a signal's result at a horizon, DESIGN
+§7.3), ``status``, ``bar`` (after subscribing to the bar stream), ``pong``, ``subscribed``
+and ``error``. ``hello`` only travels up the bridge.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from typing import Final, NotRequired, TypedDict
 
 from engine.core.bars import format_time
 from engine.core.machine import Signal
+from engine.core.outcomes import horizon_label
 
 SIGNAL: Final = "signal"
+OUTCOME: Final = "outcome"
 STATUS: Final = "status"
 BAR: Final = "bar"
 PONG: Final = "pong"
@@ -26,7 +29,7 @@ ERROR: Final = "error"
 HELLO: Final = "hello"  # the worker's first frame on the bridge; never forwarded
 
 # What the worker sends over the bridge and the fan-out forwards.
-PUBLISHED: Final = frozenset({SIGNAL, STATUS, BAR})
+PUBLISHED: Final = frozenset({SIGNAL, OUTCOME, STATUS, BAR})
 
 
 class SignalEvent(TypedDict):
@@ -93,6 +96,21 @@ class BarEvent(TypedDict):
     contract: dict[str, object] | None  # as in a signal event
 
 
+class OutcomeEvent(TypedDict):
+    """DESIGN §7.3: signal ``id``'s final outcome at ``horizon`` ("1m"); the three values
+    are None (null) when no bar closed in the window (the market was closed)."""
+
+    event: str
+    id: int
+    horizon: str
+    return_pct: float | None
+    mfe_pct: float | None
+    mae_pct: float | None
+    symbol: str
+    rule_id: int | None
+    timestamp: str  # the signal's bar close time, as in its signal event
+
+
 class ErrorEvent(TypedDict):
     event: str
     message: str
@@ -108,7 +126,9 @@ class PongEvent(TypedDict):
     event: str
 
 
-Event = SignalEvent | StatusEvent | BarEvent | ErrorEvent | SubscribedEvent | PongEvent
+Event = (
+    SignalEvent | OutcomeEvent | StatusEvent | BarEvent | ErrorEvent | SubscribedEvent | PongEvent
+)
 
 
 def signal(
@@ -157,6 +177,32 @@ def signal_from(
         values=fired.values,
         side=fired.side,
     )
+
+
+def outcome(
+    *,
+    id: int,
+    horizon: int,
+    return_pct: float | None,
+    mfe_pct: float | None,
+    mae_pct: float | None,
+    symbol: str,
+    rule_id: int | None,
+    close_time: int,
+) -> OutcomeEvent:
+    """Signal ``id``'s outcome at ``horizon`` seconds (the event names it "1m", "5m", ...);
+    ``symbol``, ``rule_id`` and ``close_time`` (its ``timestamp``) are the signal's."""
+    return {
+        "event": OUTCOME,
+        "id": id,
+        "horizon": horizon_label(horizon),
+        "return_pct": return_pct,
+        "mfe_pct": mfe_pct,
+        "mae_pct": mae_pct,
+        "symbol": symbol,
+        "rule_id": rule_id,
+        "timestamp": format_time(close_time),
+    }
 
 
 # The CSV export's columns: a signal event's fields, flat (the history page's export).

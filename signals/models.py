@@ -4,6 +4,7 @@ from django.db import models
 from django.utils import timezone
 
 from engine.core.instruments import MAX_ITEM_LENGTH
+from engine.core.outcomes import horizon_label
 from signals import events
 
 
@@ -60,4 +61,44 @@ class Signal(models.Model):
             values=self.values,
             side=self.side or None,
             contract=self.contract or None,
+        )
+
+
+class Outcome(models.Model):
+    """A signal's final outcome at one horizon (DESIGN §7.3), written by the worker when a
+    bar with close time ≥ T + horizon arrives. The three values are null when no bar closed
+    inside the window (the market was closed for the whole horizon)."""
+
+    id = models.BigAutoField(primary_key=True)
+    signal = models.ForeignKey(Signal, on_delete=models.CASCADE, related_name="outcomes")
+    horizon = models.PositiveIntegerField(help_text="Seconds after the signal's bar close.")
+    return_pct = models.FloatField(null=True, blank=True)
+    mfe_pct = models.FloatField(null=True, blank=True)
+    mae_pct = models.FloatField(null=True, blank=True)
+    recorded_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["signal_id", "horizon"]
+        constraints = [
+            models.UniqueConstraint(fields=["signal", "horizon"], name="one_outcome_per_horizon")
+        ]
+
+    def __str__(self) -> str:
+        return f"signal {self.signal_id} +{self.horizon}s: {self.return_pct}%"
+
+    @property
+    def label(self) -> str:
+        return horizon_label(self.horizon)
+
+    def to_event(self) -> events.OutcomeEvent:
+        signal = self.signal
+        return events.outcome(
+            id=signal.id,
+            horizon=self.horizon,
+            return_pct=self.return_pct,
+            mfe_pct=self.mfe_pct,
+            mae_pct=self.mae_pct,
+            symbol=signal.symbol,
+            rule_id=signal.rule_id,
+            close_time=int(signal.time.timestamp()),
         )

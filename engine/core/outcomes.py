@@ -1,0 +1,272 @@
+"""What happened after a signal (DESIGN §7.3): its outcome at each horizon.
+
+With P the signal's price, T its bar close time and the bars whose close time lies in
+(T, T+H]:
+
+- ``return_pct`` = (close of the last of those bars − P) / P × 100
+- ``mfe_pct``    = (max high − P) / P × 100   (maximum favourable excursion)
+- ``mae_pct``    = (min low − P) / P × 100    (maximum adverse excursion)
+
+For a ``sell`` signal all three are negated and high and low swap roles (favourable is
+down). An outcome is final once a bar with close time ≥ T+H has been seen. A window with no
+bar at all (a gap that spans the whole horizon: the market closed) is final with no values
+(``None``); the data ending before T+H leaves it open (``None`` too, in a backtest's output).
+
+:class:`OutcomeTracker` is the one place both the live worker and ``backtest`` compute them:
+per symbol it keeps the bars after its oldest open signal (flat memory: a horizon's worth),
+and when a horizon's end is reached it reads the window with ``bisect`` and the builtins
+``max``/``min`` over list slices, so a bar costs a few list appends and one comparison per
+horizon however many signals are open.
+
+Pure: no Django, no IB.
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_right
+from collections import deque
+from collections.abc import Hashable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from engine.core.inputs import shown
+
+DEFAULT_HORIZONS: Final = "1m,5m,15m"
+MAX_HORIZONS: Final = 6
+MAX_HORIZON_SECONDS: Final = 86_400  # one day
+_UNITS: Final = {"s": 1, "m": 60, "h": 3600}
+# ASCII digits only: "²m" or "５m" must not read as a horizon.
+_HORIZON_RE = re.compile(r"([0-9]{1,6})([smh])")
+DIGITS: Final = 6  # percentages are rounded to 1e-6 %: no float noise in JSON, exact enough
+
+
+class HorizonError(ValueError):
+    """A horizons setting or option that can't be read; ``str()`` is one sentence."""
+
+
+def parse_horizons(text: str) -> tuple[int, ...]:
+    """``"1m,5m,15m"`` → ``(60, 300, 900)``: 1 to :data:`MAX_HORIZONS` distinct horizons,
+    each a whole number of seconds (``s``), minutes (``m``) or hours (``h``) up to one day,
+    sorted. Raises :class:`HorizonError` naming the bad part."""
+    if not isinstance(text, str):
+        raise HorizonError(f"horizons are text such as {DEFAULT_HORIZONS}, not {text!r}")
+    parts = [part.strip() for part in text.split(",")] if text.strip() else []
+    if not parts:
+        raise HorizonError(f"give at least one horizon, e.g. {DEFAULT_HORIZONS}")
+    if len(parts) > MAX_HORIZONS:
+        raise HorizonError(f"give at most {MAX_HORIZONS} horizons, not {len(parts)}")
+    seen: set[int] = set()
+    for part in parts:
+        match = _HORIZON_RE.fullmatch(part.lower())
+        if match is None:
+            raise HorizonError(
+                f"“{shown(part)}” is not a horizon: write a whole number and s, m or h, "
+                f"e.g. 30s, 5m or 1h (comma-separated: {DEFAULT_HORIZONS})"
+            )
+        seconds = int(match[1]) * _UNITS[match[2]]
+        if not 1 <= seconds <= MAX_HORIZON_SECONDS:
+            raise HorizonError(f"“{shown(part)}” is not between 1s and 24h")
+        if seconds in seen:
+            raise HorizonError(f"the horizon {horizon_label(seconds)} is given twice")
+        seen.add(seconds)
+    return tuple(sorted(seen))
+
+
+def horizon_label(seconds: int) -> str:
+    """``60`` → ``"1m"``, ``3600`` → ``"1h"``, ``90`` → ``"90s"``: the shortest exact name."""
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600}h"
+    if seconds % 60 == 0:
+        return f"{seconds // 60}m"
+    return f"{seconds}s"
+
+
+def format_horizons(horizons: Iterable[int]) -> str:
+    """``(60, 300, 900)`` → ``"1m,5m,15m"`` (what :func:`parse_horizons` reads back)."""
+    return ",".join(horizon_label(h) for h in horizons)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """A signal's final outcome at one horizon (seconds). The three values are None when no
+    bar closed inside the window (the market was closed for the whole horizon)."""
+
+    horizon: int
+    return_pct: float | None
+    mfe_pct: float | None
+    mae_pct: float | None
+
+    def to_json(self) -> dict[str, float | None]:
+        return {"return_pct": self.return_pct, "mfe_pct": self.mfe_pct, "mae_pct": self.mae_pct}
+
+
+def _pct(value: float) -> float:
+    return round(value, DIGITS) + 0.0  # + 0.0: never "-0.0"
+
+
+def outcome_values(
+    price: float, side: str | None, last_close: float, high: float, low: float
+) -> tuple[float, float, float]:
+    """(return_pct, mfe_pct, mae_pct) for a window's last close, max high and min low."""
+    scale = 100.0 / price
+    if side == "sell":
+        return (
+            _pct((price - last_close) * scale),
+            _pct((price - low) * scale),
+            _pct((price - high) * scale),
+        )
+    return (
+        _pct((last_close - price) * scale),
+        _pct((high - price) * scale),
+        _pct((low - price) * scale),
+    )
+
+
+def outcome_of(
+    price: float,
+    side: str | None,
+    close_time: int,
+    horizon: int,
+    bars: Iterable[tuple[int, float, float, float]],
+) -> Outcome:
+    """The outcome at ``horizon`` of a signal at ``price`` stamped ``close_time``, from bars
+    given as ``(close_time, high, low, close)`` in time order (any others are skipped): the
+    §7.3 formulas, side-aware. The straightforward definition; the tracker must agree."""
+    end = close_time + horizon
+    high = low = last = None
+    for bar_close, bar_high, bar_low, bar_last in bars:
+        if not close_time < bar_close <= end:
+            continue
+        high = bar_high if high is None else max(high, bar_high)
+        low = bar_low if low is None else min(low, bar_low)
+        last = bar_last
+    if high is None or low is None or last is None:
+        return Outcome(horizon, None, None, None)
+    return Outcome(horizon, *outcome_values(price, side, last, high, low))
+
+
+@dataclass(slots=True)
+class _Open:
+    key: Hashable
+    symbol: str
+    price: float
+    side: str | None
+    close_time: int
+
+
+class _Window:
+    """One symbol's bars since its oldest open signal, as parallel lists."""
+
+    __slots__ = ("closes", "highs", "lows", "lasts", "start")
+
+    def __init__(self) -> None:
+        self.closes: list[int] = []
+        self.highs: list[float] = []
+        self.lows: list[float] = []
+        self.lasts: list[float] = []
+        self.start = 0  # index of the first bar still needed
+
+    def trim(self) -> None:
+        """Drop the bars no open signal needs once they are half the lists."""
+        start = self.start
+        if start > 64 and start * 2 > len(self.closes):
+            del self.closes[:start], self.highs[:start], self.lows[:start], self.lasts[:start]
+            self.start = 0
+
+
+class OutcomeTracker:
+    """Outcomes of open signals, per symbol, as bars come in.
+
+    ``add`` a signal after the bar that fired it; give every later bar of its symbol to
+    ``on_bar``, in time order; each call returns the outcomes that became final on that bar
+    as ``(key, Outcome)``, shortest horizon first per signal. ``flush`` returns the keys and
+    horizons still open (the data ended before T+H). Bars at or before a symbol's last bar
+    are ignored (re-delivery).
+    """
+
+    __slots__ = ("horizons", "_queues", "_windows", "_last")
+
+    def __init__(self, horizons: Sequence[int]) -> None:
+        if not horizons or any(h <= 0 for h in horizons):
+            raise ValueError("horizons must be positive seconds")
+        self.horizons = tuple(sorted(set(horizons)))
+        # symbol -> per horizon, the open signals in order of their end (T + H)
+        self._queues: dict[str, list[deque[_Open]]] = {}
+        self._windows: dict[str, _Window] = {}
+        self._last: dict[str, int] = {}
+
+    def add(
+        self, key: Hashable, symbol: str, price: float, side: str | None, close_time: int
+    ) -> None:
+        """Track a signal (``key``: its id) stamped with its bar's ``close_time``."""
+        if price <= 0:
+            raise ValueError(f"a signal's price must be positive, got {price}")
+        queues = self._queues.get(symbol)
+        if queues is None:
+            queues = self._queues[symbol] = [deque() for _ in self.horizons]
+            self._windows[symbol] = _Window()
+        item = _Open(key, symbol, price, side, close_time)
+        for queue in queues:
+            queue.append(item)
+
+    def open_count(self) -> int:
+        return sum(len(q) for queues in self._queues.values() for q in queues)
+
+    def on_bar(
+        self, symbol: str, close_time: int, high: float, low: float, close: float
+    ) -> list[tuple[Hashable, Outcome]]:
+        queues = self._queues.get(symbol)
+        if queues is None:
+            return []
+        if close_time <= self._last.get(symbol, -(2**62)):
+            return []
+        self._last[symbol] = close_time
+        window = self._windows[symbol]
+        window.closes.append(close_time)
+        window.highs.append(high)
+        window.lows.append(low)
+        window.lasts.append(close)
+        done: list[tuple[Hashable, Outcome]] = []
+        for horizon, queue in zip(self.horizons, queues, strict=True):
+            while queue and queue[0].close_time + horizon <= close_time:
+                done.append((queue[0].key, self._final(window, queue.popleft(), horizon)))
+        if done:
+            if len(done) > 1:
+                order = {h: i for i, h in enumerate(self.horizons)}
+                done.sort(key=lambda pair: order[pair[1].horizon])
+            self._forget(symbol, queues, window)
+        return done
+
+    def flush(self) -> list[tuple[Hashable, int]]:
+        """The (key, horizon) pairs still open, and forget them."""
+        out = [
+            (item.key, horizon)
+            for queues in self._queues.values()
+            for horizon, queue in zip(self.horizons, queues, strict=True)
+            for item in queue
+        ]
+        self._queues.clear()
+        self._windows.clear()
+        return out
+
+    @staticmethod
+    def _final(window: _Window, item: _Open, horizon: int) -> Outcome:
+        closes = window.closes
+        first = bisect_right(closes, item.close_time, window.start)
+        end = bisect_right(closes, item.close_time + horizon, first)
+        if first >= end:
+            return Outcome(horizon, None, None, None)
+        high = max(window.highs[first:end]) if end - first > 1 else window.highs[first]
+        low = min(window.lows[first:end]) if end - first > 1 else window.lows[first]
+        values = outcome_values(item.price, item.side, window.lasts[end - 1], high, low)
+        return Outcome(horizon, *values)
+
+    def _forget(self, symbol: str, queues: list[deque[_Open]], window: _Window) -> None:
+        """Move the window's start to the oldest signal still open; none: drop the bars."""
+        oldest = min((queue[0].close_time for queue in queues if queue), default=None)
+        if oldest is None:
+            del self._queues[symbol], self._windows[symbol]
+            return
+        window.start = bisect_right(window.closes, oldest, window.start)
+        window.trim()

@@ -1,0 +1,212 @@
+"""Signal outcomes (DESIGN §7.3): the formulas, finality, sides, gaps, the tracker agreeing
+with the straightforward definition, horizons parsing, and the statistics."""
+
+import random
+import statistics
+
+import pytest
+
+from engine.core.outcomes import (
+    HorizonError,
+    Outcome,
+    OutcomeTracker,
+    format_horizons,
+    horizon_label,
+    outcome_of,
+    parse_horizons,
+)
+from engine.core.stats import HorizonStats, RuleStats
+
+T = 1_765_877_400  # a signal's bar close time
+
+
+def bar(close_time, high, low, close):
+    return (close_time, high, low, close)
+
+
+def test_buy_formulas_over_the_window_only():
+    bars = [
+        bar(T, 500.0, 1.0, 100.0),  # the signal's own bar: not in (T, T+H]
+        bar(T + 5, 101.0, 99.5, 100.5),
+        bar(T + 60, 102.0, 99.0, 101.0),  # close time T+60: in the 1m window
+        bar(T + 65, 110.0, 90.0, 95.0),  # after T+60: not in it
+    ]
+    out = outcome_of(100.0, "buy", T, 60, bars)
+    assert out == Outcome(60, 1.0, 2.0, -1.0)
+    # no side reads like buy
+    assert outcome_of(100.0, None, T, 60, bars) == out
+
+
+def test_sell_negates_and_swaps_high_and_low():
+    bars = [bar(T + 5, 101.0, 99.5, 100.5), bar(T + 60, 102.0, 99.0, 101.0)]
+    # favourable is down: MFE from the lowest low, MAE from the highest high
+    assert outcome_of(100.0, "sell", T, 60, bars) == Outcome(60, -1.0, 1.0, -2.0)
+
+
+def test_no_float_noise_and_no_negative_zero():
+    out = outcome_of(189.2, "buy", T, 5, [bar(T + 5, 189.3, 189.2, 189.2)])
+    assert out.return_pct == 0.0 and str(out.return_pct) == "0.0"
+    assert out.mae_pct == 0.0 and str(out.mae_pct) == "0.0"
+    assert out.mfe_pct == 0.052854  # (189.3 − 189.2) / 189.2 × 100, to 1e-6 %
+    sell = outcome_of(189.2, "sell", T, 5, [bar(T + 5, 189.2, 189.2, 189.2)])
+    assert [str(v) for v in (sell.return_pct, sell.mfe_pct, sell.mae_pct)] == ["0.0"] * 3
+
+
+def test_an_empty_window_has_no_values():
+    assert outcome_of(100.0, "buy", T, 60, [bar(T + 3600, 1, 1, 1)]) == Outcome(
+        60, None, None, None
+    )
+
+
+def test_tracker_final_on_the_bar_that_reaches_the_end():
+    tracker = OutcomeTracker([60, 300])
+    tracker.add(7, "AAPL", 100.0, "buy", T)
+    assert tracker.on_bar("AAPL", T + 55, 101.0, 100.0, 100.5) == []
+    done = tracker.on_bar("AAPL", T + 60, 102.0, 99.0, 101.0)
+    assert done == [(7, Outcome(60, 1.0, 2.0, -1.0))]
+    # a re-delivered bar changes nothing
+    assert tracker.on_bar("AAPL", T + 60, 200.0, 1.0, 150.0) == []
+    # a gap: the first bar after T+300 closes the 5m window without being in it
+    done = tracker.on_bar("AAPL", T + 900, 300.0, 1.0, 200.0)
+    assert done == [(7, Outcome(300, 1.0, 2.0, -1.0))]
+    assert tracker.open_count() == 0
+
+
+def test_tracker_other_symbols_do_not_count():
+    tracker = OutcomeTracker([60])
+    tracker.add("a", "AAPL", 100.0, None, T)
+    assert tracker.on_bar("MSFT", T + 60, 1000.0, 1.0, 500.0) == []
+    assert tracker.on_bar("AAPL", T + 60, 100.0, 100.0, 100.0) == [
+        ("a", Outcome(60, 0.0, 0.0, 0.0))
+    ]
+
+
+def test_flush_names_what_the_data_ended_before():
+    tracker = OutcomeTracker([60, 300])
+    tracker.add(1, "AAPL", 100.0, None, T)
+    tracker.on_bar("AAPL", T + 60, 100.0, 100.0, 100.0)
+    assert tracker.flush() == [(1, 300)]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_tracker_equals_the_definition_on_random_data(seed):
+    rng = random.Random(seed)
+    horizons = (60, 300, 900)
+    tracker = OutcomeTracker(horizons)
+    symbols = ["AAPL", "MSFT"]
+    bars = {s: [] for s in symbols}
+    signals = {}
+    finals = {}
+    t = T
+    price = dict.fromkeys(symbols, 100.0)
+    for _ in range(4000):
+        t += 5 if rng.random() > 0.01 else rng.choice([60, 600, 3600])
+        for s in symbols:
+            if rng.random() < 0.1:
+                continue  # this symbol has no bar now
+            p = max(1.0, price[s] + rng.choice([-0.05, 0, 0.05]))
+            hi, lo = p + rng.choice([0, 0.01, 0.1]), p - rng.choice([0, 0.01, 0.1])
+            price[s] = p
+            for key, out in tracker.on_bar(s, t, hi, lo, p):
+                assert (key, out.horizon) not in finals
+                finals[key, out.horizon] = out
+            bars[s].append(bar(t, hi, lo, p))
+            if rng.random() < 0.08:
+                key = len(signals)
+                side = rng.choice([None, "buy", "sell"])
+                signals[key] = (s, p, side, t)
+                tracker.add(key, s, p, side, t)
+    still_open = set(tracker.flush())
+    for key, (s, p, side, close_time) in signals.items():
+        for h in horizons:
+            if (key, h) in still_open:
+                assert bars[s][-1][0] < close_time + h
+                continue
+            assert finals[key, h] == outcome_of(p, side, close_time, h, bars[s])
+    assert len(finals) + len(still_open) == len(signals) * len(horizons)
+
+
+def test_tracker_memory_stays_a_horizon_long():
+    tracker = OutcomeTracker([60])
+    for i in range(20_000):
+        t = T + 5 * i
+        tracker.on_bar("AAPL", t, 1.0, 1.0, 1.0)
+        if i % 12 == 0:
+            tracker.add(i, "AAPL", 1.0, None, t)
+    window = tracker._windows["AAPL"]
+    assert len(window.closes) < 200
+
+
+@pytest.mark.parametrize(
+    ("text", "horizons"),
+    [
+        ("1m,5m,15m", (60, 300, 900)),
+        (" 15M , 1m,5m ", (60, 300, 900)),
+        ("30s,1h", (30, 3600)),
+        ("90s", (90,)),
+        ("24h", (86400,)),
+    ],
+)
+def test_parse_horizons(text, horizons):
+    assert parse_horizons(text) == horizons
+    assert parse_horizons(format_horizons(horizons)) == horizons
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("", "at least one"),
+        ("1m,,5m", "not a horizon"),
+        ("²m", "not a horizon"),
+        ("５m", "not a horizon"),
+        ("1d", "not a horizon"),
+        ("-1m", "not a horizon"),
+        ("0s", "between 1s and 24h"),
+        ("25h", "between 1s and 24h"),
+        ("9" * 5000 + "m", "not a horizon"),
+        ("1m\x00", "not a horizon"),
+        ("1m,60s", "given twice"),
+        ("1s,2s,3s,4s,5s,6s,7s", "at most 6"),
+    ],
+)
+def test_bad_horizons_are_one_sentence(text, words):
+    with pytest.raises(HorizonError) as err:
+        parse_horizons(text)
+    assert words in str(err.value)
+    assert len(str(err.value)) < 200
+
+
+def test_horizon_labels():
+    assert [horizon_label(s) for s in (5, 60, 90, 300, 3600, 5400)] == [
+        "5s", "1m", "90s", "5m", "1h", "90m",
+    ]  # fmt: skip
+
+
+def test_stats_figures():
+    stats = HorizonStats(60)
+    for value in (1.0, -0.5, 0.0, 2.5):
+        stats.add(Outcome(60, value, abs(value) + 0.1, -0.2))
+    stats.add(Outcome(60, None, None, None))  # a closed market: not counted
+    stats.add(None)  # still open: not counted
+    out = stats.to_json()
+    assert out == {
+        "horizon": "1m",
+        "count": 4,
+        "hits": 2,
+        "hit_rate": 0.5,
+        "mean_return_pct": 0.75,
+        "median_return_pct": statistics.median([1.0, -0.5, 0.0, 2.5]),
+        "mean_mfe_pct": 1.1,
+        "mean_mae_pct": -0.2,
+    }
+    assert stats.empty == 1
+    assert sum(stats.distribution()) == 4
+
+
+def test_rule_stats_with_nothing():
+    stats = RuleStats((60, 300))
+    stats.add_signal([None, None])
+    out = stats.to_json()
+    assert out["signals"] == 1
+    assert out["horizons"]["5m"]["count"] == 0
+    assert out["horizons"]["5m"]["hit_rate"] is None
