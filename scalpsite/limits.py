@@ -32,14 +32,14 @@ class Limit(NamedTuple):
     sentence: str  # the 413 answer
 
 
-# The rule builder is the only form that uploads a file (the preview CSV, also sent along when
-# the rule is saved); its other fields and the multipart framing fit in the extra 512 KB.
+# The rule builder (the preview CSV, also sent along when the rule is saved) and the Backtest
+# page upload a file; their other fields and the multipart framing fit in the extra 512 KB.
 UPLOAD = Limit(
     MAX_UPLOAD_BYTES + 512 * KB,
     f"The upload is over {MAX_UPLOAD_BYTES // MB} MB: choose a CSV file of at most "
     f"{MAX_UPLOAD_BYTES // MB} MB.",
 )
-UPLOAD_PREFIXES = ("/rules/",)
+UPLOAD_PREFIXES = ("/rules/", "/backtest/")
 DEFAULT = Limit(1 * MB, "The request is over 1 MB, more than any form of this app sends.")
 # Without a session only the login form can be posted.
 LOGIN = Limit(64 * KB, "The request is over 64 KB, more than the login form sends: log in first.")

@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "engine",
     "alerts",
     "bars",
+    "backtests",
 ]
 
 MIDDLEWARE = [

@@ -14,6 +14,7 @@ urlpatterns = [
     path("rules/", include("rules.urls")),
     path("watchlists/", include("watchlists.urls")),
     path("alerts/", include("alerts.urls")),
+    path("backtest/", include("backtests.urls")),
     path("", include("signals.urls")),
     path("", include("engine.panel.urls")),
 ]
