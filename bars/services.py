@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Final
 
 from django.db import connection
 
 from bars.models import StoredBar
 from engine.core.bars import Bar
+from signals.models import Signal
 
 # Rows one prune statement deletes: small enough that a 30-day backlog never holds SQLite's
 # write lock for long (each chunk commits on its own outside a transaction).
@@ -71,6 +73,15 @@ def _keys() -> Iterator[tuple[str, int]]:
             rows.filter(symbol=symbol, seconds__gt=seconds).first()
             or rows.filter(symbol__gt=symbol).first()
         )
+
+
+def _sizes(symbol: str) -> Iterator[int]:
+    """The stored bar sizes of ``symbol``, smallest first, by index seeks."""
+    rows = StoredBar.objects.filter(symbol=symbol).order_by("seconds")
+    size = rows.values_list("seconds", flat=True).first()
+    while size is not None:
+        yield size
+        size = rows.filter(seconds__gt=size).values_list("seconds", flat=True).first()
 
 
 def _epoch(now: datetime | int) -> int:
@@ -154,3 +165,58 @@ def bars_symbols() -> list[tuple[str, int, int, int, int]]:
         if span is not None:
             out.append((symbol, seconds, *span))
     return out
+
+
+def chart_signals(symbol: str, start: int, end: int, *, limit: int) -> list[dict]:
+    """The signals of ``symbol`` whose bar closed in ``(start, end]`` (epoch seconds), for
+    chart markers: ``{id, time (close, epoch), price, side, rule_id, rule_name}``, oldest
+    first, at most ``limit`` (the newest)."""
+    rows = (
+        Signal.objects.filter(
+            symbol=symbol,
+            time__gt=datetime.fromtimestamp(start, tz=UTC),
+            time__lte=datetime.fromtimestamp(end, tz=UTC),
+        )
+        .order_by("-time", "-id")
+        .values_list("id", "time", "price", "side", "rule_id", "rule_name")[:limit]
+    )
+    out = [
+        {
+            "id": pk,
+            "time": int(time.timestamp()),
+            "price": price,
+            "side": side,
+            "rule_id": rule_id,
+            "rule_name": rule_name,
+        }
+        for pk, time, price, side, rule_id, rule_name in rows
+    ]
+    out.reverse()
+    return out
+
+
+# The chart around a signal: this many bars before and after it, at least this long.
+AROUND_BARS = 360
+AROUND_MIN_SECONDS = 30 * 60
+
+
+@dataclass(frozen=True, slots=True)
+class Around:
+    seconds: int
+    start: int
+    end: int
+    bars: list[Bar]
+
+
+def bars_around(symbol: str, close: int, *, prefer: int) -> Around | None:
+    """Stored bars around the close time ``close`` of a signal: of size ``prefer`` if any are
+    stored in the window, else of another stored size (smallest first); None when the store
+    has none (older than the retention, or never stored)."""
+    sizes = [prefer, *(s for s in _sizes(symbol) if s != prefer)]
+    for seconds in sizes:
+        reach = max(AROUND_MIN_SECONDS, AROUND_BARS * seconds)
+        start, end = close - reach, close + reach
+        bars = list(bars_between(symbol, seconds, start, end))
+        if bars:
+            return Around(seconds, start, end, bars)
+    return None

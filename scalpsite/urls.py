@@ -15,6 +15,7 @@ urlpatterns = [
     path("watchlists/", include("watchlists.urls")),
     path("alerts/", include("alerts.urls")),
     path("backtest/", include("backtests.urls")),
+    path("bars/", include("bars.urls")),
     path("", include("signals.urls")),
     path("", include("engine.panel.urls")),
 ]
