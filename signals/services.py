@@ -6,7 +6,9 @@ from datetime import datetime
 
 from django.db import IntegrityError, transaction
 
-from signals.models import Signal
+from engine.core.outcomes import Outcome as CoreOutcome
+from engine.core.outcomes import horizon_label
+from signals.models import Outcome, Signal
 
 
 def signal_record(
@@ -68,3 +70,63 @@ def latest_signals(limit: int) -> list[Signal]:
 
 def last_signal_of(symbol: str) -> Signal | None:
     return Signal.objects.filter(symbol=symbol).order_by("-id").first()
+
+
+def outcomes_record(finals: Iterable[tuple[int, CoreOutcome]]) -> list[Outcome]:
+    """Store final outcomes ``(signal id, Outcome)``; one already stored for that signal
+    and horizon is left as it is. Returns the rows written now (to publish)."""
+    rows: dict[tuple[int, int], Outcome] = {}
+    for signal_id, out in finals:
+        rows.setdefault(
+            (signal_id, out.horizon),
+            Outcome(
+                signal_id=signal_id,
+                horizon=out.horizon,
+                return_pct=out.return_pct,
+                mfe_pct=out.mfe_pct,
+                mae_pct=out.mae_pct,
+            ),
+        )
+    if not rows:
+        return []
+    stored = set(
+        Outcome.objects.filter(signal_id__in={key[0] for key in rows}).values_list(
+            "signal_id", "horizon"
+        )
+    )
+    fresh = [row for key, row in rows.items() if key not in stored]
+    Outcome.objects.bulk_create(fresh, ignore_conflicts=True)
+    return fresh
+
+
+def outcomes_of(signal_ids: Iterable[int]) -> dict[int, dict[str, dict[str, float | None]]]:
+    """Stored final outcomes per signal id: ``{id: {"1m": {"return_pct", "mfe_pct",
+    "mae_pct"}, ...}}`` (a horizon not final yet is absent)."""
+    out: dict[int, dict[str, dict[str, float | None]]] = {}
+    ids = list(signal_ids)
+    for start in range(0, len(ids), 500):
+        rows = Outcome.objects.filter(signal_id__in=ids[start : start + 500]).order_by(
+            "signal_id", "horizon"
+        )
+        for row in rows.values_list("signal_id", "horizon", "return_pct", "mfe_pct", "mae_pct"):
+            signal_id, horizon, ret, mfe, mae = row
+            out.setdefault(signal_id, {})[horizon_label(horizon)] = {
+                "return_pct": ret,
+                "mfe_pct": mfe,
+                "mae_pct": mae,
+            }
+    return out
+
+
+def outcomes_open(*, since: datetime, horizons: Iterable[int]) -> list[tuple[Signal, set[int]]]:
+    """Signals stamped at or after ``since`` that still lack an outcome at one of
+    ``horizons``, oldest first, with the horizons they have (a restarted worker tracks the
+    rest from the bar store)."""
+    wanted = set(horizons)
+    signals = list(Signal.objects.filter(time__gte=since).order_by("time", "id"))
+    have: dict[int, set[int]] = {}
+    for signal_id, horizon in Outcome.objects.filter(
+        signal_id__in=[s.id for s in signals]
+    ).values_list("signal_id", "horizon"):
+        have.setdefault(signal_id, set()).add(horizon)
+    return [(s, have.get(s.id, set())) for s in signals if not wanted <= have.get(s.id, set())]

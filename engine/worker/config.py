@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from bars.models import DEFAULT_RETENTION_DAYS
+from engine.core.outcomes import DEFAULT_HORIZONS, HorizonError, parse_horizons
 from engine.core.rules import RuleDef, RuleError, timeframe_problem, validate_definition
 from engine.services import settings_get
 from rules.models import Rule
@@ -48,6 +50,9 @@ class RunConfig:
     csv_path: str = ""
     speed: float = 1.0
     ib: dict = field(default_factory=dict)
+    # DESIGN §7.3: outcome horizons (seconds) and how long stored bars are kept (days)
+    horizons: tuple[int, ...] = (60, 300, 900)
+    retention_days: int = DEFAULT_RETENTION_DAYS
 
     @property
     def rule_ids(self) -> list[int]:
@@ -143,4 +148,15 @@ def load_run_config(overrides: Overrides) -> RunConfig:
         csv_path=csv_path,
         speed=overrides.speed if overrides.speed is not None else 1.0,
         ib=ib_connection(app_settings),
+        horizons=_horizons(app_settings.outcome_horizons),
+        retention_days=int(app_settings.bar_retention_days),
     )
+
+
+def _horizons(text: str) -> tuple[int, ...]:
+    """The settings' outcome horizons; a row written around the cleaner (raw SQL) reads as
+    the default rather than stopping the run."""
+    try:
+        return parse_horizons(text)
+    except HorizonError:
+        return parse_horizons(DEFAULT_HORIZONS)

@@ -21,6 +21,7 @@ from engine.core.bars import Bar
 from engine.core.indicators import PriceError
 from engine.core.instruments import DEFAULT_ROLL_DAYS
 from engine.core.machine import Signal, SymbolRules
+from engine.core.outcomes import Outcome
 from engine.feeds import FEEDS
 from engine.feeds.base import (
     BarEvent,
@@ -34,8 +35,10 @@ from engine.feeds.base import (
 from engine.feeds.csvfile import CsvFeed
 from engine.feeds.demo import DemoFeed
 from engine.models import EngineState
+from engine.worker import keeper
 from engine.worker.clock import market_clock
 from engine.worker.config import ConfigError, Overrides, RunConfig, RunRule, load_run_config
+from engine.worker.keeper import Keeper, OutcomeKey
 from engine.worker.publish import LogPublisher, Publisher
 from engine.worker.resume import CatchUp, Crash, catch_up_plan, crash_read, last_signals
 from signals import events
@@ -78,6 +81,11 @@ class Run:
     judged_changed: bool = False
     catch_up: CatchUp | None = None  # the first run after a crash: bars the dead run missed
     warmup_bars: int = 0  # what the feed is asked for: the rules' need (+ a catch-up's)
+    # the bar store and the outcomes of its signals (DESIGN §7.3); set from the config
+    keeper: Keeper = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.keeper = Keeper(self.config)
 
     def machine(self, symbol: str) -> SymbolRules:
         """The symbol's state machines, one per rule of the run, sharing its indicators."""
@@ -140,6 +148,33 @@ def record_signal(
     return row
 
 
+def record_bar(
+    bars: list[Bar],
+    fired: list[tuple[Signal, RunRule]],
+    bar_seconds: int,
+    contract: dict | None,
+    finals: list[tuple[OutcomeKey, Outcome]],
+) -> tuple[list[StoredSignal], list[events.OutcomeEvent]]:
+    """One transaction for a bar: the bar (and any bars waiting: a 1-minute bar it closed,
+    warm-up bars), its signals with their alert outbox rows, and the outcomes that became
+    final on it. Returns the signals stored now (a re-delivered bar's are not) and the
+    outcome events to publish."""
+    with transaction.atomic():
+        outcomes = keeper.store(bars, finals)
+        rows = []
+        for signal, run_rule in fired:
+            row = record_signal(signal, run_rule, bar_seconds, contract)
+            if row is not None:
+                rows.append(row)
+    return rows, outcomes
+
+
+def store_kept(bars: list[Bar], finals: list[tuple[OutcomeKey, Outcome]]) -> list:
+    """Warm-up bars and outcomes, without a live bar: one transaction."""
+    with transaction.atomic():
+        return keeper.store(bars, finals)
+
+
 class Engine:
     def __init__(
         self,
@@ -160,6 +195,7 @@ class Engine:
         self.sender = Sender()  # alerts: delivers the outbox while the worker lives
         # What a worker that died mid-run left (read at start); the first run catches up.
         self.crash: Crash | None = None
+        self.pruned_at: float | None = None  # market-clock time of the last bar-store prune
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -208,6 +244,7 @@ class Engine:
             run.judged_changed = False
             symbols = self.symbols_state(run)
         desired = await sync_to_async(heartbeat)(last_bar_time, symbols)
+        await self.prune()
         if self.reload_requested:
             self.reload_requested = False
             if self.run is not None:
@@ -218,6 +255,20 @@ class Engine:
                 await self.start_run()
         elif desired == EngineState.Desired.STOPPED and self.run is not None:
             await self.stop_run("Stopped.")
+
+    async def prune(self) -> None:
+        """Once a day (and at start): stored bars older than the retention setting go."""
+        now = market_clock()()
+        if self.pruned_at is not None and now - self.pruned_at < keeper.PRUNE_EVERY_SECONDS:
+            return
+        self.pruned_at = now
+        days = self.run.config.retention_days if self.run is not None else None
+        try:
+            if days is None:
+                days = (await sync_to_async(services.settings_get)()).bar_retention_days
+            await sync_to_async(keeper.prune)(now=now, days=days)
+        except Exception:  # a busy database: try again at the next day's prune
+            logger.exception("pruning the bar store failed")
 
     async def start_run(self) -> None:
         try:
@@ -235,6 +286,7 @@ class Engine:
                 # The feed's history must reach back over the dead stretch (capped).
                 run.warmup_bars += run.catch_up.extra_bars(market_clock()(), config.bar_seconds)
         self.run = run
+        await self.seed(run)
         await sync_to_async(services.worker_run_started)(
             rule_ids=config.rule_ids, watchlist_id=config.watchlist_id
         )
@@ -252,6 +304,36 @@ class Engine:
             logger.warning(note)
             await self.on_status(StatusEvent("notice", note), run)
         run.task = asyncio.create_task(self.consume(run), name="engine-run")
+
+    async def seed(self, run: Run) -> None:
+        """Before the first bar: signals still waiting for outcomes are tracked again (from
+        the store), and the IB feed's warm-up starts from the stored bars."""
+        now = market_clock()()
+        try:
+            await sync_to_async(keeper.seed)(run.keeper, now=now)
+        except Exception:  # outcomes left open stay open; the run itself goes on
+            logger.exception("tracking the open outcomes again failed")
+        config = run.config
+        if config.feed != "ib" or run.catch_up is not None:
+            return  # the demo and csv feeds make their own history; a catch-up needs IB's
+        stored, ask = await sync_to_async(keeper.warmup_from_store)(
+            config.symbols, config.bar_seconds, run.warmup_bars, now=now
+        )
+        for symbol, bars in stored.items():
+            machine = run.machine(symbol)
+            for bar in bars:
+                try:
+                    machine.warm(bar)
+                except PriceError:
+                    continue  # never stored: the core refused it when it came
+                run.keeper.known(bar)
+        if stored:
+            logger.info(
+                "warm-up: %s from the bar store, %d bars asked of the feed",
+                ", ".join(f"{sym} {len(bars)}" for sym, bars in stored.items()),
+                ask,
+            )
+            run.warmup_bars = ask
 
     @staticmethod
     def describe_symbols(config: RunConfig) -> str:
@@ -274,6 +356,7 @@ class Engine:
         await self.set_state(EngineState.State.IDLE, message)
 
     async def release(self, run: Run) -> None:
+        await self.flush_kept(run)
         last_bar_time = utc(run.last_bar_time) if run.last_bar_time is not None else None
         await sync_to_async(services.worker_run_ended)(last_bar_time=last_bar_time)
 
@@ -338,6 +421,10 @@ class Engine:
                 machine.warm(bar)
             except PriceError as err:
                 await self.skipped(bar, err)
+                return
+            run.keeper.take(bar)
+            if run.keeper.full:
+                await self.flush_kept(run)
             return
         if bar.symbol not in run.live:
             await self.going_live(run, bar, machine)
@@ -355,20 +442,25 @@ class Engine:
         if catching:
             assert plan is not None
             plan.bars += 1
-        for signal in fired:
-            row = await sync_to_async(record_signal)(
-                signal,
-                run.rule(signal.rule_id),
-                run.config.bar_seconds,
-                run.contracts.get(bar.symbol),
-            )
-            if row is not None:
-                run.signals += 1
-                if catching:
-                    assert plan is not None
-                    plan.signals += 1
-                self.sender.wake()
-                await self.publisher.publish(row.to_event())
+        run.keeper.take(bar)  # before its signals: a signal's window starts after its bar
+        bars, finals = run.keeper.drain()
+        rows, outcomes = await sync_to_async(record_bar)(
+            bars,
+            [(signal, run.rule(signal.rule_id)) for signal in fired],
+            run.config.bar_seconds,
+            run.contracts.get(bar.symbol),
+            finals,
+        )
+        for row in rows:
+            run.signals += 1
+            if catching:
+                assert plan is not None
+                plan.signals += 1
+            run.keeper.track(row)
+            self.sender.wake()
+            await self.publisher.publish(row.to_event())
+        for outcome in outcomes:
+            await self.publisher.publish(outcome)
         # Judged, its signals stored: a worker restarted after a crash goes on after it.
         if bar.close_time > run.judged[bar.symbol]:
             run.judged[bar.symbol] = bar.close_time
@@ -378,6 +470,19 @@ class Engine:
         if plan is not None and not plan.reported:
             await self.report_catch_up(run)
         await self.publisher.publish(self.bar_event(run, bar, machine))
+
+    async def flush_kept(self, run: Run) -> None:
+        """Store the warm-up bars and outcomes waiting (a batch, or the run's end)."""
+        bars, finals = run.keeper.drain()
+        if not bars and not finals:
+            return
+        try:
+            outcomes = await sync_to_async(store_kept)(bars, finals)
+        except Exception:  # the run goes on; these bars come back with the next warm-up
+            logger.exception("storing %d warm-up bars failed", len(bars))
+            return
+        for outcome in outcomes:
+            await self.publisher.publish(outcome)
 
     async def skipped(self, bar: Bar, err: PriceError) -> None:
         """A price with digits below 1e-8 can't be kept exactly: skip that bar (the core

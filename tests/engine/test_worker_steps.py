@@ -19,7 +19,9 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 import engine.worker.engine as worker
+from bars.models import StoredBar
 from engine.core.bars import Bar, parse_time
+from engine.core.outcomes import outcome_of
 from engine.core.rules import timeframe_problem, validate_definition
 from engine.feeds.base import BarEvent, Feed, StatusEvent
 from engine.models import EngineState
@@ -29,7 +31,7 @@ from engine.worker.engine import Engine, Run
 from engine.worker.publish import MemoryPublisher
 from rules.models import Rule
 from rules.services import rule_update, rules_activate, rules_deactivate
-from signals.models import Signal
+from signals.models import Outcome, Signal
 from tests.engine.helpers import (
     engine_state,
     replay_events,
@@ -590,12 +592,34 @@ def test_a_whole_csv_run_ends_idle_with_exactly_the_signals_replay_computes(tmp_
     ]
     assert kinds(events[:2]) == ["status", "status"] and kinds(events[-1:]) == ["status"]
     middle = events[2:-1]
-    assert set(kinds(middle)) == {"signal", "bar"}
+    assert set(kinds(middle)) == {"signal", "outcome", "bar"}
     assert kinds(middle).count("bar") == 800
     assert [e for e in middle if e["event"] == "signal"] == [r.to_event() for r in rows]
+    # Every bar the run took is stored (and its 1-minute bars), each signal's outcomes are
+    # the core's definition over the file's bars, stored and published once each.
+    assert StoredBar.objects.filter(seconds=5).count() == 800
+    assert StoredBar.objects.filter(seconds=60).exists()
+    file_bars = {}
+    for b in StoredBar.objects.filter(seconds=5).order_by("time"):
+        file_bars.setdefault(b.symbol, []).append((b.time + 5, b.high, b.low, b.close))
+    published = [e for e in middle if e["event"] == "outcome"]
+    stored = [o.to_event() for o in Outcome.objects.select_related("signal").order_by("id")]
+    assert sorted(published, key=repr) == sorted(stored, key=repr) and len(stored) >= 10
+    for out in Outcome.objects.select_related("signal"):
+        sig = out.signal
+        want = outcome_of(sig.price, sig.side or None, int(sig.time.timestamp()), out.horizon,
+                          file_bars[sig.symbol])  # fmt: skip
+        assert (out.return_pct, out.mfe_pct, out.mae_pct) == (
+            want.return_pct, want.mfe_pct, want.mae_pct,
+        )  # fmt: skip
+    last_bar = max(t for bars_of in file_bars.values() for t, *_ in bars_of)
+    for sig in rows:  # a horizon whose end the file reaches has its outcome; others none
+        horizons = set(sig.outcomes.values_list("horizon", flat=True))
+        reached = {h for h in (60, 300, 900) if int(sig.time.timestamp()) + h <= last_bar}
+        assert horizons == reached, sig
     for i, event in enumerate(middle):
         if event["event"] == "signal":  # stored and published before its own bar
-            its_bar = middle[i + 1]
+            its_bar = next(e for e in middle[i + 1 :] if e["event"] != "outcome")
             assert its_bar["event"] == "bar" and its_bar["symbol"] == event["symbol"]
             assert parse_time(its_bar["time"]) + 5 == parse_time(event["timestamp"])
             assert its_bar["state"] == "COOLDOWN"
