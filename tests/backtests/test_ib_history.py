@@ -94,8 +94,10 @@ async def test_a_stopped_download_keeps_its_chunks_and_resumes_with_the_rest():
     gw.add_symbol("MSFT", con_id=272093, history={5: rows})
     await gw.start()
     try:
-        args = dict(host="127.0.0.1", port=gw.port, client_id=117, items=["MSFT"],
-                    bar_seconds=5, start=t0 - 3 * HOUR, end=t0, connect_timeout=5)  # fmt: skip
+        args = {
+            "host": "127.0.0.1", "port": gw.port, "client_id": 117, "items": ["MSFT"],
+            "bar_seconds": 5, "start": t0 - 3 * HOUR, "end": t0, "connect_timeout": 5,
+        }  # fmt: skip
         first, _ = await collect(HistoryDownload(**args, pacer=fast_pacer()), stop_after_chunks=1)
         assert len(first) == 1 and len(first[0].bars) == 720
         asked = len(gw.history_log)
