@@ -61,7 +61,7 @@ def bars_store(bars: Iterable[Bar]) -> int:
     return stored
 
 
-def _keys() -> Iterator[tuple[str, int]]:
+def bars_keys() -> Iterator[tuple[str, int]]:
     """Each stored (symbol, seconds), in order, by index seeks (a loose index scan) rather
     than a DISTINCT over millions of rows."""
     rows = StoredBar.objects.order_by("symbol", "seconds").values_list("symbol", "seconds")
@@ -99,7 +99,7 @@ def bars_prune(*, now: datetime | int, days: int) -> int:
         raise ValueError("days must not be negative")
     cutoff = _epoch(now) - days * 86_400
     deleted = 0
-    for symbol, seconds in list(_keys()):
+    for symbol, seconds in list(bars_keys()):
         # close = time + seconds < cutoff  <=>  time < cutoff - seconds
         limit = cutoff - seconds
         rows = StoredBar.objects.filter(symbol=symbol, seconds=seconds)
@@ -160,7 +160,7 @@ def bars_span(symbol: str, seconds: int) -> tuple[int, int, int] | None:
 def bars_symbols() -> list[tuple[str, int, int, int, int]]:
     """(symbol, seconds, first start, last start, count) for each stored symbol and size."""
     out: list[tuple[str, int, int, int, int]] = []
-    for symbol, seconds in list(_keys()):
+    for symbol, seconds in list(bars_keys()):
         span = bars_span(symbol, seconds)
         if span is not None:
             out.append((symbol, seconds, *span))
