@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 
 from django.contrib import admin
 from django.core.paginator import Paginator
+from django.db.models import QuerySet
 from django.utils.functional import cached_property
 
 from bars.models import StoredBar
@@ -21,7 +22,10 @@ class NoCountPaginator(Paginator):
     @cached_property
     def count(self) -> int:
         limit = self.per_page * self.LOOKAHEAD_PAGES
-        return len(self.object_list.values_list("pk", flat=True)[:limit])
+        rows = self.object_list
+        if isinstance(rows, QuerySet):
+            return len(rows.values_list("pk", flat=True)[:limit])
+        return len(rows[:limit])
 
 
 class SymbolFilter(admin.SimpleListFilter):
