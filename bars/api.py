@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET
 
-from bars.services import bars_recent, chart_signals
+from bars.services import bars_with_lines, chart_line_names, chart_signals
 from engine.core.bars import END_BAR_TIME
 from engine.core.inputs import InputError, parse_whole
 from signals import events
@@ -33,8 +33,10 @@ def _whole(request: HttpRequest, name: str, default: int | None, **bounds: int) 
 @login_not_required  # a JSON sentence, not a redirect to the login page
 @require_GET
 def api_bars(request: HttpRequest) -> JsonResponse:
-    """``?symbol=AAPL&seconds=5&before=<epoch start>&limit=1500``: the newest ``limit`` bars
-    starting before ``before`` (or the newest), oldest first, as ``[time, o, h, l, c, v]``."""
+    """``?symbol=AAPL&seconds=5&before=<epoch start>&limit=1500&lines=MA20,EMA9``: the newest
+    ``limit`` bars starting before ``before`` (or the newest), oldest first, as ``[time, o,
+    h, l, c, v]``; the signals in their range; each asked line's value per bar (null while
+    undefined)."""
     if not request.user.is_authenticated:
         return _error(403, NOT_LOGGED_IN)
     raw_symbol = request.GET.get("symbol", "")
@@ -48,10 +50,11 @@ def api_bars(request: HttpRequest) -> JsonResponse:
         seconds = _whole(request, "seconds", 5, minimum=1, maximum=MAX_BAR_SECONDS)
         before = _whole(request, "before", None, maximum=END_BAR_TIME)
         limit = _whole(request, "limit", LIMIT_DEFAULT, minimum=1, maximum=LIMIT_MAX)
-    except InputError as err:
+        lines = chart_line_names(request.GET.get("lines", ""))
+    except (InputError, ValueError) as err:
         return _error(400, str(err))
     assert seconds is not None and limit is not None
-    bars = bars_recent(symbol, seconds, count=limit, before=before)
+    bars, values = bars_with_lines(symbol, seconds, count=limit, before=before, lines=lines)
     signals = (
         chart_signals(symbol, bars[0].time, bars[-1].close_time, limit=SIGNALS_MAX) if bars else []
     )
@@ -61,5 +64,6 @@ def api_bars(request: HttpRequest) -> JsonResponse:
             "seconds": seconds,
             "bars": [[b.time, b.open, b.high, b.low, b.close, b.volume] for b in bars],
             "signals": signals,
+            "lines": values,
         }
     )

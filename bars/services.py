@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
@@ -11,6 +13,10 @@ from django.db import connection
 
 from bars.models import StoredBar
 from engine.core.bars import Bar
+from engine.core.indicators import PriceError
+from engine.core.inputs import clip
+from engine.core.machine import SymbolInputs, shown_value
+from engine.core.rules import MAX_PERIOD, MIN_PERIOD, split_operand
 from signals.models import Signal
 
 # Rows one prune statement deletes: small enough that a 30-day backlog never holds SQLite's
@@ -220,3 +226,50 @@ def bars_around(symbol: str, close: int, *, prefer: int) -> Around | None:
         if bars:
             return Around(seconds, start, end, bars)
     return None
+
+
+# Averages a chart draws over its history (the dashboard's lines): MA<n>, EMA<n>, VWAP.
+CHART_LINE = re.compile(r"(?:MA|EMA)[1-9][0-9]{0,2}|VWAP")
+MAX_CHART_LINES = 8
+WARM_FACTOR = 8  # bars before the first drawn one per period: an EMA settles to ~1e-7
+
+
+def chart_line_names(raw: str) -> list[str]:
+    """``"MA20,EMA9,VWAP"`` → the names, or ValueError with a sentence."""
+    if len(raw) > 100:
+        raise ValueError(f"Ask for at most {MAX_CHART_LINES} lines, e.g. lines=MA20,EMA9,VWAP.")
+    names = list(dict.fromkeys(n.strip() for n in raw.split(",") if n.strip()))
+    if len(names) > MAX_CHART_LINES:
+        raise ValueError(f"Ask for at most {MAX_CHART_LINES} lines.")
+    for name in names:
+        n = split_operand(name)[1] if CHART_LINE.fullmatch(name) else 0
+        if n is not None and not MIN_PERIOD <= n <= MAX_PERIOD:
+            raise ValueError(
+                f"{clip(name)!r} is not a line the chart draws: use MA<n> or EMA<n> "
+                f"(n from {MIN_PERIOD} to {MAX_PERIOD}) or VWAP, separated by commas."
+            )
+    return names
+
+
+def bars_with_lines(
+    symbol: str, seconds: int, *, count: int, before: int | None, lines: list[str]
+) -> tuple[list[Bar], dict[str, list[float | None]]]:
+    """:func:`bars_recent` plus each line's value at each of those bars, computed by the
+    core's own indicators over extra bars before the first (so an EMA has settled)."""
+    if not lines:
+        return bars_recent(symbol, seconds, count=count, before=before), {}
+    warm = max((WARM_FACTOR * (split_operand(n)[1] or 0) for n in lines if n != "VWAP"), default=0)
+    bars = bars_recent(symbol, seconds, count=count + warm, before=before)
+    inputs = SymbolInputs(lines)
+    values: dict[str, list[float | None]] = {name: [] for name in lines}
+    shown = len(bars) - min(count, len(bars))
+    for i, bar in enumerate(bars):
+        # A price the core refuses (the worker never stores one): the lines skip that bar.
+        with suppress(PriceError):
+            inputs.step(bar.time, seconds, bar.open, bar.high, bar.low, bar.close, bar.volume)
+        if i < shown:
+            continue
+        for name in lines:
+            src = inputs.sources[name]
+            values[name].append(None if src.num is None else shown_value(src.num, src.den))
+    return bars[shown:], values
