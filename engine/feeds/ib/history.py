@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Collection, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -114,7 +114,7 @@ class HistoryDownload:
         if symbol is not None:
             self._errors[symbol] = (code, message)
 
-    async def run(self) -> AsyncIterator[Item]:
+    async def run(self) -> AsyncGenerator[Item, None]:
         windows = plan_windows(self.start, self.end, self.bar_seconds)
         total = len(windows) * len(self.items)
         done = 0
