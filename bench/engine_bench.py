@@ -32,7 +32,15 @@ Uses its own temporary SQLite database (``SCALP_VAR_DIR``, ``migrate``) and repo
   signal row visible), the median of the runs. Each round runs every scenario once with a
   fresh worker (IB allows 60 history requests in 10 minutes; a real day spreads them).
 
-``--sections ib,rss,recovery`` picks what runs (default: all).
+* **bar store** (``store``): what storing the bar adds to the bar → signal row path (DESIGN
+  §7.3). In a worker-like process on the same database, ``engine.worker.engine.record_bar``
+  (one transaction: the bar, its 1-minute bar every 12th bar, the signal row with its outbox
+  rows, final outcomes) is timed per bar for a rule firing on every bar, alternating bars
+  stored and bars not stored (the path before the store), together with the keeper's
+  in-memory step (``Keeper.take``: the 1-minute bucket, the outcome tracker). Reported:
+  p50/p99 of both and the p99 difference (target ≤ 0.5 ms).
+
+``--sections ib,rss,recovery,store`` picks what runs (default: all).
 """
 
 from __future__ import annotations
@@ -505,13 +513,16 @@ def main() -> None:
     parser.add_argument("--bars", type=int, default=500_000)
     parser.add_argument("--restarts", type=int, default=6)
     parser.add_argument("--recovery-runs", type=int, default=3)
-    parser.add_argument("--sections", default="ib,rss,recovery",
-                        help="comma-separated: ib (latency, reconnect), rss, recovery")  # fmt: skip
+    parser.add_argument("--store-bars", type=int, default=4500)
+    parser.add_argument("--sections", default="ib,rss,recovery,store",
+                        help="ib (latency, reconnect), rss, recovery, store")  # fmt: skip
     args = parser.parse_args()
     sections = {part.strip() for part in args.sections.split(",") if part.strip()}
-    unknown = sections - {"ib", "rss", "recovery"}
+    unknown = sections - {"ib", "rss", "recovery", "store"}
     if unknown:
-        parser.error(f"unknown section(s) {', '.join(sorted(unknown))}; use ib, rss, recovery")
+        parser.error(
+            f"unknown section(s) {', '.join(sorted(unknown))}; use ib, rss, recovery, store"
+        )
     print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}")
     env = Env()
     try:
@@ -522,6 +533,8 @@ def main() -> None:
         if "recovery" in sections:
             print_recovery(asyncio.run(recovery_benchmarks(env, args.recovery_runs)),
                            args.recovery_runs)  # fmt: skip
+        if "store" in sections:
+            store_section(env, args)
     finally:
         env.close()
 
@@ -545,6 +558,67 @@ def ib_section(env: Env, args: argparse.Namespace) -> None:
     print(f"  max {worst:.2f} s; target ≤ {TARGET_RECONNECT_S:g} s: "
           f"{'met' if worst <= TARGET_RECONNECT_S else 'MISSED'}")  # fmt: skip
     print(f"  worker exit code after SIGTERM: {ib['exit']}")
+
+
+TARGET_STORE_P99_MS = 0.5
+
+# Runs inside ``manage.py shell`` on the bench database: times record_bar per bar, the
+# bar stored (with the keeper's step) or not, alternating; prints one JSON line.
+STORE_CODE = """
+import json, time
+from engine.core.bars import Bar
+from engine.core.machine import SymbolRules
+from engine.worker.config import RunConfig, RunRule
+from engine.worker.engine import record_bar
+from engine.worker.keeper import Keeper
+from rules.models import Rule
+row = Rule.objects.get(pk=__RULE__)
+from engine.core.rules import validate_definition
+rule = RunRule(id=row.pk, name=row.name, rule=validate_definition(row.definition))
+config = RunConfig(rules=(rule,), watchlist_id=None, watchlist_name="", symbols=("BENCH",),
+                   bar_seconds=5, feed="demo")
+bare, tracking = Keeper(config), Keeper(config)  # bars only; bars and every signal tracked
+book = SymbolRules([rule.rule], "BENCH", rule_ids=[rule.id])
+t0 = int(time.time()) // 60 * 60 - 5 * (__N__ + 10)
+plain, stored, full = [], [], []
+for i in range(__N__):
+    bar = Bar("BENCH", t0 + 5 * i, 5, 100.0, 100.25, 99.75, 100.0 + (i % 7) / 100, 10.0)
+    fired = [(s, rule) for s in book.on_bar(bar)]
+    start = time.perf_counter()
+    if i % 3 == 0:
+        record_bar([], fired, 5, None, [])
+        plain.append((time.perf_counter() - start) * 1000)
+        continue
+    keeper = bare if i % 3 == 1 else tracking
+    keeper.take(bar)
+    bars, finals = keeper.drain()
+    rows, _ = record_bar(bars, fired, 5, None, finals)
+    if keeper is tracking:
+        for r in rows:
+            keeper.track(r)
+        full.append((time.perf_counter() - start) * 1000)
+    else:
+        stored.append((time.perf_counter() - start) * 1000)
+print(json.dumps({"plain": plain, "stored": stored, "full": full}))
+"""
+
+
+def store_section(env: Env, args: argparse.Namespace) -> None:
+    code = STORE_CODE.replace("__RULE__", str(env.rule_id)).replace("__N__", str(args.store_bars))
+    out = json.loads(env.manage("shell", "-c", code).strip().splitlines()[-1])
+    plain, stored, full = out["plain"], out["stored"], out["full"]
+    print(f"\nbar store: record_bar per bar (signal row + outbox, one transaction), "
+          f"{len(plain)} bars each way, alternating; the rule fires on every bar")  # fmt: skip
+    print(f"  {'measured':<46} {'p50':>8} {'p99':>8}")
+    for label, values in (("bar not stored (the path before the store)", plain),
+                          ("bar stored (+ its 1-minute bar every 12th)", stored),
+                          ("bar stored + 3 outcomes final on it (worst)", full)):  # fmt: skip
+        print(f"  {label:<46} {statistics.median(values):>6.3f}ms "
+              f"{percentile(values, 99):>6.3f}ms")  # fmt: skip
+    added = percentile(stored, 99) - percentile(plain, 99)
+    verdict = "met" if added <= TARGET_STORE_P99_MS else "MISSED"
+    print(f"  p99 added by storing the bar: {added:+.3f} ms; target ≤ {TARGET_STORE_P99_MS} ms: "
+          f"{verdict}")  # fmt: skip
 
 
 def rss_section(env: Env, args: argparse.Namespace) -> None:

@@ -4,7 +4,8 @@ delivery (program and page sockets, REST, the dashboard) shares."""
 from collections.abc import Iterable
 from datetime import datetime
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
 
 from engine.core.outcomes import Outcome as CoreOutcome
 from engine.core.outcomes import horizon_label
@@ -74,28 +75,35 @@ def last_signal_of(symbol: str) -> Signal | None:
 
 def outcomes_record(finals: Iterable[tuple[int, CoreOutcome]]) -> list[Outcome]:
     """Store final outcomes ``(signal id, Outcome)``; one already stored for that signal
-    and horizon is left as it is. Returns the rows written now (to publish)."""
-    rows: dict[tuple[int, int], Outcome] = {}
-    for signal_id, out in finals:
-        rows.setdefault(
-            (signal_id, out.horizon),
-            Outcome(
-                signal_id=signal_id,
-                horizon=out.horizon,
-                return_pct=out.return_pct,
-                mfe_pct=out.mfe_pct,
-                mae_pct=out.mae_pct,
-            ),
-        )
-    if not rows:
-        return []
-    stored = set(
-        Outcome.objects.filter(signal_id__in={key[0] for key in rows}).values_list(
-            "signal_id", "horizon"
-        )
+    and horizon is left as it is. Returns the rows written now (to publish), unsaved copies.
+
+    One ``INSERT … ON CONFLICT DO NOTHING`` per outcome (SQLite ≥ 3.24 and PostgreSQL): its
+    row count says whether it was new, with no read first (the worker calls this in the
+    transaction of every bar that completes a horizon)."""
+    quote = connection.ops.quote_name
+    columns = ("signal_id", "horizon", "return_pct", "mfe_pct", "mae_pct", "recorded_at")
+    sql = (
+        f"INSERT INTO {quote(Outcome._meta.db_table)} ({', '.join(map(quote, columns))}) "
+        f"VALUES ({', '.join(['%s'] * len(columns))}) ON CONFLICT DO NOTHING"
     )
-    fresh = [row for key, row in rows.items() if key not in stored]
-    Outcome.objects.bulk_create(fresh, ignore_conflicts=True)
+    now = timezone.now()
+    stamp = connection.ops.adapt_datetimefield_value(now)
+    fresh: list[Outcome] = []
+    with connection.cursor() as cursor:
+        for signal_id, out in finals:
+            values = (signal_id, out.horizon, out.return_pct, out.mfe_pct, out.mae_pct, stamp)
+            cursor.execute(sql, values)
+            if cursor.rowcount == 1:
+                fresh.append(
+                    Outcome(
+                        signal_id=signal_id,
+                        horizon=out.horizon,
+                        return_pct=out.return_pct,
+                        mfe_pct=out.mfe_pct,
+                        mae_pct=out.mae_pct,
+                        recorded_at=now,
+                    )
+                )
     return fresh
 
 
