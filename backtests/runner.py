@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
+from inspect import signature
 from typing import Any
 
 from django.db import close_old_connections, connection
@@ -231,6 +232,8 @@ class Job:
         def progress(done: int, total: int) -> None:
             where[0] = done / total if total else 0.0
 
+        summary: dict[str, Any] = {}
+        extra = {"summary": summary} if "summary" in signature(backtest_events).parameters else {}
         try:
             count = 0
             for event in backtest_events(
@@ -239,6 +242,7 @@ class Job:
                 bar_seconds=self.run.bar_seconds,
                 horizons=self.horizons,
                 progress=progress,
+                **extra,
             ):
                 if event.get("event") != "signal":
                     continue
@@ -249,6 +253,7 @@ class Job:
                 elif self.stop.is_set():
                     raise Stopped
             self.check(where[0], "Testing the uploaded file")
+            self.bars = int(summary.get("bars") or 0)
         except (ReplayError, BarFileError) as err:
             name = self.run.upload_name or "the uploaded file"
             text = str(err)
@@ -360,7 +365,7 @@ class Job:
     def _end(self, state: str, *, error: str = "") -> None:
         with contextlib.suppress(Exception):
             self.flush()
-        symbols = list(self.run.symbols) if self.run.source != "csv" else list(self.symbols_seen)
+        symbols = list(self.run.symbols) if self.run.source != "csv" else sorted(self.symbols_seen)
         services.backtest_finish(
             run_id=self.run.pk,
             state=state,
