@@ -233,7 +233,9 @@ class Job:
             where[0] = done / total if total else 0.0
 
         summary: dict[str, Any] = {}
-        extra = {"summary": summary} if "summary" in signature(backtest_events).parameters else {}
+        extra: dict[str, Any] = {}
+        if "summary" in signature(backtest_events).parameters:
+            extra["summary"] = summary
         try:
             count = 0
             for event in backtest_events(
