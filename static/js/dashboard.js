@@ -1,5 +1,6 @@
 // The dashboard's live bits: local times, cooldown countdowns (one per active rule and symbol),
-// per-symbol charts with a marker per signal (▲ buy or no side, ▼ sell), the
+// per-symbol candle charts (stored history, then live bars; volume, a legend of the averages,
+// zoom and pan) with a marker per signal (▲ buy or no side, ▼ sell), the
 // signal list's sound / notification switches, and resuming the socket where the list is.
 // Everything else arrives as server-rendered HTML over the /ws/ui/ socket (htmx ws).
 (function () {
@@ -8,8 +9,8 @@
   var CLOSE_BEHIND = 4008; // the server closed a socket that read too little (docs/delivery.md)
 
   var MAX_ROWS = 200; // live signal rows kept on the page (the history page has them all)
-  var MAX_POINTS = 1500; // chart points kept per symbol
-  var charts = {}; // symbol -> {chart, price, lines: {operand: series}, points, markers}
+  var MAX_POINTS = 3000; // chart bars kept per symbol (history and live)
+  var charts = {}; // symbol -> {chart, price, volume, lines: {operand: series}, points, markers}
 
   // --- times ------------------------------------------------------------------------------
   function pad(n) { return n < 10 ? "0" + n : "" + n; }
@@ -36,7 +37,22 @@
   }
 
   // --- charts -----------------------------------------------------------------------------
+  // Each tile's chart opens with the stored history (GET /bars/api/: candles, volume, the
+  // averages' values and the signals for markers), then live bars from the socket extend it.
   var LINE_COLOURS = ["#f59e0b", "#a78bfa", "#f472b6", "#22d3ee", "#84cc16"];
+  var LINE_NAME = /^(MA|EMA)\d+$|^VWAP$/;
+  var HISTORY_BARS = 1500; // bars asked for on page load
+  var SHOWN_BARS = 120; // bars in view at first; zoom out (wheel, pinch) for the rest
+  var UP = "#34d399", DOWN = "#fb7185";
+
+  function fmt(v) {
+    if (v === null || v === undefined || isNaN(v)) return "–";
+    return Math.abs(v) >= 100 ? v.toFixed(2) : Math.abs(v) >= 1 ? v.toFixed(4) : v.toPrecision(4);
+  }
+
+  function volumeOf(point, vol) {
+    return { time: point.time, value: vol, color: point.close >= point.open ? "#065f4699" : "#9f123999" };
+  }
 
   function chartFor(symbol) {
     if (charts[symbol]) return charts[symbol];
@@ -50,28 +66,130 @@
         attributionLogo: false, // attributed once, under the tiles
       },
       grid: { vertLines: { visible: false }, horzLines: { color: "#1e293b" } },
-      rightPriceScale: { borderVisible: false },
-      timeScale: { borderVisible: false, timeVisible: true, secondsVisible: true },
-      handleScroll: false,
-      handleScale: false,
+      rightPriceScale: { borderVisible: false, scaleMargins: { top: 0.08, bottom: 0.22 } },
+      timeScale: { borderVisible: false, timeVisible: true, secondsVisible: true, rightOffset: 2 },
+      // The library's zoom (wheel, pinch) and pan (drag); a vertical swipe scrolls the page.
+      handleScroll: { mouseWheel: true, pressedMouseMove: true, horzTouchDrag: true, vertTouchDrag: false },
+      handleScale: true,
     });
-    var price = chart.addSeries(LC.LineSeries, {
-      color: "#38bdf8", lineWidth: 1.5, priceLineVisible: false, lastValueVisible: false,
+    var price = chart.addSeries(LC.CandlestickSeries, {
+      upColor: UP, downColor: DOWN, borderVisible: false, wickUpColor: UP, wickDownColor: DOWN,
+      priceLineVisible: false, lastValueVisible: false,
     });
+    var volume = chart.addSeries(LC.HistogramSeries, {
+      priceScaleId: "volume", priceFormat: { type: "volume" },
+      priceLineVisible: false, lastValueVisible: false,
+    });
+    chart.priceScale("volume").applyOptions({ scaleMargins: { top: 0.8, bottom: 0 } });
     var lines = {};
+    var legend = el.parentNode.querySelector(".tile-legend");
     (el.dataset.operands || "").split(",").filter(function (name) {
-      return /^(MA|EMA)\d+$|^VWAP$/.test(name);
+      return LINE_NAME.test(name);
     }).forEach(function (name, i) {
+      var colour = LINE_COLOURS[i % LINE_COLOURS.length];
       lines[name] = chart.addSeries(LC.LineSeries, {
-        color: LINE_COLOURS[i % LINE_COLOURS.length], lineWidth: 1,
+        color: colour, lineWidth: 1,
         priceLineVisible: false, lastValueVisible: false, crosshairMarkerVisible: false,
       });
+      if (legend) {
+        var item = document.createElement("span");
+        item.className = "legend-line inline-flex items-center gap-1";
+        item.dataset.line = name;
+        var swatch = document.createElement("i");
+        swatch.className = "inline-block h-0.5 w-3";
+        swatch.style.background = colour;
+        var value = document.createElement("b");
+        value.className = "font-normal text-slate-300";
+        value.textContent = "–";
+        item.append(swatch, name + " ", value);
+        legend.appendChild(item);
+      }
     });
     charts[symbol] = {
-      chart: chart, price: price, lines: lines, points: [], values: {},
-      markers: LC.createSeriesMarkers(price, []), marks: [],
+      chart: chart, el: el, price: price, volume: volume, lines: lines, legend: legend,
+      points: [], vols: [], values: {}, markers: LC.createSeriesMarkers(price, []), marks: [],
     };
     return charts[symbol];
+  }
+
+  function showValue(c, name, v) {
+    var item = c.legend && c.legend.querySelector('[data-line="' + name + '"] b');
+    if (item) item.textContent = fmt(v);
+  }
+
+  // The bar a signal belongs on: the last one that started before its close (a signal is
+  // stamped with its bar's close; the chart plots bars at their start).
+  function barBefore(points, close) {
+    var lo = 0, hi = points.length - 1, at = null;
+    while (lo <= hi) {
+      var mid = (lo + hi) >> 1;
+      if (points[mid].time < close) { at = points[mid].time; lo = mid + 1; } else { hi = mid - 1; }
+    }
+    return at;
+  }
+
+  function setMarks(c) {
+    c.marks.sort(function (a, b) { return a.time - b.time; });
+    c.markers.setMarkers(c.marks);
+  }
+
+  function redraw(c) {
+    c.price.setData(c.points);
+    c.volume.setData(c.vols);
+    Object.keys(c.lines).forEach(function (name) { c.lines[name].setData(c.values[name] || []); });
+  }
+
+  function loadHistory(el) {
+    var c = chartFor(el.dataset.chartSymbol);
+    if (!c || !el.dataset.barsUrl) return;
+    var query = "?symbol=" + encodeURIComponent(el.dataset.chartSymbol) +
+      "&seconds=" + encodeURIComponent(el.dataset.seconds || "5") + "&limit=" + HISTORY_BARS;
+    var names = Object.keys(c.lines);
+    if (names.length) query += "&lines=" + encodeURIComponent(names.join(","));
+    fetch(el.dataset.barsUrl + query, { credentials: "same-origin" }).then(function (r) {
+      return r.ok ? r.json() : Promise.reject(r.status);
+    }).then(function (data) {
+      // Live bars that arrived meanwhile stay; history fills in before them.
+      var firstLive = c.points.length ? c.points[0].time : Infinity;
+      var points = [], vols = [], kept = 0;
+      data.bars.forEach(function (b) {
+        if (b[0] >= firstLive) return;
+        var p = { time: b[0], open: b[1], high: b[2], low: b[3], close: b[4] };
+        points.push(p);
+        vols.push(volumeOf(p, b[5]));
+        kept++;
+      });
+      c.points = points.concat(c.points);
+      c.vols = vols.concat(c.vols);
+      names.forEach(function (name) {
+        var values = (data.lines && data.lines[name]) || [];
+        var line = [];
+        data.bars.forEach(function (b, i) {
+          if (b[0] < firstLive && values[i] !== null && values[i] !== undefined) {
+            line.push({ time: b[0], value: values[i] });
+          }
+        });
+        c.values[name] = line.concat(c.values[name] || []);
+        if (!isFinite(firstLive) && line.length) showValue(c, name, line[line.length - 1].value);
+      });
+      (data.signals || []).forEach(function (s) { mark(c, s.id, s.side, s.time); });
+      redraw(c);
+      setMarks(c);
+      if (c.points.length > SHOWN_BARS) {
+        c.chart.timeScale().setVisibleLogicalRange({
+          from: c.points.length - SHOWN_BARS, to: c.points.length + 2,
+        });
+      }
+      el.dataset.historyBars = String(kept);
+      el.dataset.markers = String(c.marks.length);
+    }).catch(function () {
+      el.dataset.historyBars = "failed"; // the live bars still draw
+    });
+  }
+
+  function num(live, name, fallback) {
+    var v = parseFloat(live.dataset[name]);
+    return isNaN(v) ? fallback : v;
   }
 
   function addBar(live) {
@@ -84,9 +202,22 @@
     var values = {};
     var json = live.querySelector('script[type="application/json"]');
     if (json) { try { values = JSON.parse(json.textContent); } catch (e) { values = {}; } }
-    var point = { time: t, value: parseFloat(live.dataset.close) };
-    if (t === last) c.points[c.points.length - 1] = point; else c.points.push(point);
+    var close = parseFloat(live.dataset.close);
+    if (isNaN(close)) return;
+    var point = {
+      time: t, open: num(live, "open", close), high: num(live, "high", close),
+      low: num(live, "low", close), close: close,
+    };
+    var vol = volumeOf(point, num(live, "volume", 0));
+    if (t === last) {
+      c.points[c.points.length - 1] = point;
+      c.vols[c.vols.length - 1] = vol;
+    } else {
+      c.points.push(point);
+      c.vols.push(vol);
+    }
     Object.keys(c.lines).forEach(function (name) {
+      showValue(c, name, values[name]);
       if (values[name] === null || values[name] === undefined) return;
       c.values[name] = c.values[name] || [];
       var series = c.values[name];
@@ -98,15 +229,16 @@
       var cut = c.points.length - MAX_POINTS + 300;
       var keepFrom = c.points[cut].time;
       c.points = c.points.slice(cut);
-      c.price.setData(c.points);
+      c.vols = c.vols.slice(cut);
       Object.keys(c.values).forEach(function (name) {
         c.values[name] = c.values[name].filter(function (p) { return p.time >= keepFrom; });
-        c.lines[name].setData(c.values[name]);
       });
+      redraw(c);
       c.marks = c.marks.filter(function (m) { return m.time >= keepFrom; });
-      c.markers.setMarkers(c.marks);
+      setMarks(c);
     } else {
       c.price.update(point);
+      c.volume.update(vol);
       Object.keys(c.lines).forEach(function (name) {
         var series = c.values[name];
         if (series && series.length && series[series.length - 1].time === t) {
@@ -124,18 +256,25 @@
     return { time: time, position: "belowBar", color: "#34d399", shape: "arrowUp", size: 1 };
   }
 
-  function addMarker(symbol, iso, side) {
+  // One marker per signal id (history and the live row may both name it); false if the
+  // chart has no bar for it yet.
+  function mark(c, id, side, close) {
+    var key = "s" + id;
+    if (c.marks.some(function (m) { return m.id === key; })) return true;
+    var at = barBefore(c.points, close);
+    if (at === null) return false;
+    var m = markerFor(side, at);
+    m.id = key;
+    c.marks.push(m);
+    return true;
+  }
+
+  function addMarker(symbol, id, iso, side) {
     var c = chartFor(symbol);
     var t = Date.parse(iso) / 1000;
-    if (!c || isNaN(t) || !c.points.length) return;
-    // A signal is stamped with its bar's close; the chart plots bars at their start.
-    var at = null;
-    for (var i = c.points.length - 1; i >= 0; i--) {
-      if (c.points[i].time < t) { at = c.points[i].time; break; }
-    }
-    if (at === null) return;
-    c.marks.push(markerFor(side, at));
-    c.markers.setMarkers(c.marks);
+    if (!c || isNaN(t) || !mark(c, id, side, t)) return;
+    setMarks(c);
+    c.el.dataset.markers = String(c.marks.length);
   }
 
   // --- new signals ------------------------------------------------------------------------
@@ -160,7 +299,7 @@
     if (empty) empty.classList.add("hidden");
     while (list && list.children.length > MAX_ROWS) list.removeChild(list.lastElementChild);
     var side = row.dataset.side || "";
-    addMarker(row.dataset.symbol, row.dataset.time, side);
+    addMarker(row.dataset.symbol, row.dataset.signalId, row.dataset.time, side);
     if (option("sound")) beep();
     if (option("notify") && window.Notification && Notification.permission === "granted") {
       var title = row.dataset.symbol + (side === "sell" ? " SELL ▼" : side === "buy" ? " BUY ▲" : "") + " signal";
@@ -223,10 +362,7 @@
     var root = document.getElementById("dashboard");
     if (!root) return;
     document.querySelectorAll(".js-local").forEach(localTime);
-    document.querySelectorAll(".tile-chart").forEach(function (el) {
-      var c = chartFor(el.dataset.chartSymbol);
-      if (c) c.chart.timeScale().applyOptions({ rightOffset: 2 });
-    });
+    document.querySelectorAll(".tile-chart").forEach(loadHistory);
     setupOptions();
     countdowns();
     setInterval(countdowns, 1000);
