@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET
 
-from bars.services import bars_with_lines, chart_line_names, chart_signals
+from bars.services import chart_history, chart_line_names, chart_signals
 from engine.core.bars import END_BAR_TIME
 from engine.core.inputs import InputError, parse_whole
 from signals import events
@@ -54,15 +54,15 @@ def api_bars(request: HttpRequest) -> JsonResponse:
     except (InputError, ValueError) as err:
         return _error(400, str(err))
     assert seconds is not None and limit is not None
-    bars, values = bars_with_lines(symbol, seconds, count=limit, before=before, lines=lines)
+    bars, values = chart_history(symbol, seconds, count=limit, before=before, lines=lines)
     signals = (
-        chart_signals(symbol, bars[0].time, bars[-1].close_time, limit=SIGNALS_MAX) if bars else []
+        chart_signals(symbol, bars[0][0], bars[-1][0] + seconds, limit=SIGNALS_MAX) if bars else []
     )
     return JsonResponse(
         {
             "symbol": symbol,
             "seconds": seconds,
-            "bars": [[b.time, b.open, b.high, b.low, b.close, b.volume] for b in bars],
+            "bars": bars,
             "signals": signals,
             "lines": values,
         }

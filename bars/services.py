@@ -28,6 +28,7 @@ STREAM_CHUNK: Final = 2_000
 STORE_BATCH: Final = 2_000
 
 _FIELDS: Final = ("time", "open", "high", "low", "close", "volume")
+Row = tuple[int, float, float, float, float, float]  # a bar without its symbol and size
 _INSERT: str | None = None
 
 
@@ -124,21 +125,37 @@ def bars_prune(*, now: datetime | int, days: int) -> int:
     return deleted
 
 
-def _bar(symbol: str, seconds: int, row: tuple[int, float, float, float, float, float]) -> Bar:
+def _bar(symbol: str, seconds: int, row: Row) -> Bar:
     return Bar(symbol, row[0], seconds, row[1], row[2], row[3], row[4], row[5])
+
+
+def _recent_rows(symbol: str, seconds: int, count: int, before: int | None) -> list[Row]:
+    # Plain SQL along the (symbol, seconds, time) index: a chart asks for thousands of rows
+    # and the ORM's per-row work was half of the answer's time.
+    if count <= 0:
+        return []
+    quote = connection.ops.quote_name
+    sql = (
+        f"SELECT {', '.join(quote(f) for f in _FIELDS)} FROM {quote(StoredBar._meta.db_table)} "
+        f"WHERE {quote('symbol')} = %s AND {quote('seconds')} = %s"
+        + (f" AND {quote('time')} < %s" if before is not None else "")
+        + f" ORDER BY {quote('time')} DESC LIMIT %s"
+    )
+    params: list[int | str] = [symbol, seconds]
+    if before is not None:
+        params.append(before)
+    params.append(count)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        newest: list[Row] = cursor.fetchall()
+    newest.reverse()
+    return newest
 
 
 def bars_recent(symbol: str, seconds: int, *, count: int, before: int | None = None) -> list[Bar]:
     """The newest ``count`` stored bars starting before ``before`` (all if None), oldest
     first."""
-    if count <= 0:
-        return []
-    rows = StoredBar.objects.filter(symbol=symbol, seconds=seconds)
-    if before is not None:
-        rows = rows.filter(time__lt=before)
-    newest = list(rows.order_by("-time").values_list(*_FIELDS)[:count])
-    newest.reverse()
-    return [_bar(symbol, seconds, row) for row in newest]
+    return [_bar(symbol, seconds, row) for row in _recent_rows(symbol, seconds, count, before)]
 
 
 def bars_between(symbol: str, seconds: int, start: int, end: int) -> Iterator[Bar]:
@@ -228,48 +245,57 @@ def bars_around(symbol: str, close: int, *, prefer: int) -> Around | None:
     return None
 
 
-# Averages a chart draws over its history (the dashboard's lines): MA<n>, EMA<n>, VWAP.
-CHART_LINE = re.compile(r"(?:MA|EMA)[1-9][0-9]{0,2}|VWAP")
+# Averages a chart draws over its history (the dashboard's lines): MA<n> and EMA<n>. VWAP is
+# drawn from live bars only: its value depends on the whole session, often far before the
+# first bar a chart asks for.
+CHART_LINE = re.compile(r"(?:MA|EMA)[1-9][0-9]{0,2}")
 MAX_CHART_LINES = 8
-WARM_FACTOR = 8  # bars before the first drawn one per period: an EMA settles to ~1e-7
+EMA_WARM_FACTOR = 8  # bars before the first drawn one per EMA period: it settles to ~1e-7
 
 
 def chart_line_names(raw: str) -> list[str]:
-    """``"MA20,EMA9,VWAP"`` → the names, or ValueError with a sentence."""
+    """``"MA20,EMA9"`` → the names, or ValueError with a sentence."""
     if len(raw) > 100:
-        raise ValueError(f"Ask for at most {MAX_CHART_LINES} lines, e.g. lines=MA20,EMA9,VWAP.")
+        raise ValueError(f"Ask for at most {MAX_CHART_LINES} lines, e.g. lines=MA20,EMA9.")
     names = list(dict.fromkeys(n.strip() for n in raw.split(",") if n.strip()))
     if len(names) > MAX_CHART_LINES:
         raise ValueError(f"Ask for at most {MAX_CHART_LINES} lines.")
     for name in names:
         n = split_operand(name)[1] if CHART_LINE.fullmatch(name) else 0
-        if n is not None and not MIN_PERIOD <= n <= MAX_PERIOD:
+        if n is None or not MIN_PERIOD <= n <= MAX_PERIOD:
             raise ValueError(
                 f"{clip(name)!r} is not a line the chart draws: use MA<n> or EMA<n> "
-                f"(n from {MIN_PERIOD} to {MAX_PERIOD}) or VWAP, separated by commas."
+                f"(n from {MIN_PERIOD} to {MAX_PERIOD}), separated by commas."
             )
     return names
 
 
-def bars_with_lines(
+def chart_history(
     symbol: str, seconds: int, *, count: int, before: int | None, lines: list[str]
-) -> tuple[list[Bar], dict[str, list[float | None]]]:
-    """:func:`bars_recent` plus each line's value at each of those bars, computed by the
-    core's own indicators over extra bars before the first (so an EMA has settled)."""
-    if not lines:
-        return bars_recent(symbol, seconds, count=count, before=before), {}
-    warm = max((WARM_FACTOR * (split_operand(n)[1] or 0) for n in lines if n != "VWAP"), default=0)
-    bars = bars_recent(symbol, seconds, count=count + warm, before=before)
-    inputs = SymbolInputs(lines)
+) -> tuple[list[Row], dict[str, list[float | None]]]:
+    """The newest ``count`` stored bars before ``before`` as ``(time, o, h, l, c, v)`` rows,
+    oldest first, and each line's value at each of them (None while undefined), computed by
+    the core's own indicators over the bars before the first too (an MA needs n - 1 of them,
+    an EMA settles over EMA_WARM_FACTOR × n)."""
+    warm = 0
+    for name in lines:
+        kind, n = split_operand(name)
+        assert n is not None
+        warm = max(warm, EMA_WARM_FACTOR * n if kind == "EMA" else n - 1)
+    rows = _recent_rows(symbol, seconds, count + warm if lines else count, before)
+    shown = len(rows) - min(count, len(rows))
     values: dict[str, list[float | None]] = {name: [] for name in lines}
-    shown = len(bars) - min(count, len(bars))
-    for i, bar in enumerate(bars):
+    if not lines:
+        return rows, values
+    inputs = SymbolInputs(lines)
+    step = inputs.step
+    sources = [(values[name], inputs.sources[name]) for name in lines]
+    for i, (time, o, h, lo, c, v) in enumerate(rows):
         # A price the core refuses (the worker never stores one): the lines skip that bar.
         with suppress(PriceError):
-            inputs.step(bar.time, seconds, bar.open, bar.high, bar.low, bar.close, bar.volume)
-        if i < shown:
-            continue
-        for name in lines:
-            src = inputs.sources[name]
-            values[name].append(None if src.num is None else shown_value(src.num, src.den))
-    return bars[shown:], values
+            step(time, seconds, o, h, lo, c, v)
+        if i >= shown:
+            for out, src in sources:
+                num = src.num
+                out.append(None if num is None else shown_value(num, src.den))
+    return rows[shown:], values

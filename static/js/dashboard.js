@@ -144,7 +144,8 @@
     if (!c || !el.dataset.barsUrl) return;
     var query = "?symbol=" + encodeURIComponent(el.dataset.chartSymbol) +
       "&seconds=" + encodeURIComponent(el.dataset.seconds || "5") + "&limit=" + HISTORY_BARS;
-    var names = Object.keys(c.lines);
+    // VWAP depends on the whole session: drawn from live bars only.
+    var names = Object.keys(c.lines).filter(function (name) { return name !== "VWAP"; });
     if (names.length) query += "&lines=" + encodeURIComponent(names.join(","));
     fetch(el.dataset.barsUrl + query, { credentials: "same-origin" }).then(function (r) {
       return r.ok ? r.json() : Promise.reject(r.status);

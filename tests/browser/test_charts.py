@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bars.services import bars_recent, bars_store, bars_with_lines
+from bars.services import bars_recent, bars_store, chart_history
 from engine.core.bars import Bar
 from signals.services import signal_record
 from tests.browser.helpers import log_in
@@ -45,7 +45,7 @@ def test_dashboard_opens_with_stored_candles_and_the_signal_chart(live_daphne, p
     assert chart.locator("canvas").count() > 0
     # The legend names each average of the active rule (MA5, MA10) with its current value:
     # the stored history's last value, as the core computes it.
-    _, lines = bars_with_lines("AAPL", 5, count=1, before=None, lines=["MA5", "MA10"])
+    _, lines = chart_history("AAPL", 5, count=1, before=None, lines=["MA5", "MA10"])
     legend = page.locator("#tile-aapl").get_by_test_id("chart-legend")
     for name in ("MA5", "MA10"):
         item = legend.locator(f'[data-line="{name}"]')
