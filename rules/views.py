@@ -3,6 +3,7 @@
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from engine.core.instruments import Instrument
@@ -32,6 +33,15 @@ from rules.services import (
     rules_active,
 )
 from scalpsite.ui import is_htmx
+from signals import realtime
+from signals.stats import (
+    PERIODS,
+    outcome_stats,
+    period_caption,
+    period_clean,
+    period_signals,
+    stats_context,
+)
 from watchlists.services import watchlist_get_active
 
 BUILDER = "rules/builder.html"
@@ -60,13 +70,19 @@ def _locked_rule_ids() -> list[int]:
     return state.run_rule_ids if state.is_locked else []
 
 
-def _list_context(*, toggle_errors: dict[int, str] | None = None) -> dict:
+def _list_context(
+    *, toggle_errors: dict[int, str] | None = None, period: str | None = None
+) -> dict:
     active_count = len(rules_active())  # first: a fresh database makes the system rule active
     rules = list(Rule.objects.all())
     instruments = _active_instruments()
+    period = period_clean(period)
+    # One query: every rule's figures at the first horizon over the period.
+    stats = outcome_stats(period_signals(period, timezone.now()), realtime.outcome_horizons())
     for rule in rules:  # a refused toggle's sentence and the no-volume warning, in its row
         setattr(rule, "toggle_error", (toggle_errors or {}).get(rule.pk, ""))  # noqa: B010
         setattr(rule, "volume_warning", _volume_warning(rule, instruments))  # noqa: B010
+        setattr(rule, "stats", stats.first(rule.pk))  # noqa: B010
     locked_ids = _locked_rule_ids()
     locked = next((r for r in rules if r.pk in locked_ids and not r.is_system), None)
     return {
@@ -78,12 +94,27 @@ def _list_context(*, toggle_errors: dict[int, str] | None = None) -> dict:
         "max_active": MAX_ACTIVE_RULES,
         "locked_rule_ids": locked_ids,
         "engine": engine_state_get(),
+        "periods": PERIODS,
+        "period": period,
     }
 
 
 @require_GET
 def rule_list(request):
-    return render(request, "rules/list.html", _list_context())
+    return render(request, "rules/list.html", _list_context(period=request.GET.get("period")))
+
+
+def _rule_stats(rule: Rule, period: str) -> dict:
+    """The rule page's statistics section: per horizon and per symbol over ``period``."""
+    table = outcome_stats(
+        period_signals(period, timezone.now(), rule_id=rule.pk), realtime.outcome_horizons()
+    )
+    return {
+        **stats_context(table, period_caption(period)),
+        "periods": PERIODS,
+        "period": period,
+        "period_anchor": "#rule-stats",
+    }
 
 
 # The builder page
@@ -147,7 +178,10 @@ def _run_preview(request, form: RuleBuilderForm):
 
 def _builder_page(request, *, rule: Rule | None):
     if request.method == "GET":
-        return render(request, BUILDER, _builder_context(_builder_form(rule=rule), rule=rule))
+        context = _builder_context(_builder_form(rule=rule), rule=rule)
+        if rule is not None:
+            context.update(_rule_stats(rule, period_clean(request.GET.get("period"))))
+        return render(request, BUILDER, context)
 
     action = request.POST.get("action", "save")
     # Editing steps without JavaScript (add, remove, fill, preview) don't need a name yet.

@@ -10,12 +10,13 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET
 
 from engine.core.inputs import InputError, parse_whole
+from engine.core.outcomes import horizon_label
 from engine.models import EngineState
 from engine.services import engine_state_get
 from engine.tokens import feed_token_valid, token_from_request
-from signals import events
+from signals import events, realtime
 from signals.forms import MAX_ID
-from signals.services import signals_after
+from signals.services import outcomes_of, signals_after
 from watchlists.services import symbol_normalize
 
 API_LIMIT_DEFAULT = 100
@@ -58,8 +59,17 @@ def api_signals(request: HttpRequest) -> JsonResponse:
     else:
         symbol = ""
     rows = signals_after(since, symbols=[symbol] if symbol else None, limit=limit)
-    signals = [row.to_event() for row in rows]
+    signals = with_outcomes([row.to_event() for row in rows])
     return JsonResponse({"signals": signals, "last_id": signals[-1]["id"] if signals else since})
+
+
+def with_outcomes(signals: list[events.SignalEvent]) -> list[dict]:
+    """Each signal event with ``outcomes``: per configured horizon its stored final values
+    ``{"return_pct", "mfe_pct", "mae_pct"}``, or null while not final; a stored outcome at a
+    horizon no longer configured is kept (docs/outcomes.md)."""
+    stored = outcomes_of(event["id"] for event in signals) if signals else {}
+    empty = dict.fromkeys(horizon_label(h) for h in realtime.outcome_horizons())
+    return [{**event, "outcomes": {**empty, **stored.get(event["id"], {})}} for event in signals]
 
 
 def engine_status(state: EngineState) -> events.StatusEvent:

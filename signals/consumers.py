@@ -15,7 +15,9 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.core.exceptions import ValidationError
 
+from engine.core.bars import parse_time
 from engine.core.inputs import InputError, load_json, parse_whole
+from engine.core.outcomes import parse_horizons
 from engine.tokens import engine_token_valid, feed_token_valid, token_from_scope, token_matches
 from signals import events, realtime
 from signals.realtime import GROUP_BARS, GROUP_ENGINE, GROUP_FEED, GROUP_UI
@@ -78,6 +80,15 @@ class SignalFeedConsumer(SignalStream, AsyncWebsocketConsumer):
     def signal_frame(self, event: events.SignalEvent) -> str:
         return events.text(event)
 
+    def page_frames(
+        self, event: events.SignalEvent, outcomes: dict[str, dict]
+    ) -> tuple[tuple[str, ...], frozenset[str]]:
+        """A re-sent signal, then its stored final outcomes (docs/delivery.md)."""
+        frames = [self.signal_frame(event)]
+        for label, values in outcomes.items():
+            frames.append(events.text(outcome_event(event, label, values)))
+        return tuple(frames), frozenset(outcomes)
+
     async def watch_round(self, *, missed: int, newest: int, feed_token: str) -> None:
         if not token_matches(self.token, feed_token):
             await self.stream_close(CLOSE_TOKEN)
@@ -99,6 +110,9 @@ class SignalFeedConsumer(SignalStream, AsyncWebsocketConsumer):
         wanted = self.symbols is None or message["symbol"] in self.symbols
         if kind == "signal":
             await self.on_signal(message["id"], message["text"] if wanted else None)
+        elif kind == "outcome":
+            if wanted:
+                await self.on_outcome(message["id"], message["horizon"], message["text"])
         elif kind != "bar" or (self.bars and wanted):
             await self.send_unless_behind(message["text"])
 
@@ -175,7 +189,14 @@ class UiConsumer(SignalStream, AsyncWebsocketConsumer):
         await self.stream_stop(GROUP_UI)
 
     def signal_frame(self, event: events.SignalEvent) -> str:
-        return realtime.signal_html(event)
+        return realtime.signal_html(event, horizons=realtime.outcome_horizons())
+
+    def page_frames(
+        self, event: events.SignalEvent, outcomes: dict[str, dict]
+    ) -> tuple[tuple[str, ...], frozenset[str]]:
+        """The row with its stored outcomes filled in."""
+        html = realtime.signal_html(event, horizons=realtime.outcome_horizons(), outcomes=outcomes)
+        return (html,), frozenset(outcomes)
 
     direct_types = ("ui.",)
 
@@ -184,6 +205,8 @@ class UiConsumer(SignalStream, AsyncWebsocketConsumer):
         kind = message["type"]
         if kind == "ui.signal":
             await self.on_signal(message["id"], message["html"])
+        elif kind == "ui.outcome":
+            await self.on_outcome(message["id"], message["horizon"], message["html"])
         elif kind == "ui.wake":
             self.wake(message["id"])
         else:
@@ -192,6 +215,20 @@ class UiConsumer(SignalStream, AsyncWebsocketConsumer):
     async def receive(self, text_data=None, bytes_data=None) -> None:
         # Pages only listen; commands go through the forms (CSRF-protected POSTs).
         return
+
+
+def outcome_event(event: events.SignalEvent, label: str, values: dict) -> events.OutcomeEvent:
+    """Signal ``event``'s stored outcome at horizon ``label`` ("1m") as its live event."""
+    return events.outcome(
+        id=event["id"],
+        horizon=parse_horizons(label)[0],
+        return_pct=values.get("return_pct"),
+        mfe_pct=values.get("mfe_pct"),
+        mae_pct=values.get("mae_pct"),
+        symbol=event["symbol"],
+        rule_id=event["rule_id"],
+        close_time=parse_time(event["timestamp"]),
+    )
 
 
 class EngineBridgeConsumer(DirectDelivery, AsyncWebsocketConsumer):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Protocol
 
 from channels.db import database_sync_to_async
@@ -19,8 +20,11 @@ from channels.layers import get_channel_layer
 from django.template.loader import render_to_string
 
 from engine import tokens
+from engine.core.outcomes import DEFAULT_HORIZONS, HorizonError, parse_horizons
+from engine.services import settings_get
 from signals import events
 from signals.services import newest_signal_id
+from signals.templatetags.outcomes import outcome_cells
 
 logger = logging.getLogger(__name__)
 
@@ -30,11 +34,59 @@ GROUP_UI = "ui"  # /ws/ui/ consumers: HTML fragments for htmx
 GROUP_ENGINE = "engine"  # the bridge consumer: commands down to the worker
 
 WATCH_SECONDS = 0.5  # how often each Daphne process reads the newest id and the feed token
+HORIZONS_SECONDS = 5.0  # how long this process trusts the outcome horizons it read
 
 
-def signal_html(event: events.SignalEvent | dict) -> str:
-    """A signal as the HTML every page socket gets: a live row and its tile's last signal."""
-    return render_to_string("signals/partials/signal_live.html", {"signal": event})
+class _Horizons:
+    """The outcome horizons setting, read at most every HORIZONS_SECONDS (a page row's cells)."""
+
+    value: tuple[int, ...] = ()
+    read_at = -HORIZONS_SECONDS
+
+    def fresh(self) -> bool:
+        return bool(self.value) and time.monotonic() - self.read_at < HORIZONS_SECONDS
+
+
+_horizons = _Horizons()
+
+
+def outcome_horizons() -> tuple[int, ...]:
+    """The configured outcome horizons in seconds (sync: a view, a thread)."""
+    if not _horizons.fresh():
+        try:
+            value = parse_horizons(settings_get().outcome_horizons)
+        except HorizonError:  # the model validates it; a row written around it reads default
+            value = parse_horizons(DEFAULT_HORIZONS)
+        _horizons.value, _horizons.read_at = value, time.monotonic()
+    return _horizons.value
+
+
+async def outcome_horizons_async() -> tuple[int, ...]:
+    if _horizons.fresh():
+        return _horizons.value
+    return await database_sync_to_async(outcome_horizons)()
+
+
+def signal_html(
+    event: events.SignalEvent | dict,
+    *,
+    horizons: tuple[int, ...] = (),
+    outcomes: dict[str, dict] | None = None,
+) -> str:
+    """A signal as the HTML every page socket gets: a live row (with a cell per outcome
+    horizon, filled from ``outcomes`` where final) and its tile's last signal."""
+    row = {**event, "outcome_cells": outcome_cells(horizons, outcomes)}
+    return render_to_string("signals/partials/signal_live.html", {"signal": row})
+
+
+def outcome_html(event: dict) -> str:
+    """A final outcome as the HTML page sockets get: the cell of its signal's live row."""
+    label = event["horizon"]
+    values = {key: event.get(key) for key in ("return_pct", "mfe_pct", "mae_pct")}
+    return render_to_string(
+        "signals/partials/outcome_live.html",
+        {"signal_id": event["id"], "cell": {"label": label, "outcome": values}},
+    )
 
 
 async def publish(event: dict) -> None:
@@ -43,9 +95,12 @@ async def publish(event: dict) -> None:
     if kind == events.SIGNAL:
         # The wake-up carries the frames, so a socket that is up to date sends them as they are.
         await _feed_send(GROUP_FEED, event)
+        html = signal_html(event, horizons=await outcome_horizons_async())
         await get_channel_layer().group_send(
-            GROUP_UI, {"type": "ui.signal", "id": event["id"], "html": signal_html(event)}
+            GROUP_UI, {"type": "ui.signal", "id": event["id"], "html": html}
         )
+    elif kind == events.OUTCOME:
+        await _outcome_send(event)
     elif kind == events.STATUS:
         await _feed_send(GROUP_FEED, event)
         await _group_html(render_to_string("engine/partials/status.html", {"status": event}))
@@ -76,6 +131,32 @@ async def _feed_send(group: str, event: dict) -> None:
         "text": events.text(event),
     }
     await get_channel_layer().group_send(group, message)
+
+
+async def _outcome_send(event: dict) -> None:
+    """An outcome goes to program sockets whose symbol filter takes it and to pages; each
+    socket sends it once its signal has been sent (``SignalStream.on_outcome``)."""
+    try:
+        key = (int(event["id"]), str(event["horizon"]))
+        html = outcome_html(event)
+    except (KeyError, TypeError, ValueError):
+        logger.warning("ignoring an outcome event without id and horizon")
+        return
+    layer = get_channel_layer()
+    await layer.group_send(
+        GROUP_FEED,
+        {
+            "type": "feed.event",
+            "kind": events.OUTCOME,
+            "id": key[0],
+            "horizon": key[1],
+            "symbol": event.get("symbol"),
+            "text": events.text(event),
+        },
+    )
+    await layer.group_send(
+        GROUP_UI, {"type": "ui.outcome", "id": key[0], "horizon": key[1], "html": html}
+    )
 
 
 async def _group_html(html: str) -> None:
@@ -147,7 +228,8 @@ async def _watch_loop() -> None:
 
 
 def reset_for_tests() -> None:
-    global _watch
+    global _watch, _horizons
+    _horizons = _Horizons()
     if _watch.task is not None:
         _watch.task.cancel()
     _watch = _Watch()

@@ -12,16 +12,17 @@ import asyncio
 import functools
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from channels.db import database_sync_to_async
 
 from signals import events, realtime
-from signals.services import newest_signal_id, signals_after
+from signals.services import newest_signal_id, outcomes_of, signals_after
 
 logger = logging.getLogger(__name__)
 
 PAGE_ROWS = 200  # signals read from the database per page of a catch-up
+MAX_PENDING_OUTCOMES = 10_000  # live outcomes held for signals a catch-up has yet to send
 MAX_UNSENT = 256 * 1024  # bytes Daphne may hold for a socket before it counts as behind
 DRAINED = 64 * 1024  # a catch-up page is read only once Daphne holds at most this
 BEHIND_SECONDS = 10.0  # a socket that doesn't drain in this time is closed with CLOSE_BEHIND
@@ -117,6 +118,15 @@ def wait_for_close_reply(protocol, seconds: float) -> None:
 # --- delivery by id ------------------------------------------------------------------------
 
 
+class PageRow(NamedTuple):
+    """One signal of a catch-up page: its frames (the signal, then any of its stored
+    outcomes a program gets) and the horizons of the outcomes those frames carry."""
+
+    id: int
+    frames: tuple[str, ...]
+    outcomes: frozenset[str] = frozenset()
+
+
 class SignalStream(DirectDelivery):
     """Every stored signal to one socket, once each, in id order (docs/delivery.md).
 
@@ -134,16 +144,34 @@ class SignalStream(DirectDelivery):
     protocol = None
     closing = False
     symbols: frozenset[str] | None = None  # None: every symbol
+    # Live outcomes of signals not sent yet, by (signal id, horizon): sent once the position
+    # passes their signal, unless the catch-up page that sent it carried them already.
+    pending_outcomes: dict[tuple[int, str], str] | None = None
+    # Outcomes a catch-up page sent from the database (newest MAX_PENDING_OUTCOMES): their
+    # live event, on its way while the page was read, is not sent again.
+    carried_outcomes: dict[tuple[int, str], None] | None = None
 
     def signal_frame(self, event: events.SignalEvent) -> str:
         """What this socket sends for a signal event."""
         raise NotImplementedError
 
-    def read_page(self, after: int, upto: int) -> list[tuple[int, str]]:
-        """(id, frame) of at most PAGE_ROWS signals with ``after < id <= upto`` that this socket
-        wants, in id order. Runs in a thread."""
+    def page_frames(
+        self, event: events.SignalEvent, outcomes: dict[str, dict]
+    ) -> tuple[tuple[str, ...], frozenset[str]]:
+        """What a catch-up sends for a stored signal with its stored ``outcomes`` (by
+        horizon label), and the horizons those frames carry. Runs in a thread."""
+        return (self.signal_frame(event),), frozenset()
+
+    def read_page(self, after: int, upto: int) -> list[PageRow]:
+        """At most PAGE_ROWS signals with ``after < id <= upto`` that this socket wants, in id
+        order, each with its frames. Runs in a thread."""
         rows = signals_after(after, upto=upto, symbols=self.symbols, limit=PAGE_ROWS)
-        return [(row.id, self.signal_frame(row.to_event())) for row in rows]
+        stored = outcomes_of(row.id for row in rows) if rows else {}
+        page = []
+        for row in rows:
+            frames, carried = self.page_frames(row.to_event(), stored.get(row.id, {}))
+            page.append(PageRow(row.id, frames, carried))
+        return page
 
     async def stream_start(self, group: str, since: int | None) -> None:
         """Join ``group``, then start at ``since``, or at the newest stored id (live only):
@@ -183,6 +211,7 @@ class SignalStream(DirectDelivery):
             self.position = signal_id
             if frame is not None:
                 await self.send(text_data=frame)
+            await self.send_pending_outcomes()
         else:
             self.wake(signal_id)
 
@@ -206,9 +235,13 @@ class SignalStream(DirectDelivery):
                 page = await database_sync_to_async(self.read_page)(self.position, upto)
                 if self.closing:
                     return
-                for _, frame in page:
-                    await self.send(text_data=frame)
-                self.position = page[-1][0] if len(page) == PAGE_ROWS else upto
+                for row in page:
+                    for frame in row.frames:
+                        await self.send(text_data=frame)
+                    for label in row.outcomes:
+                        self.carried((row.id, label))
+                self.position = page[-1].id if len(page) == PAGE_ROWS else upto
+                await self.send_pending_outcomes()
         except Exception:  # the watch wakes the socket again within a second
             logger.exception("catching a socket up from the database failed")
         finally:
@@ -232,6 +265,39 @@ class SignalStream(DirectDelivery):
             else:
                 await asyncio.sleep(0.05)
         return False
+
+    async def on_outcome(self, signal_id: int, horizon: str, frame: str) -> None:
+        """A live outcome of signal ``signal_id`` (its socket's filter takes it): sent now
+        when the signal has been sent, else held until the position passes it; outcomes
+        are not replayed, so a socket that is behind skips it (docs/delivery.md)."""
+        if self.closing or self.position is None:
+            return
+        if self.carried_outcomes is not None and (signal_id, horizon) in self.carried_outcomes:
+            return  # a catch-up page sent it from the database
+        if signal_id <= self.position:
+            await self.send_unless_behind(frame)
+            return
+        if self.pending_outcomes is None:
+            self.pending_outcomes = {}
+        if len(self.pending_outcomes) < MAX_PENDING_OUTCOMES:
+            self.pending_outcomes[(signal_id, horizon)] = frame
+
+    def carried(self, key: tuple[int, str]) -> None:
+        """A catch-up page sent outcome ``key``: never send it again."""
+        if self.pending_outcomes:
+            self.pending_outcomes.pop(key, None)
+        if self.carried_outcomes is None:
+            self.carried_outcomes = {}
+        self.carried_outcomes[key] = None
+        if len(self.carried_outcomes) > MAX_PENDING_OUTCOMES:
+            del self.carried_outcomes[next(iter(self.carried_outcomes))]
+
+    async def send_pending_outcomes(self) -> None:
+        if not self.pending_outcomes or self.position is None:
+            return
+        ready = sorted(key for key in self.pending_outcomes if key[0] <= self.position)
+        for key in ready:
+            await self.send_unless_behind(self.pending_outcomes.pop(key))
 
     async def send_unless_behind(self, frame: str) -> None:
         """Events that are not signals go out as they happen and are not replayed: a socket

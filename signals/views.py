@@ -14,10 +14,14 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET
 
+from engine.core.outcomes import horizon_label
 from rules.models import Rule
-from signals import events
+from signals import events, realtime
 from signals.forms import HistoryFilterForm
 from signals.models import Signal
+from signals.services import outcomes_of
+from signals.stats import outcome_stats, stats_context
+from signals.templatetags.outcomes import outcome_cells
 from signals.templatetags.prices import price_text
 from watchlists.models import WatchlistItem
 
@@ -38,6 +42,15 @@ ROW_FIELDS = (
     "id", "time", "symbol", "price", "rule_id", "rule_name", "bar_seconds", "side", "contract",
 )  # fmt: skip
 CSV_HEADER = events.CSV_HEADER
+OUTCOME_COLUMNS = ("return", "mfe", "mae")
+
+
+def csv_header(horizons: tuple[int, ...]) -> tuple[str, ...]:
+    """The export's columns: the signal event's (``events.CSV_HEADER``), then per configured
+    horizon ``return_1m_pct``, ``mfe_1m_pct``, ``mae_1m_pct`` (empty while not final)."""
+    return CSV_HEADER + tuple(
+        f"{column}_{horizon_label(h)}_pct" for h in horizons for column in OUTCOME_COLUMNS
+    )
 
 
 def _history_form(request) -> HistoryFilterForm:
@@ -143,8 +156,15 @@ def _history_page(form: HistoryFilterForm) -> dict:
             f"{link}?{urlencode({**params, 'after': page[0]['id']})}" if page else newest_url
         )
     older_url = f"{link}?{urlencode({**params, 'before': page[-1]['id']})}" if has_older else ""
+    horizons = realtime.outcome_horizons()
+    stored = outcomes_of(row["id"] for row in page)
     return {
-        "rows": [_display(row) for row in page],
+        "rows": [
+            {**_display(row), "outcome_cells": outcome_cells(horizons, stored.get(row["id"]))}
+            for row in page
+        ],
+        "horizon_labels": [horizon_label(h) for h in horizons],
+        "stats_url": f"{link}?{urlencode({**params, 'stats': '1'})}",
         "note": note,
         "is_first_page": before_id is None and after_id is None,
         "newest_url": newest_url,
@@ -159,16 +179,33 @@ def _anchor_matches(rows: QuerySet, anchor: tuple[datetime, int]) -> bool:
     return rows.filter(time__gte=anchor[0]).exists()
 
 
+def _stats(form: HistoryFilterForm) -> dict:
+    """Outcome statistics of every signal the filters match (all pages): one query over
+    them, so the page loads them after its first paint (``#signal-stats``)."""
+    table = outcome_stats(_filtered(form), realtime.outcome_horizons())
+    caption = (
+        "Outcomes of every signal these filters match (all pages)."
+        if form.is_filtered
+        else "Outcomes of every stored signal (filter by rule, symbol or dates to narrow)."
+    )
+    return {**stats_context(table, caption), "stats_loaded": True}
+
+
 @require_GET
 def history(request):
-    """Signal history: filters (GET form), newest-first keyset pages, CSV export link."""
+    """Signal history: filters (GET form), newest-first keyset pages, CSV export link; its
+    outcome statistics come with ``?stats=1`` (htmx fetches them after the first paint)."""
     form = _history_form(request)
     context = {"form": form, "valid": form.is_valid()}
+    headers = request.headers
+    if context["valid"] and request.GET.get("stats") == "1":
+        context.update(_stats(form))
+        if headers.get("HX-Target") == "signal-stats":
+            return render(request, f"{HISTORY}#stats", context)
     if context["valid"]:
         context.update(_history_page(form))
     context["rule_options"] = form.rule_options()
     # The boosted filter form and page links swap only the history section.
-    headers = request.headers
     partial = headers.get("HX-Target") == "signal-history"
     partial = partial and not headers.get("HX-History-Restore-Request")
     return render(request, f"{HISTORY}#history" if partial else HISTORY, context)
@@ -180,18 +217,30 @@ def _cell(text: str) -> str:
     return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
-def _export_chunks(rows: QuerySet) -> Iterator[str]:
+def _outcome_fields(stored: dict[str, dict] | None, labels: list[str]) -> list[object]:
+    fields: list[object] = []
+    for label in labels:
+        values = (stored or {}).get(label) or {}
+        for column in OUTCOME_COLUMNS:
+            value = values.get(f"{column}_pct")
+            fields.append("" if value is None else repr(value))
+    return fields
+
+
+def _export_chunks(rows: QuerySet, horizons: tuple[int, ...] = ()) -> Iterator[str]:
     """The CSV text in chunks: header, then EXPORT_CHUNK rows per keyset query, oldest first."""
     out = io.StringIO()
     # RFC 4180 line ends: with "\n" alone the writer would leave a cell holding "\r" unquoted,
     # and a spreadsheet would split the row there.
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(CSV_HEADER)
+    writer.writerow(csv_header(horizons))
+    labels = [horizon_label(h) for h in horizons]
     anchor = None
     fields = (*ROW_FIELDS, "values")
     while True:
         chunk_rows = rows if anchor is None else _newer_than(rows, anchor)
         batch = list(chunk_rows.order_by(*OLDEST_FIRST).values_list(*fields)[:EXPORT_CHUNK])
+        stored = outcomes_of(row[0] for row in batch) if labels and batch else {}
         for row in batch:
             pk, moment, symbol, price, rule_id, rule_name, bar_seconds, side, contract, values = row
             event = events.signal(
@@ -204,7 +253,8 @@ def _export_chunks(rows: QuerySet) -> Iterator[str]:
             )
             writer.writerow(
                 (pk, time_utc, _cell(symbol), repr(price), rule_id, _cell(rule_name),
-                 bar_seconds, _cell(values_text), side)
+                 bar_seconds, _cell(values_text), side,
+                 *_outcome_fields(stored.get(pk), labels))
             )  # fmt: skip
         yield out.getvalue()
         out.seek(0)
@@ -214,10 +264,10 @@ def _export_chunks(rows: QuerySet) -> Iterator[str]:
         anchor = (batch[-1][1], batch[-1][0])
 
 
-async def _export_chunks_async(rows: QuerySet) -> AsyncIterator[str]:
+async def _export_chunks_async(rows: QuerySet, horizons: tuple[int, ...]) -> AsyncIterator[str]:
     # Under Daphne a sync iterator would be read into one list before sending; fetching each
     # chunk in the request's sync thread keeps a million-row export streaming in bounded memory.
-    chunks = _export_chunks(rows)
+    chunks = _export_chunks(rows, horizons)
     fetch = sync_to_async(_next_chunk, thread_sensitive=True)
     while (part := await fetch(chunks)) is not None:
         yield part
@@ -235,8 +285,11 @@ def export_csv(request):
         sentences = " ".join(msg for errors in form.errors.values() for msg in errors)
         return HttpResponse(sentences, status=400, content_type="text/plain; charset=utf-8")
     rows = _filtered(form)
+    horizons = realtime.outcome_horizons()
     chunks = (
-        _export_chunks_async(rows) if isinstance(request, ASGIRequest) else _export_chunks(rows)
+        _export_chunks_async(rows, horizons)
+        if isinstance(request, ASGIRequest)
+        else _export_chunks(rows, horizons)
     )
     response = StreamingHttpResponse(chunks, content_type="text/csv; charset=utf-8")
     name = "-".join(["signals", *form.filter_params().values()]).replace(" ", "_")

@@ -26,7 +26,8 @@ from rules.services import MAX_ACTIVE_RULES, rules_active
 from scalpsite.ui import is_htmx
 from signals import events, realtime
 from signals.models import Signal
-from signals.services import last_signal_of, latest_signals
+from signals.services import last_signal_of, latest_signals, outcomes_of
+from signals.templatetags.outcomes import outcome_cells
 from watchlists.models import Watchlist
 from watchlists.services import watchlist_activate, watchlist_get_active
 
@@ -156,10 +157,21 @@ def _operands(rules) -> list[str]:
     return names
 
 
+def _recent_signals() -> list[dict]:
+    """The live panel's rows, newest first, each with its outcome cells (one per configured
+    horizon; "…" until final)."""
+    rows = [row.to_event() for row in latest_signals(RECENT_SIGNALS)]
+    stored = outcomes_of(row["id"] for row in rows)
+    horizons = realtime.outcome_horizons()
+    return [
+        {**row, "outcome_cells": outcome_cells(horizons, stored.get(row["id"]))} for row in rows
+    ]
+
+
 @require_GET
 def dashboard(request):
     context = _controls_context()
-    recent = [row.to_event() for row in latest_signals(RECENT_SIGNALS)]
+    recent = _recent_signals()
     context.update(
         tiles=_tiles(context["watchlist"], context["active_rules"], context["markets"]),
         recent_signals=recent,

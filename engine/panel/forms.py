@@ -5,12 +5,15 @@ import re
 
 from django import forms
 
+from bars.models import DEFAULT_RETENTION_DAYS, MAX_RETENTION_DAYS
+from engine.core.outcomes import DEFAULT_HORIZONS
 from engine.core.rules import RuleError, timeframe_problem, validate_definition
 from engine.models import (
     DEFAULT_RESTART_TIME,
     DEFAULT_RESTART_ZONE,
     MAX_ROLL_DAYS,
     AppSettings,
+    horizons_clean,
     restart_time_clean,
     restart_zone_clean,
 )
@@ -163,6 +166,32 @@ class SettingsForm(ConnectionForm):
         default=DEFAULT_RESTART_ZONE,
         widget=forms.TextInput(attrs={"class": INPUT + " font-mono", "spellcheck": "false"}),
     )
+
+    outcome_horizons = CleanedTextField(
+        label="Outcome horizons",
+        cleaner=horizons_clean,
+        default=DEFAULT_HORIZONS,
+        max_length=200,
+        error_messages={"max_length": "Give at most six horizons, e.g. 1m,5m,15m."},
+        widget=forms.TextInput(attrs={"class": INPUT + " font-mono", "placeholder": "1m,5m,15m"}),
+    )
+    bar_retention_days = WholeNumberField(
+        label="Keep bars",
+        min_value=1,
+        max_value=MAX_RETENTION_DAYS,
+        required=False,
+        error_messages={
+            "invalid": "Keep bars for a whole number of days, e.g. 30.",
+            "min_value": "Keep bars for at least 1 day.",
+            "max_value": f"Keep bars for at most {MAX_RETENTION_DAYS} days (10 years).",
+        },
+        widget=forms.NumberInput(attrs={"class": INPUT + " font-mono"}),
+    )
+
+    def clean_bar_retention_days(self) -> int:
+        """Empty means the default (30 days)."""
+        days = self.cleaned_data["bar_retention_days"]
+        return DEFAULT_RETENTION_DAYS if days is None else days
 
     def clean_roll_days(self) -> int:
         """Empty means the default (5 days)."""

@@ -535,3 +535,50 @@ def test_every_settings_entry_point_cleans_the_restart_fields_alike():
         assert stored_restart() == before
     settings_update(ib_restart_time="0:00", ib_restart_zone="asia/tokyo")
     assert stored_restart() == (False, "00:00", "Asia/Tokyo")
+
+
+# Outcome horizons and bar retention (issue 13)
+
+
+def stored_outcomes() -> tuple[str, int]:
+    s = settings_get()
+    return s.outcome_horizons, s.bar_retention_days
+
+
+def test_outcome_settings_default_are_shown_and_saved_in_canonical_form(client):
+    page = text(client.get(PAGE))
+    assert 'name="outcome_horizons" id="id_outcome_horizons" value="1m,5m,15m"' in page
+    assert 'name="bar_retention_days" id="id_bar_retention_days" value="30"' in page
+    resp = client.post(PAGE, form_data(outcome_horizons=" 15M, 30s,1h ", bar_retention_days="90"))
+    assert resp.status_code == 302
+    assert stored_outcomes() == ("30s,15m,1h", 90)
+    # Left out of a POST (an older form), both take their defaults rather than an error.
+    assert client.post(PAGE, form_data()).status_code == 302
+    assert stored_outcomes() == ("1m,5m,15m", 30)
+
+
+@pytest.mark.parametrize(
+    ("field", "raw", "sentence"),
+    [
+        ("outcome_horizons", "²m", "“²m” is not a horizon: write a whole number and s, m or h, "
+         "e.g. 30s, 5m or 1h (comma-separated: 1m,5m,15m)."),
+        ("outcome_horizons", "0s", "“0s” is not between 1s and 24h."),
+        ("outcome_horizons", "25h", "“25h” is not between 1s and 24h."),
+        ("outcome_horizons", "1m,60s", "The horizon 1m is given twice."),
+        ("outcome_horizons", "1m\x00", "“1m\\x00” is not a horizon: write a whole number and s, m "
+         "or h, e.g. 30s, 5m or 1h (comma-separated: 1m,5m,15m)."),
+        ("outcome_horizons", "", "Give at least one horizon, e.g. 1m,5m,15m."),
+        ("outcome_horizons", "1s,2s,3s,4s,5s,6s,7s", "Give at most 6 horizons, not 7."),
+        ("bar_retention_days", "99999", "Keep bars for at most 3650 days (10 years)."),
+        ("bar_retention_days", "0", "Keep bars for at least 1 day."),
+        ("bar_retention_days", "３0", "Keep bars for a whole number of days, e.g. 30."),
+        ("bar_retention_days", "9" * 5000, "Keep bars for a whole number of days, e.g. 30."),
+    ],
+)  # fmt: skip
+def test_a_bad_outcome_setting_is_one_sentence_and_nothing_is_saved(client, field, raw, sentence):
+    before = stored_outcomes(), stored()
+    resp = client.post(PAGE, form_data(ib_port="4001", **{field: raw}))
+    assert resp.status_code == 400
+    page = text(resp)
+    assert slot(page, field) == sentence
+    assert (stored_outcomes(), stored()) == before

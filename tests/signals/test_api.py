@@ -24,7 +24,10 @@ def test_api_signals_since_symbol_limit():
     body = client.get(f"/api/signals/?since={rows[1].id}&limit=3").json()
     assert [s["id"] for s in body["signals"]] == [r.id for r in rows[2:5]]
     assert body["last_id"] == rows[4].id
-    assert body["signals"][0] == rows[2].to_event()
+    assert body["signals"][0] == {
+        **rows[2].to_event(),
+        "outcomes": {"1m": None, "5m": None, "15m": None},
+    }
     msft = client.get("/api/signals/?symbol=msft").json()["signals"]
     assert {s["symbol"] for s in msft} == {"MSFT"} and len(msft) == 3
     assert client.get(f"/api/signals/?since={rows[-1].id}").json() == {

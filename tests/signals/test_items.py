@@ -75,7 +75,9 @@ def test_rest_filters_by_item_text():
     for typed, stored in [("es:fut:cme", "ES:FUT:CME"), ("EUR/USD:CASH", "EURUSD:CASH"),
                           ("spx:ind:cboe", "SPX:IND:CBOE")]:  # fmt: skip
         body = client.get("/api/signals/", {"symbol": typed}).json()
-        assert body["signals"] == [rows[stored].to_event()]
+        assert body["signals"] == [
+            {**rows[stored].to_event(), "outcomes": {"1m": None, "5m": None, "15m": None}}
+        ]
     assert len(client.get("/api/signals/", {"symbol": " "}).json()["signals"]) == 5
 
 
