@@ -115,7 +115,9 @@ class HistoryDownload:
             self._errors[symbol] = (code, message)
 
     async def run(self) -> AsyncGenerator[Item, None]:
-        windows = plan_windows(self.start, self.end, self.bar_seconds)
+        # Nothing after now: IB has no bars from the future (and may refuse the end time).
+        end = min(self.end, int(self.clock()))
+        windows = plan_windows(self.start, end, self.bar_seconds) if end > self.start else []
         total = len(windows) * len(self.items)
         done = 0
         connection = IBConnection(
