@@ -16,6 +16,7 @@ from django.db import close_old_connections, transaction
 
 from alerts.sender import Sender
 from alerts.services import outbox_add
+from backtests.runner import BacktestRunner
 from engine import services
 from engine.core.bars import Bar
 from engine.core.indicators import PriceError
@@ -193,6 +194,7 @@ class Engine:
         self.state: str = EngineState.State.IDLE
         self.message: str | None = None  # None until the first state is published
         self.sender = Sender()  # alerts: delivers the outbox while the worker lives
+        self.backtests = BacktestRunner()  # backtest runs asked for on the Backtest page
         # What a worker that died mid-run left (read at start); the first run catches up.
         self.crash: Crash | None = None
         self.pruned_at: float | None = None  # market-clock time of the last bar-store prune
@@ -209,6 +211,7 @@ class Engine:
         if self.start_requested:
             await sync_to_async(services.engine_request)(desired="running")
         sending = asyncio.create_task(self.sender.run(), name="alerts-sender")
+        backtesting = asyncio.create_task(self.backtests.run(), name="backtests")
         try:
             while not self.shutdown.is_set():
                 await self.tick()
@@ -220,9 +223,10 @@ class Engine:
                 await self.stop_run("The engine worker stopped.")
             else:
                 await self.set_state(EngineState.State.IDLE, "The engine worker stopped.")
-            sending.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sending
+            for task in (sending, backtesting):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await self.publisher.close()
 
     def request_shutdown(self) -> None:
