@@ -41,7 +41,7 @@
   // averages' values and the signals for markers), then live bars from the socket extend it.
   var LINE_COLOURS = ["#f59e0b", "#a78bfa", "#f472b6", "#22d3ee", "#84cc16"];
   var LINE_NAME = /^(MA|EMA)\d+$|^VWAP$/;
-  var HISTORY_BARS = 1500; // bars asked for on page load
+  var HISTORY_BARS = 600; // bars per history call (50 min of 5 s bars): more as the user pans back
   var SHOWN_BARS = 120; // bars in view at first; zoom out (wheel, pinch) for the rest
   var UP = "#34d399", DOWN = "#fb7185";
 
@@ -139,52 +139,71 @@
     Object.keys(c.lines).forEach(function (name) { c.lines[name].setData(c.values[name] || []); });
   }
 
-  function loadHistory(el) {
+  // Stored bars before the first one the chart has (or the newest, with live bars that
+  // arrived meanwhile kept): on page load, and again each time the view is panned or zoomed
+  // back to the oldest bar (?before=), until the store has no older ones.
+  function loadHistory(el, older) {
     var c = chartFor(el.dataset.chartSymbol);
-    if (!c || !el.dataset.barsUrl) return;
+    if (!c || !el.dataset.barsUrl || c.loading || (older && (c.exhausted || !c.points.length))) {
+      return;
+    }
     var query = "?symbol=" + encodeURIComponent(el.dataset.chartSymbol) +
       "&seconds=" + encodeURIComponent(el.dataset.seconds || "5") + "&limit=" + HISTORY_BARS;
+    if (older) query += "&before=" + c.points[0].time;
     // VWAP depends on the whole session: drawn from live bars only.
     var names = Object.keys(c.lines).filter(function (name) { return name !== "VWAP"; });
     if (names.length) query += "&lines=" + encodeURIComponent(names.join(","));
+    c.loading = true;
     fetch(el.dataset.barsUrl + query, { credentials: "same-origin" }).then(function (r) {
       return r.ok ? r.json() : Promise.reject(r.status);
     }).then(function (data) {
-      // Live bars that arrived meanwhile stay; history fills in before them.
-      var firstLive = c.points.length ? c.points[0].time : Infinity;
-      var points = [], vols = [], kept = 0;
+      var first = c.points.length ? c.points[0].time : Infinity;
+      var points = [], vols = [];
       data.bars.forEach(function (b) {
-        if (b[0] >= firstLive) return;
+        if (b[0] >= first) return;
         var p = { time: b[0], open: b[1], high: b[2], low: b[3], close: b[4] };
         points.push(p);
         vols.push(volumeOf(p, b[5]));
-        kept++;
       });
+      var view = c.chart.timeScale().getVisibleLogicalRange();
       c.points = points.concat(c.points);
       c.vols = vols.concat(c.vols);
       names.forEach(function (name) {
         var values = (data.lines && data.lines[name]) || [];
         var line = [];
         data.bars.forEach(function (b, i) {
-          if (b[0] < firstLive && values[i] !== null && values[i] !== undefined) {
+          if (b[0] < first && values[i] !== null && values[i] !== undefined) {
             line.push({ time: b[0], value: values[i] });
           }
         });
         c.values[name] = line.concat(c.values[name] || []);
-        if (!isFinite(firstLive) && line.length) showValue(c, name, line[line.length - 1].value);
+        if (!isFinite(first) && line.length) showValue(c, name, line[line.length - 1].value);
       });
       (data.signals || []).forEach(function (s) { mark(c, s.id, s.side, s.time); });
       redraw(c);
       setMarks(c);
-      if (c.points.length > SHOWN_BARS) {
+      if (older && view) {
+        // Keep what the user looks at where it was: the new bars went in on the left.
+        c.chart.timeScale().setVisibleLogicalRange({
+          from: view.from + points.length, to: view.to + points.length,
+        });
+      } else if (!older && c.points.length > SHOWN_BARS) {
         c.chart.timeScale().setVisibleLogicalRange({
           from: c.points.length - SHOWN_BARS, to: c.points.length + 2,
         });
       }
-      el.dataset.historyBars = String(kept);
+      if (data.bars.length < HISTORY_BARS) c.exhausted = true;
+      el.dataset.historyBars = String(c.points.length);
       el.dataset.markers = String(c.marks.length);
+      c.loading = false;
+      if (!older) {
+        c.chart.timeScale().subscribeVisibleLogicalRangeChange(function (range) {
+          if (range && range.from < 10) loadHistory(el, true);
+        });
+      }
     }).catch(function () {
       el.dataset.historyBars = "failed"; // the live bars still draw
+      c.loading = false;
     });
   }
 
@@ -363,7 +382,7 @@
     var root = document.getElementById("dashboard");
     if (!root) return;
     document.querySelectorAll(".js-local").forEach(localTime);
-    document.querySelectorAll(".tile-chart").forEach(loadHistory);
+    document.querySelectorAll(".tile-chart").forEach(function (el) { loadHistory(el, false); });
     setupOptions();
     countdowns();
     setInterval(countdowns, 1000);

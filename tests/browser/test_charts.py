@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bars.services import bars_recent, bars_store, chart_history
+from bars.services import bars_around, bars_recent, bars_store, chart_history
 from engine.core.bars import Bar
 from signals.services import signal_record
 from tests.browser.helpers import log_in
@@ -14,7 +14,7 @@ from watchlists.services import watchlist_create
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 T0 = 1_765_895_400  # 2025-12-16 14:30:00 UTC
-BARS = 300
+BARS = 700  # the dashboard asks for 600, then the rest when the view is panned back
 
 
 def test_dashboard_opens_with_stored_candles_and_the_signal_chart(live_daphne, page, artifacts_dir):
@@ -38,7 +38,7 @@ def test_dashboard_opens_with_stored_candles_and_the_signal_chart(live_daphne, p
     log_in(page, live_daphne)
 
     chart = page.locator('.tile-chart[data-chart-symbol="AAPL"]')
-    page.locator(f'.tile-chart[data-chart-symbol="AAPL"][data-history-bars="{BARS}"]').wait_for(
+    page.locator('.tile-chart[data-chart-symbol="AAPL"][data-history-bars="600"]').wait_for(
         timeout=20_000
     )
     assert chart.get_attribute("data-markers") == "1"
@@ -60,13 +60,29 @@ def test_dashboard_opens_with_stored_candles_and_the_signal_chart(live_daphne, p
     page.wait_for_timeout(300)
     after = page.evaluate("() => document.querySelector('.tile-chart canvas').toDataURL()")
     assert before != after
+    # Pan back (drag to the right) to the oldest bar: the older stored bars load too.
+    box = chart.bounding_box()
+    y = box["y"] + box["height"] / 2
+    for _ in range(20):
+        if chart.get_attribute("data-history-bars") == str(BARS):
+            break
+        page.mouse.move(box["x"] + 20, y)
+        page.mouse.down()
+        page.mouse.move(box["x"] + box["width"] - 60, y, steps=5)
+        page.mouse.up()
+        page.wait_for_timeout(200)
+    assert chart.get_attribute("data-history-bars") == str(BARS)
+    assert chart.get_attribute("data-markers") == "1"
 
     # The chart around the signal (helper "outcomes" links the Signals page rows to it; this
     # test opens the URL the link names).
     page.goto(f"{live_daphne}/bars/signal/{signal.pk}/")
     around = page.get_by_test_id("signal-chart")
     page.locator("#signal-chart[data-bars]").wait_for(timeout=10_000)
-    assert around.get_attribute("data-bars") == str(BARS)
+    around_bars = bars_around("AAPL", T0 + 5 * 250 + 5, prefer=5)
+    # from the first stored bar to 360 bars (30 min) after the signal's close: bars 0..610
+    assert around_bars is not None and len(around_bars.bars) == 611
+    assert around.get_attribute("data-bars") == str(len(around_bars.bars))
     assert around.get_attribute("data-markers") == "1"
     assert around.locator("canvas").count() > 0
     details = page.get_by_test_id("signal-details").inner_text()
