@@ -60,6 +60,16 @@ class BacktestRun(models.Model):
         return self.state in (self.State.DONE, self.State.CANCELLED, self.State.FAILED)
 
     @property
+    def eta_text(self) -> str:
+        """``about 40 s left``, ``about 12 min left``; empty while unknown."""
+        if self.eta_seconds is None:
+            return ""
+        seconds = max(1, round(self.eta_seconds))
+        if seconds < 120:
+            return f"about {seconds} s left"
+        return f"about {round(seconds / 60)} min left"
+
+    @property
     def rule_names(self) -> str:
         return ", ".join(str(rule.get("name", "")) for rule in self.rules)
 

@@ -144,6 +144,8 @@ def test_page_form_errors_and_start():
     assert run.source == "csv" and run.end == datetime(2026, 12, 1, tzinfo=UTC)
     progress = client.get(f"/backtest/{run.pk}/progress/", HTTP_HX_REQUEST="true")
     assert b'hx-trigger="every 1s"' in progress.content and "HX-Refresh" not in progress
+    BacktestRun.objects.filter(pk=run.pk).update(state="running", progress=0.25, eta_seconds=750)
+    assert b"about 12 min left" in client.get(f"/backtest/{run.pk}/progress/").content
     cancel = client.post(f"/backtest/{run.pk}/cancel/", HTTP_HX_REQUEST="true")
     assert b"Cancelled" in cancel.content
     assert (
