@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Callable, Iterator
+import os
+import re
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from operator import itemgetter
+from itertools import chain, repeat
+from operator import add, itemgetter, sub
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, Literal, TextIO, overload
 
@@ -410,6 +413,8 @@ def _bar_factory() -> Callable[[str, int, int, float, float, float, float, float
 
 
 SymbolCheck = Callable[[str], str]
+Progress = Callable[[int, int], None]
+"""``progress(bytes_read, total_bytes)``, called now and then while a file is read."""
 BarRow = tuple[str, int, float, float, float, float, float]
 """A bar as ``(symbol, time, open, high, low, close, volume)``, from :func:`read_csv_rows`."""
 
@@ -452,6 +457,7 @@ def read_csv_bars(
     bar_seconds: int,
     min_gap: list[int] | None,
     check_symbol: SymbolCheck | None = None,
+    progress: Progress | None = None,
 ) -> Iterator[Bar]:
     """One pass over a bar file: :func:`iter_csv_bars` without the inference pass.
 
@@ -460,7 +466,9 @@ def read_csv_bars(
     length in the same pass and stamp ``bar_seconds`` later); otherwise bars closer than
     ``bar_seconds`` are an error.
     """
-    return _read_csv(path, symbol, bar_seconds, min_gap, check_symbol, as_tuples=False)
+    return _read_csv(
+        path, symbol, bar_seconds, min_gap, check_symbol, as_tuples=False, progress=progress
+    )
 
 
 def read_csv_rows(
@@ -470,10 +478,16 @@ def read_csv_rows(
     bar_seconds: int,
     min_gap: list[int] | None,
     check_symbol: SymbolCheck | None = None,
+    progress: Progress | None = None,
 ) -> Iterator[BarRow]:
     """:func:`read_csv_bars` yielding ``(symbol, time, open, high, low, close, volume)``
-    tuples instead of Bars (cheaper, for bulk replay). Same checks and errors."""
-    return _read_csv(path, symbol, bar_seconds, min_gap, check_symbol, as_tuples=True)
+    tuples instead of Bars (cheaper, for bulk replay). Same checks and errors.
+
+    ``progress(bytes_read, total_bytes)`` is called after every block of rows (about 256 kB)
+    and once at the end."""
+    return _read_csv(
+        path, symbol, bar_seconds, min_gap, check_symbol, as_tuples=True, progress=progress
+    )
 
 
 @overload
@@ -485,6 +499,7 @@ def _read_csv(
     check_symbol: SymbolCheck | None,
     *,
     as_tuples: Literal[False],
+    progress: Progress | None = None,
 ) -> Iterator[Bar]: ...
 
 
@@ -497,6 +512,7 @@ def _read_csv(
     check_symbol: SymbolCheck | None,
     *,
     as_tuples: Literal[True],
+    progress: Progress | None = None,
 ) -> Iterator[BarRow]: ...
 
 
@@ -508,23 +524,277 @@ def _read_csv(
     check_symbol: SymbolCheck | None,
     *,
     as_tuples: bool,
+    progress: Progress | None = None,
 ) -> Iterator[Bar | BarRow]:
-    wanted = symbol.strip().upper() if symbol else None
     reader, cols, handle = _open_csv(path)
-    fallback = wanted or default_symbol(path)
+    if progress is not None:
+        total = _file_size(handle)
+        where = handle.buffer.tell
+
+        def report() -> None:
+            progress(min(where(), total), total)
+    else:
+        report = _nothing
+    state = _ReadState(path, symbol, bar_seconds, min_gap, check_symbol, cols, as_tuples)
+    line = reader.line_num  # lines read so far (the header)
+    fast = _FastBlocks(state) if FAST_BLOCK_CHARS > 0 else None
+    try:
+        while fast is not None:
+            try:
+                lines = handle.readlines(FAST_BLOCK_CHARS)
+            except UnicodeDecodeError:
+                raise BarFileError(path, line + 1, "the file is not UTF-8 text") from None
+            if not lines:
+                report()
+                return
+            text = "".join(lines)
+            if '"' in text:
+                # A quoted field may span lines (and blocks): csv.reader for the rest.
+                yield from _careful(state, _reporting(chain(lines, handle), report), line)
+                report()
+                return
+            block = fast.block(lines, text)
+            if block is None:
+                yield from _careful(state, lines, line)
+            else:
+                yield from block
+            line += len(lines)
+            report()
+        yield from _careful(state, _reporting(handle, report), line)
+        report()
+    finally:
+        handle.close()
+
+
+def _nothing() -> None:
+    return None
+
+
+def _file_size(handle: TextIO) -> int:
+    try:
+        return os.fstat(handle.fileno()).st_size
+    except (OSError, ValueError):
+        return 0
+
+
+def _reporting(lines: Iterable[str], report: Callable[[], None]) -> Iterator[str]:
+    """``lines``, calling ``report()`` every 4,096 of them (the careful path's progress)."""
+    if report is _nothing:
+        yield from lines
+        return
+    for number, text in enumerate(lines, 1):
+        yield text
+        if not number & 4095:
+            report()
+
+
+# Characters read per block by the fast path (about 5,000 rows of 5-second bars).
+FAST_BLOCK_CHARS: int = 1 << 18
+
+# A block's time column, joined by newlines: all ISO (2025-12-16T09:30:00, T or space, an
+# optional Z) or all ASCII epoch seconds (at most 10 digits). ASCII digits only: "²" is not 2.
+_ISO_COLUMN = re.compile(r"(?:[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}Z?\n)*")
+_EPOCH_COLUMN = re.compile(r"(?:[0-9]{1,10}\n)*")
+_PRICE_COLUMN = re.compile(r"(?:[0-9.]{1,9}\n)*")
+_MAX_FAST_LINE = 1000  # longer lines take the careful path (csv's field size limit et al.)
+
+
+class _ReadState:
+    """What the reader knows between blocks: per-symbol last bar start, smallest gap, the
+    symbols ``check_symbol`` has answered for."""
+
+    __slots__ = (
+        "path", "wanted", "fallback", "bar_seconds", "min_gap", "limit", "check_symbol",
+        "cols", "as_tuples", "last", "best", "names", "make_bar",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        path: str | Path,
+        symbol: str | None,
+        bar_seconds: int,
+        min_gap: list[int] | None,
+        check_symbol: SymbolCheck | None,
+        cols: _Columns,
+        as_tuples: bool,
+    ) -> None:
+        self.path = path
+        self.wanted = symbol.strip().upper() if symbol else None
+        self.fallback = self.wanted or default_symbol(path)
+        self.bar_seconds = bar_seconds
+        self.min_gap = min_gap
+        self.limit = 1 if min_gap is not None else bar_seconds
+        self.check_symbol = check_symbol
+        self.cols = cols
+        self.as_tuples = as_tuples
+        self.last: dict[str, int] = {}
+        self.best = 2**62
+        self.names: dict[str, str] = {}
+        self.make_bar = _bar_factory()
+
+
+class _FastBlocks:
+    """The fast path: a block of well-formed rows of one symbol read column by column with
+    C-level builtins (``str.split``, slicing, ``map(float, ...)``, ``min``). Any doubt about
+    a block (a quote, a NUL, a field the quick checks can't clear, a row out of order, a
+    symbol not yet checked, several symbols) returns None and the block is read row by row by
+    :func:`_careful`, which finds the problem and words it; so the two paths accept the same
+    rows, give the same values and the same messages."""
+
+    __slots__ = ("state", "day_cache", "sod_cache", "date_part", "sod_part")
+
+    def __init__(self, state: _ReadState) -> None:
+        self.state = state
+        self.day_cache: dict[str, int] = {}
+        self.sod_cache: dict[str, int] = {}
+        self.date_part = itemgetter(slice(0, 10))
+        self.sod_part = itemgetter(slice(11, 19))
+
+    def block(self, lines: list[str], text: str) -> Iterator[Bar | BarRow] | None:
+        """The block's bars (``text``: its lines joined), or None to read it row by row."""
+        state = self.state
+        cols = state.cols
+        if "\0" in text or max(map(len, lines)) > _MAX_FAST_LINE:
+            return None
+        if "\r" in text:
+            if text.count("\r") != text.count("\r\n"):
+                return None
+            text = text.replace("\r\n", "\n")
+        if text.endswith("\n"):
+            text = text[:-1]
+        n = len(lines)
+        commas = text.count(",")
+        width = commas // n + 1  # fields per row, when every row has as many
+        if width <= cols.width or width * n - n != commas:
+            return None
+        if len(set(map(str.count, lines, repeat(",")))) != 1:
+            return None
+        fields = text.replace("\n", ",").split(",")
+        if len(fields) != n * width:
+            return None
+        # The symbol: one per block, already checked.
+        if cols.symbol is not None:
+            symbols = set(fields[cols.symbol :: width])
+            if len(symbols) != 1:
+                return None
+            sym = symbols.pop().strip().upper()
+            if not sym:
+                return None
+            if state.wanted is not None and sym != state.wanted:
+                return iter(())  # another symbol's rows: skipped unread, as row by row
+        else:
+            sym = state.fallback
+        if state.check_symbol is None:
+            name = sym
+        else:
+            known = state.names.get(sym)
+            if known is None:
+                return None
+            name = known
+        times = self._times(fields[cols.time :: width])
+        if times is None:
+            return None
+        # Prices of at most 9 characters, digits and points (no exponent, no nan or inf) have
+        # at most 8 decimals and are finite; float() still reads them (or refuses "1.2.3").
+        po, ph = fields[cols.open :: width], fields[cols.high :: width]
+        pl, pc = fields[cols.low :: width], fields[cols.close :: width]
+        if not _PRICE_COLUMN.fullmatch("\n".join(po + ph + pl + pc) + "\n"):
+            return None
+        try:
+            opens = list(map(float, po))
+            highs = list(map(float, ph))
+            lows = list(map(float, pl))
+            closes = list(map(float, pc))
+            volumes = list(map(float, fields[cols.volume :: width]))
+        except ValueError:
+            return None
+        # NaN fails every comparison; an infinity (or an overflow) makes the sum infinite.
+        if not (
+            min(opens) > 0 and min(highs) > 0 and min(lows) > 0 and min(closes) > 0
+            and min(volumes) >= 0 and sum(volumes) < math.inf
+        ):  # fmt: skip
+            return None
+        # Order and gaps.
+        prev = state.last.get(sym)
+        gaps = list(map(sub, times[1:], times[:-1]))
+        if prev is not None:
+            gaps.append(times[0] - prev)
+        if gaps:
+            smallest = min(gaps)
+            if smallest < state.limit:
+                return None
+            if smallest < state.best:
+                state.best = smallest
+                if state.min_gap is not None:
+                    state.min_gap[0] = smallest
+        state.last[sym] = times[-1]
+        if state.as_tuples:
+            return zip(repeat(name), times, opens, highs, lows, closes, volumes)
+        return map(
+            state.make_bar, repeat(name), times, repeat(state.bar_seconds), opens, highs, lows,
+            closes, volumes,
+        )  # fmt: skip
+
+    def _times(self, column: list[str]) -> list[int] | None:
+        """Bar starts of a block's time column when all are ISO ``YYYY-MM-DDTHH:MM:SS[Z]``
+        (T or space) or all ASCII epoch seconds, in range; otherwise None."""
+        joined = "\n".join(column) + "\n"
+        if _ISO_COLUMN.fullmatch(joined):
+            days = self.day_cache
+            dates = list(map(self.date_part, column))
+            for text in set(dates).difference(days):
+                try:
+                    day = (date.fromisoformat(text).toordinal() - 719163) * 86400
+                except ValueError:
+                    return None
+                if len(days) > 10_000:
+                    days.clear()
+                days[text] = day
+            sods = self.sod_cache
+            parts = list(map(self.sod_part, column))
+            for text in set(parts).difference(sods):
+                h, m, s = int(text[:2]), int(text[3:5]), int(text[6:])
+                if h >= 24 or m >= 60 or s >= 60:
+                    return None
+                sods[text] = h * 3600 + m * 60 + s
+            try:
+                times = list(map(add, map(days.__getitem__, dates), map(sods.__getitem__, parts)))
+            except KeyError:  # the day cache was cleared while filling it
+                return None
+        elif _EPOCH_COLUMN.fullmatch(joined):
+            times = list(map(int, column))
+        else:
+            return None
+        if min(times) < FIRST_BAR_TIME or max(times) >= END_BAR_TIME:
+            return None
+        return times
+
+
+def _careful(state: _ReadState, lines: Iterable[str], base: int) -> Iterator[Bar | BarRow]:
+    """The row-by-row reader (csv.reader): every check, every message. ``base``: lines of
+    the file before ``lines``."""
+    path = state.path
+    cols = state.cols
+    reader = csv.reader(lines)
+    wanted = state.wanted
+    fallback = state.fallback
+    bar_seconds = state.bar_seconds
+    min_gap = state.min_gap
+    check_symbol = state.check_symbol
+    as_tuples = state.as_tuples
     pick = itemgetter(cols.time, cols.open, cols.high, cols.low, cols.close, cols.volume)
     isym, width = cols.symbol, cols.width
-    last: dict[str, int] = {}
-    limit = 1 if min_gap is not None else bar_seconds
-    best = 2**62
+    last = state.last
+    limit = state.limit
+    best = state.best
     inf = math.inf
     scale = float(PRICE_SCALE)
     fast_limit = FAST_LIMIT  # above: repr decides (see price_units)
     last_sym: str | None = None
     name = ""  # last_sym as check_symbol returned it
-    names: dict[str, str] = {}
+    names = state.names
     last_t = 0
-    make_bar = _bar_factory()
+    make_bar = state.make_bar
     minute_prefix, minute_base = "", 0
     prev: int | None  # the symbol's previous bar start (a declaration: no code runs)
     # Hot loop: one try for the whole row; diagnose the field only when something fails.
@@ -562,12 +832,14 @@ def _read_csv(
             except (ValueError, IndexError):
                 if len(row) <= width:
                     raise BarFileError(
-                        path, reader.line_num, f"expected {width + 1} fields, found {len(row)}"
+                        path,
+                        base + reader.line_num,
+                        f"expected {width + 1} fields, found {len(row)}",
                     ) from None
-                raise BarFileError(path, reader.line_num, _row_problem(row, cols)) from None
+                raise BarFileError(path, base + reader.line_num, _row_problem(row, cols)) from None
             # NaN fails every comparison; an infinity makes the sum infinite.
             if not (o > 0 and h > 0 and lo > 0 and c > 0 and v >= 0 and o + h + lo + c + v < inf):
-                raise BarFileError(path, reader.line_num, _row_problem(row, cols))
+                raise BarFileError(path, base + reader.line_num, _row_problem(row, cols))
             # The core keeps prices as whole 1e-8 units: refuse finer ones, never round them
             # (float noise aside: see exact_price).
             # Text of at most 9 characters without an exponent has at most 8 decimals.
@@ -587,7 +859,7 @@ def _read_csv(
             ):
                 mo, mh, ml, mc = map(exact_price, (o, h, lo, c))
                 if mo is None or mh is None or ml is None or mc is None:
-                    raise BarFileError(path, reader.line_num, _row_problem(row, cols))
+                    raise BarFileError(path, base + reader.line_num, _row_problem(row, cols))
                 o, h, lo, c = mo, mh, ml, mc
             if sym == last_sym:
                 prev = last_t
@@ -605,32 +877,36 @@ def _read_csv(
                         name = names[sym] = check_symbol(sym)
                     except ValueError as err:
                         where = "column symbol" if isym is not None else "symbol from the file name"
-                        raise BarFileError(path, reader.line_num, f"{where}: {err}") from None
+                        raise BarFileError(
+                            path, base + reader.line_num, f"{where}: {err}"
+                        ) from None
             if prev is not None:
                 gap = t - prev
                 if gap < limit:
                     if gap <= 0:
-                        raise BarFileError(path, reader.line_num, _order_problem(sym, t, prev))
+                        raise BarFileError(
+                            path, base + reader.line_num, _order_problem(sym, t, prev)
+                        )
                     raise BarFileError(
                         path,
-                        reader.line_num,
+                        base + reader.line_num,
                         f"{sym} bar at {format_time(t)} starts {gap} s after the previous "
                         f"one, but bars are {bar_seconds} s long; check --bar-seconds",
                     )
                 if gap < best:
-                    best = gap
+                    best = state.best = gap
                     if min_gap is not None:
                         min_gap[0] = gap
             elif not sym:
-                raise BarFileError(path, reader.line_num, "empty symbol")
+                raise BarFileError(path, base + reader.line_num, "empty symbol")
             last_t = t
             if as_tuples:
                 yield name, t, o, h, lo, c, v
             else:
                 yield make_bar(name, t, bar_seconds, o, h, lo, c, v)
     except csv.Error as err:
-        raise BarFileError(path, reader.line_num, f"unreadable CSV ({err})") from None
+        raise BarFileError(path, base + reader.line_num, f"unreadable CSV ({err})") from None
     except UnicodeDecodeError:
-        raise BarFileError(path, reader.line_num + 1, "the file is not UTF-8 text") from None
-    finally:
-        handle.close()
+        raise BarFileError(path, base + reader.line_num + 1, "the file is not UTF-8 text") from None
+    if last_sym is not None:
+        last[last_sym] = last_t

@@ -185,7 +185,7 @@ class OutcomeTracker:
     are ignored (re-delivery).
     """
 
-    __slots__ = ("horizons", "_queues", "_windows", "_last")
+    __slots__ = ("horizons", "_queues", "_windows", "_last", "_due")
 
     def __init__(self, horizons: Sequence[int]) -> None:
         if not horizons or any(h <= 0 for h in horizons):
@@ -195,6 +195,9 @@ class OutcomeTracker:
         self._queues: dict[str, list[deque[_Open]]] = {}
         self._windows: dict[str, _Window] = {}
         self._last: dict[str, int] = {}
+        # symbol -> the earliest end (T + H) among its open signals: a bar before it can
+        # finish nothing, so on_bar only records it (the common case: one comparison).
+        self._due: dict[str, int] = {}
 
     def add(
         self, key: Hashable, symbol: str, price: float, side: str | None, close_time: int
@@ -209,6 +212,9 @@ class OutcomeTracker:
         item = _Open(key, symbol, price, side, close_time)
         for queue in queues:
             queue.append(item)
+        end = close_time + self.horizons[0]
+        if end < self._due.get(symbol, end + 1):
+            self._due[symbol] = end
 
     def open_count(self) -> int:
         return sum(len(q) for queues in self._queues.values() for q in queues)
@@ -227,6 +233,8 @@ class OutcomeTracker:
         window.highs.append(high)
         window.lows.append(low)
         window.lasts.append(close)
+        if close_time < self._due[symbol]:
+            return []
         done: list[tuple[Hashable, Outcome]] = []
         for horizon, queue in zip(self.horizons, queues, strict=True):
             while queue and queue[0].close_time + horizon <= close_time:
@@ -236,6 +244,14 @@ class OutcomeTracker:
                 order = {h: i for i, h in enumerate(self.horizons)}
                 done.sort(key=lambda pair: order[pair[1].horizon])
             self._forget(symbol, queues, window)
+        if symbol in self._queues:
+            due = 2**62
+            for horizon, queue in zip(self.horizons, queues, strict=True):
+                if queue and queue[0].close_time + horizon < due:
+                    due = queue[0].close_time + horizon
+            self._due[symbol] = due
+        else:
+            self._due.pop(symbol, None)
         return done
 
     def flush(self) -> list[tuple[Hashable, int]]:
@@ -248,6 +264,7 @@ class OutcomeTracker:
         ]
         self._queues.clear()
         self._windows.clear()
+        self._due.clear()
         return out
 
     @staticmethod

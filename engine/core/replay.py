@@ -15,6 +15,7 @@ from engine.core.bars import (
     BarFileError,
     BarRow,
     BucketAggregator,
+    Progress,
     SymbolCheck,
     infer_bar_seconds,
     iter_csv_bars,
@@ -160,36 +161,15 @@ def replay_events(
         raise ReplayError("no rule to replay")
     names = {rule.rule_id: rule.name for rule in rule_list}
     try:
-        if bar_seconds is None and any(rule.timeframes() for rule in rule_list):
-            bar_seconds = infer_bar_seconds(bars_path, symbol=symbol) or MINUTE
-        if bar_seconds is not None:
-            if bar_seconds <= 0:
-                raise ReplayError(f"--bar-seconds must be positive, got {bar_seconds}")
-            for rule in rule_list:
-                problem = timeframe_problem(rule, bar_seconds)
-                if problem is not None:
-                    where = f"rule {rule.name!r}: " if rule.name else ""
-                    raise ReplayError(f"{where}{problem}")
-            finer = _finer_bars(bars_path, symbol, bar_seconds)
-            if finer is not None:
-                bars = read_csv_bars(
-                    bars_path, symbol=symbol, bar_seconds=finer, min_gap=[0],
-                    check_symbol=check_symbol,
-                )  # fmt: skip
-                rows = _combined(bars, bar_seconds)
-            else:
-                rows = read_csv_rows(
-                    bars_path, symbol=symbol, bar_seconds=bar_seconds, min_gap=None,
-                    check_symbol=check_symbol,
-                )  # fmt: skip
+        min_gap = [0]
+        rows, bar_seconds = bar_rows(
+            bars_path, rule_list, symbol=symbol, bar_seconds=bar_seconds,
+            check_symbol=check_symbol, min_gap=min_gap,
+        )  # fmt: skip
+        if bar_seconds:
             yield from _events(_run(rows, rule_list, bar_seconds), names, bar_seconds, shift=0)
             return
-        min_gap = [0]
         dumps = json.JSONEncoder(separators=(",", ":")).encode
-        # Bars stamped with length 0 (close = start) until the real length is known.
-        rows = read_csv_rows(
-            bars_path, symbol=symbol, bar_seconds=0, min_gap=min_gap, check_symbol=check_symbol
-        )
         with tempfile.TemporaryFile("w+", encoding="utf-8") as spill:
             held: list[Signal] = []
             spilled = 0
@@ -222,6 +202,54 @@ def replay_events(
                 yield from _events(rest, names, inferred, shift=inferred, first_id=len(held) + 1)
     except BarFileError as err:
         raise ReplayError(str(err), path=err.path, line=err.line) from None
+
+
+def bar_rows(
+    bars_path: str | Path,
+    rules: Sequence[RuleDef],
+    *,
+    symbol: str | None,
+    bar_seconds: int | None,
+    check_symbol: SymbolCheck | None,
+    min_gap: list[int],
+    progress: Progress | None = None,
+) -> tuple[Iterator[BarRow], int]:
+    """The rows a run of ``rules`` takes from ``bars_path`` and their bar length, as
+    :func:`replay_events` describes: with ``bar_seconds`` (or a timeframe operand, then it is
+    inferred by a first pass) the rows (combined when the file is finer) and that length;
+    otherwise the file's rows to be stamped with length 0 and 0: the caller shifts close times
+    by ``min_gap[0] or MINUTE`` (the smallest gap, known once the rows are read).
+
+    Raises :class:`ReplayError` for a bad length or a timeframe that doesn't fit it, and
+    :class:`BarFileError` for the file (now or while the rows are read)."""
+    if bar_seconds is None and any(rule.timeframes() for rule in rules):
+        bar_seconds = infer_bar_seconds(bars_path, symbol=symbol) or MINUTE
+    if bar_seconds is None:
+        # Bars stamped with length 0 (close = start) until the real length is known.
+        rows = read_csv_rows(
+            bars_path, symbol=symbol, bar_seconds=0, min_gap=min_gap, check_symbol=check_symbol,
+            progress=progress,
+        )  # fmt: skip
+        return rows, 0
+    if bar_seconds <= 0:
+        raise ReplayError(f"--bar-seconds must be positive, got {bar_seconds}")
+    for rule in rules:
+        problem = timeframe_problem(rule, bar_seconds)
+        if problem is not None:
+            where = f"rule {rule.name!r}: " if rule.name else ""
+            raise ReplayError(f"{where}{problem}")
+    finer = _finer_bars(bars_path, symbol, bar_seconds)
+    if finer is not None:
+        bars = read_csv_bars(
+            bars_path, symbol=symbol, bar_seconds=finer, min_gap=[0], check_symbol=check_symbol,
+            progress=progress,
+        )  # fmt: skip
+        return _combined(bars, bar_seconds), bar_seconds
+    rows = read_csv_rows(
+        bars_path, symbol=symbol, bar_seconds=bar_seconds, min_gap=None,
+        check_symbol=check_symbol, progress=progress,
+    )  # fmt: skip
+    return rows, bar_seconds
 
 
 def _finer_bars(path: str | Path, symbol: str | None, bar_seconds: int) -> int | None:

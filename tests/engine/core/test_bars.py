@@ -214,3 +214,119 @@ def test_overlapping_bars_for_the_given_bar_length_are_an_error(tmp_path):
 def test_missing_file_is_a_bar_file_error(tmp_path):
     with pytest.raises(BarFileError, match="cannot open"):
         list(iter_csv_bars(tmp_path / "nope.csv"))
+
+
+# --- the fast block reader agrees with the careful row-by-row one -------------------------
+
+GOOD_ROWS = [
+    "2025-12-16T09:30:00,189.20,189.21,189.19,189.20,2100",
+    "2025-12-16T09:30:05,189.2,189.25,189.2,189.22,0",
+    "2025-12-16 09:30:10,189.22,189.3,189.1,189.29,100.5",
+    "2025-12-16T09:30:15Z,189.29,189.29,189.29,189.29,7",
+]
+
+
+def read_both(path, monkeypatch, block=64, **kwargs):
+    options = {"symbol": None, **kwargs}
+    """(result or error text) with the fast path in small blocks, and with it off."""
+    import engine.core.bars as bars
+
+    out = []
+    for chars in (block, 0):
+        monkeypatch.setattr(bars, "FAST_BLOCK_CHARS", chars)
+        try:
+            out.append(list(bars.read_csv_rows(path, min_gap=[0], bar_seconds=0, **options)))
+        except BarFileError as err:
+            out.append(str(err))
+    return out
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_fast_and_careful_readers_agree_on_good_files(tmp_path, monkeypatch, seed):
+    import random
+
+    rng = random.Random(seed)
+    lines = []
+    t = T0
+    for i in range(300):
+        t += rng.choice((5, 5, 5, 10, 60))
+        o, c = rng.randint(1, 10**6) / 100, rng.randint(1, 10**6) / 100
+        stamp = format_time(t)[:-1] if i % 3 else str(t)
+        if i > 150:  # from here on one style per block-ish: all ISO or all epoch
+            stamp = format_time(t)[: 19 if seed != 2 else 20]
+        lines.append(f"AAPL,{stamp},{o},{max(o, c)},{min(o, c)},{c},{rng.randint(0, 9999)}")
+    newline = "\r\n" if seed == 3 else "\n"
+    path = make_csv(tmp_path, newline.join(["symbol,time,open,high,low,close,volume", *lines]))
+    import engine.core.bars as bars
+
+    taken = []
+    block = bars._FastBlocks.block
+
+    def counting(self, lines, text):
+        result = block(self, lines, text)
+        taken.append(result is not None)
+        return result
+
+    monkeypatch.setattr(bars._FastBlocks, "block", counting)
+    fast, careful = read_both(path, monkeypatch, block=rng.choice((64, 300, 4000)))
+    assert isinstance(fast, list) and len(fast) == 300
+    assert fast == careful
+    assert sum(taken) >= len(taken) / 3  # the fast path read most of it
+
+
+BAD_ROWS = [
+    "2025-12-16T09:30:05,189.2,189.2,189.2,0,1",  # zero price
+    "2025-12-16T09:30:05,189.2,189.2,189.2,-1,1",
+    "2025-12-16T09:30:05,nan,189.2,189.2,189.2,1",
+    "2025-12-16T09:30:05,189.2,189.2,189.2,189.2,inf",
+    "2025-12-16T09:30:05,189.2,189.2,189.2,189.2,-5",
+    "2025-12-16T09:30:05,1.000000001,2,1,1,1",  # finer than 1e-8
+    "2025-12-16T09:30:05,1e2,1e2,1e2,1e2,1",
+    "2025-12-16T09:30:05," + "9" * 5000 + ",1,1,1,1",
+    "2025-12-16T09:30:05,²,1,1,1,1",  # a Unicode digit
+    "2025-12-16T09:30:05,1.2.3,1,1,1,1",
+    "2025-12-16T09:30:00,1,1,1,1,1",  # not after the previous bar
+    "2025-12-16T09:29:00,1,1,1,1,1",
+    "2025-12-16T24:00:05,1,1,1,1,1",
+    "2025-02-30T09:30:05,1,1,1,1,1",
+    "2025-12-16T09:30:0²,1,1,1,1,1",
+    "2100-01-01T00:00:00,1,1,1,1,1",
+    "4102444800,1,1,1,1,1",
+    "1765877405.5,1,1,1,1,1",
+    "1765877405,1,1,1,1",  # a field short
+    "1765877405,1,1,1,1,1,extra",  # a field more: fine
+    "",
+    '"2025-12-16T09:30:05",1,1,1,1,1',  # quoted: fine
+    "2025-12-16T09:30:05,1,1\x00,1,1,1",
+    "2025-12-16T09:30:05,1,1,1,1,1\r",
+]
+
+
+@pytest.mark.parametrize("bad", BAD_ROWS)
+@pytest.mark.parametrize("where", [1, 40])
+def test_fast_and_careful_readers_agree_on_bad_rows(tmp_path, monkeypatch, bad, where):
+    good = [
+        format_time(T0 - 5 * (50 - k))[:-1] + ",189.2,189.3,189.1,189.25,100" for k in range(50)
+    ]
+    rows = [*good[:where], bad, *(r.replace("2025-12-16", "2025-12-17") for r in good[where:])]
+    path = make_csv(tmp_path, "\n".join(["time,open,high,low,close,volume", *rows]) + "\n")
+    fast, careful = read_both(path, monkeypatch)
+    assert fast == careful
+
+
+def test_fast_reader_symbol_filter_and_check(tmp_path, monkeypatch):
+    rows = [f"{sym},{T0 + 5 * k},1.5,1.5,1.5,1.5,1" for k in range(40) for sym in ("AA",)]
+    rows += [f"{sym},{T0 + 500 + 5 * k},2,2,2,2,1" for k in range(40) for sym in ("BB", "aa")]
+    path = make_csv(tmp_path, "\n".join(["symbol,time,open,high,low,close,volume", *rows]))
+    for kwargs in ({}, {"symbol": "aa"}, {"symbol": "CC"}, {"check_symbol": str.lower}):
+        fast, careful = read_both(path, monkeypatch, **kwargs)
+        assert fast == careful
+        assert isinstance(fast, list)
+
+    def refuse(symbol):
+        if symbol == "BB":
+            raise ValueError("no such symbol")
+        return symbol
+
+    fast, careful = read_both(path, monkeypatch, check_symbol=refuse)
+    assert fast == careful == f"{path}, line 42: column symbol: no such symbol"

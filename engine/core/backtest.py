@@ -1,0 +1,368 @@
+"""Backtest: rules over a file of bars, each signal with its outcomes, then per-rule stats
+(DESIGN §7.3). The pure part of ``manage.py backtest`` and of the Backtest page.
+
+The same core as live and as ``replay``: one :class:`SymbolMachine` (one rule) or
+:class:`SymbolRules` (several) per symbol fed with ``on_values``, so the signals are exactly
+replay's (same ids, timestamps, values), plus one :class:`OutcomeTracker` fed every bar.
+A signal leaves once all its horizons are final (or the data ends: ``finish``), in id order,
+so memory holds only the signals still open (and those behind them in id order), not bars.
+
+Pure: no Django, no IB.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from engine.core.bars import MINUTE, BarFileError, BarRow, SymbolCheck
+from engine.core.machine import Signal, SymbolMachine, SymbolRules
+from engine.core.outcomes import Outcome, OutcomeTracker, horizon_label
+from engine.core.replay import MAX_HELD_SIGNALS, ReplayError, bar_rows
+from engine.core.rules import RuleDef
+from engine.core.stats import RuleStats
+from signals import events
+
+__all__ = ["Backtest", "BacktestEvent", "backtest_events", "backtest_lines"]
+
+BacktestEvent = dict[str, Any]
+"""A signal event (``events.signal``) plus ``outcomes``: ``{"1m": {"return_pct", "mfe_pct",
+"mae_pct"} | None, ...}``; or a ``{"event": "stats", ...}`` line."""
+
+OutcomesJson = dict[str, dict[str, float | None] | None]
+
+
+class _Open:
+    """A signal waiting for its outcomes."""
+
+    __slots__ = ("id", "signal", "outcomes", "left")
+
+    def __init__(self, number: int, signal: Signal, horizons: int) -> None:
+        self.id = number
+        self.signal = signal
+        self.outcomes: dict[int, Outcome] = {}
+        self.left = horizons
+
+
+class Backtest:
+    """Feed bars (file order); get back the signals whose outcomes are all final, in id
+    order, as events with ``outcomes``; ``finish`` at the end; then ``stats``.
+
+    ``bar_seconds`` stamps the bars (close = start + length) and the events; 0 stamps close
+    = start, which fires the same signals with the same outcomes (both only compare close
+    times with each other) for a caller that learns the length only at the end (see
+    :func:`backtest_events`), unless a rule has a timeframe operand.
+    """
+
+    def __init__(
+        self,
+        rules: Sequence[RuleDef],
+        *,
+        bar_seconds: int,
+        horizons: Sequence[int],
+        by_symbol: bool = False,
+    ) -> None:
+        if not rules:
+            raise ValueError("no rule to backtest")
+        self.rules = list(rules)
+        self.bar_seconds = bar_seconds
+        self.horizons = tuple(sorted(set(horizons)))
+        self.by_symbol = by_symbol
+        self.bars = 0
+        self._labels = {h: horizon_label(h) for h in self.horizons}
+        self._names = {rule.rule_id: rule.name for rule in self.rules}
+        self._single = self.rules[0] if len(self.rules) == 1 else None
+        self._machines: dict[str, SymbolMachine] = {}
+        self._books: dict[str, SymbolRules] = {}
+        self._tracker = OutcomeTracker(self.horizons)
+        self._open: dict[int, _Open] = {}  # by id; insertion order is id order
+        self._next_id = 1
+        self._stats = {rule.rule_id: RuleStats(self.horizons) for rule in self.rules}
+        self._symbol_stats: dict[int | None, dict[str, RuleStats]] = {
+            rule.rule_id: {} for rule in self.rules
+        }
+        self._shift = 0
+
+    # -- feeding
+
+    def feed(
+        self, sym: str, t: int, o: float, h: float, lo: float, c: float, v: float
+    ) -> list[BacktestEvent]:
+        """One bar starting at ``t``; the signal events now complete, in id order."""
+        return [self._event(item) for item in self.feed_open(sym, t, o, h, lo, c, v)]
+
+    def feed_open(
+        self, sym: str, t: int, o: float, h: float, lo: float, c: float, v: float
+    ) -> list[_Open]:
+        """:meth:`feed` before the events are built (the signals with their outcomes)."""
+        self.bars += 1
+        seconds = self.bar_seconds
+        done = self._tracker.on_bar(sym, t + seconds, h, lo, c)
+        if done:
+            self._settle(done)
+        single = self._single
+        if single is not None:
+            machine = self._machines.get(sym)
+            if machine is None:
+                machine = self._machines[sym] = SymbolMachine(single, sym)
+            fired = machine.on_values(t, seconds, o, h, lo, c, v)
+            if fired is not None:
+                self._add(fired)
+        else:
+            book = self._books.get(sym)
+            if book is None:
+                book = self._books[sym] = SymbolRules(self.rules, sym)
+            for signal in book.on_values(t, seconds, o, h, lo, c, v):
+                self._add(signal)
+        return self._ready() if done else []
+
+    def finish(self) -> list[BacktestEvent]:
+        """The signals still open: outcomes the data ended before are None."""
+        return [self._event(item) for item in self.finish_open()]
+
+    def finish_open(self) -> list[_Open]:
+        self._tracker.flush()
+        rest = list(self._open.values())
+        self._open.clear()
+        for item in rest:
+            self._count(item)
+        return rest
+
+    def _add(self, signal: Signal) -> None:
+        number = self._next_id
+        self._next_id += 1
+        self._open[number] = _Open(number, signal, len(self.horizons))
+        self._tracker.add(number, signal.symbol, signal.price, signal.side, signal.close_time)
+
+    def _settle(self, done: list[tuple[Hashable, Outcome]]) -> None:
+        opened = self._open
+        for key, outcome in done:
+            item = opened[key]  # type: ignore[index]  # keys are the ids we gave
+            item.outcomes[outcome.horizon] = outcome
+            item.left -= 1
+
+    def _ready(self) -> list[_Open]:
+        out: list[_Open] = []
+        opened = self._open
+        while opened:
+            number = next(iter(opened))
+            item = opened[number]
+            if item.left:
+                break
+            del opened[number]
+            self._count(item)
+            out.append(item)
+        return out
+
+    def _count(self, item: _Open) -> None:
+        signal = item.signal
+        outcomes = [item.outcomes.get(h) for h in self.horizons]
+        self._stats[signal.rule_id].add_signal(outcomes)
+        if self.by_symbol:
+            per = self._symbol_stats[signal.rule_id]
+            stats = per.get(signal.symbol)
+            if stats is None:
+                stats = per[signal.symbol] = RuleStats(self.horizons)
+            stats.add_signal(outcomes)
+
+    # -- output
+
+    def outcomes_json(self, item: _Open) -> OutcomesJson:
+        found = item.outcomes
+        return {
+            label: (found[h].to_json() if h in found else None) for h, label in self._labels.items()
+        }
+
+    def event_of(self, item: _Open, *, bar_seconds: int, shift: int) -> BacktestEvent:
+        """The signal event of ``item`` (``shift`` added to its close time)."""
+        event: BacktestEvent = dict(
+            events.signal_from(
+                item.signal,
+                id=item.id,
+                rule_name=self._names.get(item.signal.rule_id, ""),
+                bar_seconds=bar_seconds,
+                shift=shift,
+            )  # fmt: skip
+        )
+        event["outcomes"] = self.outcomes_json(item)
+        return event
+
+    def _event(self, item: _Open) -> BacktestEvent:
+        return self.event_of(item, bar_seconds=self.bar_seconds, shift=0)
+
+    def stats(self) -> list[BacktestEvent]:
+        """One ``{"event": "stats", "rule_id", "rule_name", "signals", "horizons": {...}}``
+        per rule, in rule order (and ``symbols`` per symbol with ``by_symbol``); counts the
+        signals handed out so far (all of them after :meth:`finish`)."""
+        out: list[BacktestEvent] = []
+        for rule in self.rules:
+            line: BacktestEvent = {
+                "event": "stats",
+                "rule_id": rule.rule_id,
+                "rule_name": rule.name,
+                **self._stats[rule.rule_id].to_json(),
+            }
+            if self.by_symbol:
+                per = self._symbol_stats[rule.rule_id]
+                line["symbols"] = {sym: per[sym].to_json() for sym in sorted(per)}
+            out.append(line)
+        return out
+
+
+def backtest_events(
+    bars_path: str | Path,
+    rules: RuleDef | Sequence[RuleDef],
+    *,
+    symbol: str | None = None,
+    bar_seconds: int | None = None,
+    horizons: Sequence[int] = (60, 300, 900),
+    check_symbol: SymbolCheck | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    by_symbol: bool = False,
+    summary: dict[str, Any] | None = None,
+) -> Iterator[BacktestEvent]:
+    """The command's stream: signal events with ``outcomes`` (id order), then one stats line
+    per rule. File problems raise :class:`ReplayError` (one line) as in replay; the bars are
+    read as replay reads them (bar length, ``--bar-seconds`` combining, symbol filter).
+
+    ``progress(bytes_read, total_bytes)`` is called now and then; ``summary`` (a dict), when
+    given, gets ``bars``, ``signals``, ``bar_seconds``, ``first`` and ``last`` (bar start
+    epochs, None without bars) once the stream ends.
+    """
+    rule_list = [rules] if isinstance(rules, RuleDef) else list(rules)
+    if not rule_list:
+        raise ReplayError("no rule to backtest")
+    try:
+        min_gap = [0]
+        rows, seconds = bar_rows(
+            bars_path, rule_list, symbol=symbol, bar_seconds=bar_seconds,
+            check_symbol=check_symbol, min_gap=min_gap, progress=progress,
+        )  # fmt: skip
+        run = Backtest(rule_list, bar_seconds=seconds, horizons=horizons, by_symbol=by_symbol)
+        span = _Span()
+        if seconds:
+            for item in _run(run, rows, span):
+                yield run.event_of(item, bar_seconds=seconds, shift=0)
+            inferred = seconds
+        else:
+            held: list[_Open] = []
+            with tempfile.TemporaryFile("w+", encoding="utf-8") as spill:
+                spilled = 0
+                dumps = json.JSONEncoder(separators=(",", ":")).encode
+                for item in _run(run, rows, span):
+                    if len(held) < MAX_HELD_SIGNALS:
+                        held.append(item)
+                    else:
+                        spill.write(dumps(_spilled(run, item)) + "\n")
+                        spilled += 1
+                inferred = min_gap[0] or MINUTE
+                for item in held:
+                    yield run.event_of(item, bar_seconds=inferred, shift=inferred)
+                held.clear()
+                if spilled:
+                    spill.seek(0)
+                    for text in spill:
+                        yield _unspilled(json.loads(text), inferred)
+    except BarFileError as err:
+        raise ReplayError(str(err), path=err.path, line=err.line) from None
+    if summary is not None:
+        summary.update(
+            bars=run.bars, signals=run._next_id - 1, bar_seconds=inferred,
+            first=span.first, last=span.last,
+        )  # fmt: skip
+    yield from run.stats()
+
+
+def _run(run: Backtest, rows: Iterable[BarRow], span: _Span) -> Iterator[_Open]:
+    """:meth:`Backtest.feed_open` over ``rows``, then :meth:`Backtest.finish_open`: the same
+    steps with the lookups hoisted out of the loop (the bulk path)."""
+    seconds = run.bar_seconds
+    on_bar = run._tracker.on_bar
+    add = run._add
+    settle = run._settle
+    ready = run._ready
+    single = run._single
+    machines = run._machines
+    books = run._books
+    first, last = 2**62, -(2**62)
+    bars = 0
+    last_symbol: str | None = None
+    machine: SymbolMachine | None = None
+    book: SymbolRules | None = None
+    try:
+        for sym, t, o, h, lo, c, v in rows:
+            bars += 1
+            if t > last:
+                last = t
+            if t < first:
+                first = t
+            done = on_bar(sym, t + seconds, h, lo, c)
+            if done:
+                settle(done)
+            if sym != last_symbol:
+                last_symbol = sym
+                if single is not None:
+                    machine = machines.get(sym)
+                    if machine is None:
+                        machine = machines[sym] = SymbolMachine(single, sym)
+                else:
+                    book = books.get(sym)
+                    if book is None:
+                        book = books[sym] = SymbolRules(run.rules, sym)
+            if machine is not None:
+                fired = machine.on_values(t, seconds, o, h, lo, c, v)
+                if fired is not None:
+                    add(fired)
+            else:
+                assert book is not None
+                for signal in book.on_values(t, seconds, o, h, lo, c, v):
+                    add(signal)
+            if done:
+                yield from ready()
+    finally:
+        run.bars += bars
+        if bars:
+            span.first, span.last = first, last
+    yield from run.finish_open()
+
+
+class _Span:
+    """The first and last bar start :func:`_run` saw (None: no bar)."""
+
+    __slots__ = ("first", "last")
+
+    def __init__(self) -> None:
+        self.first: int | None = None
+        self.last: int | None = None
+
+
+def _spilled(run: Backtest, item: _Open) -> list[object]:
+    s = item.signal
+    return [
+        item.id, s.symbol, s.close_time, s.price, s.values, s.rule_id, s.side,
+        run._names.get(s.rule_id, ""), run.outcomes_json(item),
+    ]  # fmt: skip
+
+
+def _unspilled(data: list[Any], bar_seconds: int) -> BacktestEvent:
+    number, sym, close_time, price, values, rule_id, side, name, outcomes = data
+    signal = Signal(sym, close_time, price, rule_id, values, side)
+    event: BacktestEvent = dict(
+        events.signal_from(
+            signal, id=number, rule_name=name, bar_seconds=bar_seconds, shift=bar_seconds
+        )
+    )
+    event["outcomes"] = outcomes
+    return event
+
+
+def backtest_lines(
+    bars_path: str | Path, rules: RuleDef | Sequence[RuleDef], **options: Any
+) -> Iterator[str]:
+    """:func:`backtest_events` as compact JSON lines (no trailing newline)."""
+    dumps = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": ")).encode
+    for event in backtest_events(bars_path, rules, **options):
+        yield dumps(event)
