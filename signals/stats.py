@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 
+from django.core.exceptions import EmptyResultSet
+from django.db import connections
 from django.db.models import QuerySet
 
 from engine.core.outcomes import horizon_label
@@ -98,9 +100,13 @@ def _figures(stats: RuleStats) -> dict:
 
 
 def outcome_stats(signals: QuerySet[Signal], horizons: tuple[int, ...]) -> StatsTable:
-    """The figures of ``signals`` (any filtered queryset) at ``horizons``: one query."""
+    """The figures of ``signals`` (any filtered queryset) at ``horizons``: one query.
+
+    Rows are read straight from the cursor and summed per rule × symbol × horizon into
+    :class:`HorizonStats` (its fields, as its ``add`` would set them); the rules' and the
+    total's figures are those merged, so the numbers are the core's."""
     table = StatsTable(horizons=horizons, total=RuleStats(horizons))
-    rows = signals.order_by().values_list(
+    query = signals.order_by().values_list(
         "id",
         "rule_id",
         "rule_name",
@@ -110,28 +116,58 @@ def outcome_stats(signals: QuerySet[Signal], horizons: tuple[int, ...]) -> Stats
         "outcomes__mfe_pct",
         "outcomes__mae_pct",
     )
+    try:
+        sql, params = query.query.sql_with_params()
+    except EmptyResultSet:  # a filter no row can match (``.none()``, ``id__in=[]``)
+        return table
+    pairs: dict[tuple[int, str], dict[int, HorizonStats]] = {}
+    counts: dict[tuple[int, str], int] = {}
     seen: set[int] = set()
     wanted = set(horizons)
-    for signal_id, rule_id, rule_name, symbol, horizon, ret, mfe, mae in rows.iterator(
-        chunk_size=5000
-    ):
+    with connections[query.db].cursor() as cursor:
+        cursor.execute(sql, params)
+        while batch := cursor.fetchmany(5000):
+            for signal_id, rule_id, rule_name, symbol, horizon, ret, mfe, mae in batch:
+                key = (rule_id, symbol)
+                if signal_id not in seen:
+                    seen.add(signal_id)
+                    if key not in counts:
+                        counts[key] = 0
+                        pairs[key] = {h: HorizonStats(h) for h in horizons}
+                        table.names.setdefault(rule_id, rule_name)
+                    counts[key] += 1
+                if horizon not in wanted:
+                    continue
+                stats = pairs[key][horizon]
+                if ret is None or mfe is None or mae is None:
+                    stats.empty += 1
+                    continue
+                stats.returns.append(ret)
+                if ret > 0:
+                    stats.hits += 1
+                stats.mfe_sum += mfe
+                stats.mae_sum += mae
+    total = table.total
+    assert total is not None
+    for key in sorted(pairs):
+        rule_id = key[0]
+        pair = table.symbols[key] = RuleStats(horizons, signals=counts[key], per_horizon=pairs[key])
         rule = table.rules.get(rule_id)
         if rule is None:
             rule = table.rules[rule_id] = RuleStats(horizons)
-            table.names[rule_id] = rule_name
-        pair = table.symbols.get((rule_id, symbol))
-        if pair is None:
-            pair = table.symbols[(rule_id, symbol)] = RuleStats(horizons)
-        if signal_id not in seen:
-            seen.add(signal_id)
-            rule.signals += 1
-            pair.signals += 1
-            table.total.signals += 1  # type: ignore[union-attr]
-        if horizon in wanted:
-            rule.per_horizon[horizon].add_values(ret, mfe, mae)
-            pair.per_horizon[horizon].add_values(ret, mfe, mae)
-            table.total.per_horizon[horizon].add_values(ret, mfe, mae)  # type: ignore[union-attr]
+        for merged in (rule, total):
+            merged.signals += pair.signals
+            for h in horizons:
+                _merge(merged.per_horizon[h], pair.per_horizon[h])
     return table
+
+
+def _merge(into: HorizonStats, part: HorizonStats) -> None:
+    into.returns.extend(part.returns)
+    into.hits += part.hits
+    into.mfe_sum += part.mfe_sum
+    into.mae_sum += part.mae_sum
+    into.empty += part.empty
 
 
 def _edge_text(value: float) -> str:
