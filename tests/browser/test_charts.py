@@ -1,5 +1,6 @@
 """Charts in real Chromium: the dashboard's tile opens with the stored candles, its averages'
-legend and a marker at a stored signal; the chart around a signal shows its bars and marker."""
+legend and a marker at a stored signal, and loads older bars when panned back; the Signals
+page's link opens the chart around a signal with its bars and marker."""
 
 from datetime import UTC, datetime
 
@@ -74,9 +75,10 @@ def test_dashboard_opens_with_stored_candles_and_the_signal_chart(live_daphne, p
     assert chart.get_attribute("data-history-bars") == str(BARS)
     assert chart.get_attribute("data-markers") == "1"
 
-    # The chart around the signal (helper "outcomes" links the Signals page rows to it; this
-    # test opens the URL the link names).
-    page.goto(f"{live_daphne}/bars/signal/{signal.pk}/")
+    # The Signals page's row links to the chart around its signal.
+    page.goto(f"{live_daphne}/signals/")
+    page.get_by_test_id("signal-chart-link").filter(has_text=str(signal.pk)).click()
+    page.wait_for_url(f"{live_daphne}/bars/signal/{signal.pk}/")
     around = page.get_by_test_id("signal-chart")
     page.locator("#signal-chart[data-bars]").wait_for(timeout=10_000)
     around_bars = bars_around("AAPL", T0 + 5 * 250 + 5, prefer=5)
