@@ -2,6 +2,7 @@
 
     python bench/core_bench.py [--bars 1000000] [--pandas-sample 5000] [--keep DIR]
     python bench/core_bench.py --yardstick [--bars 200000] [--repeat 3]
+    python bench/core_bench.py --backtest [--bars 1000000] [--repeat 1] [--base 651d44b]
 
 Generates its own file of 5-second bars in a temporary directory and reports, in one run:
 
@@ -24,6 +25,14 @@ de-duplication), per bar, and the pure replay against the same loop behind a bar
 ``csv.reader``, all in CPU time, alternating ``--repeat`` times. The ratios (core ÷
 yardstick) change little when other programs load the machine, so they compare two versions
 of the core measured at different moments.
+
+``--backtest`` runs, side by side over one file of 5-second bars, each in a child process
+(CPU time, peak RSS): a plain float loop reading the CSV (csv.reader and float() of every
+field, nothing else), the pure replay, the pure backtest with horizons 1m,5m,15m (the default
+rule; JSON lines out), and the pure replay of the ``--base`` commit (a temporary git worktree,
+removed afterwards) — so "replay now", "replay before" and "backtest" compare on the same
+file under the same load. Targets: replay ≥ 0.25× the float loop's bars/s; backtest ≥ the
+replay before's bars/s; backtest peak RSS ≤ 200 MB.
 
 Times are wall-clock and CPU (user+system of the process) where it matters; CPU time is the
 fairer number when other programs share the machine.
@@ -499,6 +508,91 @@ def yardstick(n: int, repeat: int) -> None:
               f"{', '.join(f'{v:.2f}' for v in values)})")  # fmt: skip
 
 
+# The float loop the reader is measured against: csv.reader and float() of every field.
+PLAIN_FLOATS = (
+    "import csv, sys\n"
+    "n = 0\n"
+    "with open(sys.argv[1], newline='') as f:\n"
+    "    rows = csv.reader(f)\n"
+    "    next(rows)\n"
+    "    for t, o, h, lo, c, v in rows:\n"
+    "        o, h, lo, c, v = float(o), float(h), float(lo), float(c), float(v)\n"
+    "        n += 1\n"
+    "print(n)\n"
+)
+
+PURE_BACKTEST = (
+    "import sys\n"
+    "from engine.core.backtest import backtest_lines\n"
+    "from engine.core.replay import load_rules_file\n"
+    "w = sys.stdout.write\n"
+    "for line in backtest_lines(sys.argv[1], load_rules_file(sys.argv[2]),\n"
+    "                           horizons=(60, 300, 900)):\n"
+    "    w(line + '\\n')\n"
+)
+
+TARGET_READER_RATIO = 0.25
+
+
+def backtest_bench(n: int, repeat: int, base: str) -> None:
+    """Float loop, replay now, replay at ``base``, backtest: one file, one run, CPU time."""
+    print(f"Backtest and replay vs a plain float loop — {n:,} 5-second bars, CPU time, "
+          f"repeated {repeat}×, load average {os.getloadavg()[0]:.2f}")  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = Path(tmp)
+        csv_path = directory / "aapl_5s.csv"
+        rule_path = directory / "rule.json"
+        write_csv(csv_path, n)
+        rule_path.write_text(json.dumps({"id": 1, "name": "MA Momentum", **RULES["default"]}))
+        scripts = {}
+        for name, text in (("plain", PLAIN_FLOATS), ("replay", PURE_REPLAY),
+                           ("backtest", PURE_BACKTEST)):  # fmt: skip
+            scripts[name] = directory / f"{name}.py"
+            scripts[name].write_text(text)
+        worktree = directory / "base"
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(worktree), base],
+                       check=True, capture_output=True)  # fmt: skip
+        try:
+            env_now = {**os.environ, "PYTHONPATH": str(ROOT)}
+            env_base = {**os.environ, "PYTHONPATH": str(worktree)}
+            files = [str(csv_path), str(rule_path)]
+            runs: dict[str, list[dict[str, float]]] = {}
+            for _ in range(repeat):
+                for label, script, cwd, env in (
+                    ("float loop", "plain", ROOT, env_now),
+                    (f"replay before ({base})", "replay", worktree, env_base),
+                    ("replay now", "replay", ROOT, env_now),
+                    ("backtest 1m,5m,15m", "backtest", ROOT, env_now),
+                ):
+                    r = run_measured([str(scripts[script]), *files], cwd=cwd, env=env)
+                    runs.setdefault(label, []).append(r)
+                    print(f"  {label:<24} {n / r['cpu_s']:>10,.0f} bars/s CPU  "
+                          f"{r['cpu_s']:6.2f}s  peak RSS {r['peak_rss_mb']:5.0f} MB  "
+                          f"{r['events']:>7,} lines", flush=True)  # fmt: skip
+        finally:
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force",
+                            str(worktree)], capture_output=True)  # fmt: skip
+    rate = {label: n / statistics.median(r["cpu_s"] for r in rs) for label, rs in runs.items()}
+    peak = max(r["peak_rss_mb"] for r in runs["backtest 1m,5m,15m"])
+    plain, before = rate["float loop"], rate[f"replay before ({base})"]
+    now, backtest = rate["replay now"], rate["backtest 1m,5m,15m"]
+    print("\nMedian bars/s (CPU)")
+    for label, value in rate.items():
+        print(f"  {label:<24} {value:>10,.0f}  = {value / plain:.2f}× the float loop")
+    print(f"  replay now / replay before: {now / before:.2f}×; "
+          f"backtest / replay before: {backtest / before:.2f}×")  # fmt: skip
+    checks = [
+        (f"replay ≥ {TARGET_READER_RATIO}× the float loop ({now / plain:.2f}×)",
+         now >= TARGET_READER_RATIO * plain),
+        (f"backtest {backtest:,.0f} bars/s ≥ replay before {before:,.0f} bars/s",
+         backtest >= before),
+        (f"backtest peak RSS {peak:.0f} MB ≤ {TARGET_PEAK_MB} MB", peak <= TARGET_PEAK_MB),
+    ]  # fmt: skip
+    print("\nTargets")
+    for name, ok in checks:
+        print(f"  [{'x' if ok else ' '}] {name}")
+
+
 # -------------------------------------------------------------------------------- main
 
 
@@ -519,8 +613,16 @@ def main() -> None:
         help="measure only the core against the plain-float yardstick (CPU time)",
     )  # fmt: skip
     parser.add_argument("--repeat", type=int, default=3, help="rounds for --yardstick")
+    parser.add_argument(
+        "--backtest", action="store_true",
+        help="float loop, replay now and at --base, and backtest over one file (CPU time)",
+    )  # fmt: skip
+    parser.add_argument("--base", default="651d44b", help="the commit 'replay before' runs")
     args = parser.parse_args()
     n = args.bars
+    if args.backtest:
+        backtest_bench(n, args.repeat, args.base)
+        return
     if args.yardstick:
         yardstick(n, args.repeat)
         return
