@@ -8,7 +8,8 @@ import pytest
 from bars.services import bars_store
 from engine.core.bars import Bar
 from engine.core.machine import SymbolInputs
-from signals.services import signal_record
+from engine.core.outcomes import Outcome
+from signals.services import outcomes_record, signal_record
 
 pytestmark = pytest.mark.django_db
 
@@ -118,6 +119,14 @@ def test_signal_chart_shows_the_bars_around_the_signal(admin_client):
     html = resp.content.decode()
     assert 'id="signal-chart-data"' in html and "Dip buy" in html and "123.5" in html
     assert 'data-testid="no-bars"' not in html and 'data-testid="other-size"' not in html
+    assert "2025-12-16 14:31:40</time> UTC" in html
+    # its final outcomes are shown with it
+    outcomes_record(
+        [(row.pk, Outcome(60, 0.25, 0.5, -0.125)), (row.pk, Outcome(300, None, None, None))]
+    )
+    html = admin_client.get(f"/bars/signal/{row.pk}/").content.decode()
+    assert "Outcome 1m" in html and "0.250 %" in html and "MFE 0.500 · MAE -0.125" in html
+    assert "Outcome 5m" in html
 
 
 def test_signal_chart_falls_back_to_another_stored_size(admin_client):
