@@ -73,8 +73,9 @@ def fill(db_path: Path, count: int, rule_ids: list[int]) -> int:
         outcomes = []
         for signal_id in ids:
             for horizon in HORIZONS:
-                ret = rng.gauss(0, 0.3)
-                outcomes.append((signal_id, horizon, ret, abs(ret) + 0.1, -abs(ret) - 0.1,
+                ret = round(rng.gauss(0, 0.3), 6)  # the worker rounds to 1e-6 % (DIGITS)
+                outcomes.append((signal_id, horizon, ret, round(abs(ret) + 0.1, 6),
+                                 round(-abs(ret) - 0.1, 6),
                                  "2025-12-01 00:00:00"))  # fmt: skip
         db.executemany(
             "INSERT INTO signals_outcome (signal_id, horizon, return_pct, mfe_pct, mae_pct, "

@@ -237,5 +237,8 @@ def period_signals(period: str, now: datetime, *, rule_id: int | None = None) ->
 
 
 def period_caption(period: str) -> str:
-    label = dict(PERIODS)[period]
-    return f"Signals of {label}" + (" (UTC day)." if period == "today" else ".")
+    return {
+        "today": "Signals of today (the UTC day).",
+        "7d": "Signals of the last 7 days.",
+        "30d": "Signals of the last 30 days.",
+    }.get(period, "All stored signals.")
