@@ -245,8 +245,10 @@
       if (series.length && series[series.length - 1].time === t) series[series.length - 1] = v;
       else series.push(v);
     });
-    if (c.points.length > MAX_POINTS) {
-      var cut = c.points.length - MAX_POINTS + 300;
+    var cut = c.points.length - MAX_POINTS + 300;
+    var view = c.points.length > MAX_POINTS && c.chart.timeScale().getVisibleLogicalRange();
+    // Forget the oldest bars only while the user looks at newer ones (else keep them all).
+    if (view && view.from > cut + 10) {
       var keepFrom = c.points[cut].time;
       c.points = c.points.slice(cut);
       c.vols = c.vols.slice(cut);
@@ -254,8 +256,11 @@
         c.values[name] = c.values[name].filter(function (p) { return p.time >= keepFrom; });
       });
       redraw(c);
+      c.chart.timeScale().setVisibleLogicalRange({ from: view.from - cut, to: view.to - cut });
       c.marks = c.marks.filter(function (m) { return m.time >= keepFrom; });
       setMarks(c);
+      c.exhausted = false; // the forgotten bars can be asked for again
+      c.el.dataset.historyBars = String(c.points.length);
     } else {
       c.price.update(point);
       c.volume.update(vol);
