@@ -169,6 +169,14 @@ def bars_between(symbol: str, seconds: int, start: int, end: int) -> Iterator[Ba
         yield _bar(symbol, seconds, row)
 
 
+def bars_count(symbol: str, seconds: int, start: int, end: int) -> int:
+    """How many bars are stored with ``start <= time < end`` (an index range count; cheaper
+    than reading them)."""
+    return StoredBar.objects.filter(
+        symbol=symbol, seconds=seconds, time__gte=start, time__lt=end
+    ).count()
+
+
 def bars_span(symbol: str, seconds: int) -> tuple[int, int, int] | None:
     """(first start, last start, count) of the stored bars of one symbol and size, or None."""
     rows = StoredBar.objects.filter(symbol=symbol, seconds=seconds).values_list("time", flat=True)

@@ -94,6 +94,9 @@ def test_recent_between_span_symbols():
     assert list(services.bars_between("AAPL", 5, T0 + 30, T0 + 30)) == []
 
     assert services.bars_span("AAPL", 5) == (T0, T0 + 95, 20)
+    assert services.bars_count("AAPL", 5, T0 + 10, T0 + 30) == 4
+    assert services.bars_count("AAPL", 5, 0, 2**62) == 20
+    assert services.bars_count("AAPL", 60, T0 + 1, 2**62) == 1
     assert services.bars_span("AAPL", 15) is None
     assert services.bars_symbols() == [
         ("AAPL", 5, T0, T0 + 95, 20),
