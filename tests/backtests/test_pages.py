@@ -175,6 +175,8 @@ def test_results_csv_chart_compare_and_delete():
     compared = client.get("/backtest/compare/", {"ids": [run.pk, other.pk]})
     assert compared.content.count(b'data-testid="compare-run"') == 2
     assert client.get("/backtest/compare/", {"ids": ["²", str(run.pk)]}).status_code == 302
+    listed = client.get("/backtest/").content.decode()
+    assert f'form="delete-{run.pk}"' in listed and f'id="delete-{run.pk}"' in listed
     assert client.post(f"/backtest/{run.pk}/delete/").status_code == 302
     assert not BacktestRun.objects.filter(pk=run.pk).exists()
     assert client.get(f"/backtest/{run.pk}/").status_code == 404
