@@ -577,11 +577,12 @@ def _file_size(handle: TextIO) -> int:
         return 0
 
 
-def _reporting(lines: Iterable[str], report: Callable[[], None]) -> Iterator[str]:
+def _reporting(lines: Iterable[str], report: Callable[[], None]) -> Iterable[str]:
     """``lines``, calling ``report()`` every 4,096 of them (the careful path's progress)."""
-    if report is _nothing:
-        yield from lines
-        return
+    return lines if report is _nothing else _reported(lines, report)
+
+
+def _reported(lines: Iterable[str], report: Callable[[], None]) -> Iterator[str]:
     for number, text in enumerate(lines, 1):
         yield text
         if not number & 4095:

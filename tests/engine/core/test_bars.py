@@ -330,3 +330,21 @@ def test_fast_reader_symbol_filter_and_check(tmp_path, monkeypatch):
 
     fast, careful = read_both(path, monkeypatch, check_symbol=refuse)
     assert fast == careful == f"{path}, line 42: column symbol: no such symbol"
+
+
+def test_progress_reaches_the_file_size_on_the_fast_and_the_careful_path(tmp_path, monkeypatch):
+    import engine.core.bars as bars
+
+    rows = [f"{T0 + 5 * k},1.5,1.5,1.5,1.5,1" for k in range(10_000)]
+    rows[9_000] = f'"{T0 + 5 * 9_000}",1.5,1.5,1.5,1.5,1'  # a quote: row by row from there
+    path = make_csv(tmp_path, "\n".join(["time,open,high,low,close,volume", *rows]) + "\n")
+    size = path.stat().st_size
+    monkeypatch.setattr(bars, "FAST_BLOCK_CHARS", 4096)
+    for chars in (4096, 0):
+        monkeypatch.setattr(bars, "FAST_BLOCK_CHARS", chars)
+        seen = []
+        got = bars.read_csv_rows(path, symbol=None, bar_seconds=5, min_gap=None,
+                                 progress=lambda done, total: seen.append((done, total)))  # fmt: skip
+        assert sum(1 for _ in got) == 10_000
+        assert len(seen) >= 2 and seen[-1] == (size, size)
+        assert [done for done, _ in seen] == sorted(done for done, _ in seen)
