@@ -139,8 +139,11 @@ class Job:
         self.signals = 0
         self.bars = 0
         self.horizons = parse_horizons(run.horizons)
-        self.tally = Tally(run.rules, self.horizons)
         self.symbols_seen: dict[str, None] = {}
+        # The core's statistics: its stats lines once complete, or the core to ask
+        # (a cancelled run: the signals handed out so far).
+        self.stats_lines: list[dict[str, Any]] = []
+        self.core: Any = None
         self.offset, self.scale = 0.0, 1.0  # of the progress bar, for this part of the run
         self.last_fraction = 0.0
         self.last_message = ""
@@ -168,7 +171,6 @@ class Job:
 
     def take(self, events: Iterable[dict[str, Any]]) -> None:
         for event in events:
-            self.tally.add(event)
             self.symbols_seen.setdefault(str(event.get("symbol", "")))
             self.buffer.append(event)
         if len(self.buffer) >= SIGNAL_BUFFER:
@@ -189,7 +191,7 @@ class Job:
 
         start, end = self.period()
         span = max(1, end - start)
-        test = Backtest(
+        test = self.core = Backtest(
             rule_defs(self.run),
             bar_seconds=self.run.bar_seconds,
             horizons=self.horizons,
@@ -206,6 +208,7 @@ class Job:
         self.bars = count
         self.take(test.finish())
         self.flush()
+        self.stats_lines = test.stats()
         if not count:
             raise RunProblem(
                 f"No bars of {self.run.bar_seconds} s are stored for "
@@ -234,8 +237,11 @@ class Job:
 
         summary: dict[str, Any] = {}
         extra: dict[str, Any] = {}
-        if "summary" in signature(backtest_events).parameters:
+        parameters = signature(backtest_events).parameters
+        if "summary" in parameters:
             extra["summary"] = summary
+        if "by_symbol" in parameters:
+            extra["by_symbol"] = True
         try:
             count = 0
             for event in backtest_events(
@@ -246,6 +252,8 @@ class Job:
                 progress=progress,
                 **extra,
             ):
+                if event.get("event") == "stats":
+                    self.stats_lines.append(event)
                 if event.get("event") != "signal":
                     continue
                 self.take([event])
@@ -364,6 +372,19 @@ class Job:
         else:
             self._end(BacktestRun.State.DONE)
 
+    def stats(self) -> list[dict[str, Any]]:
+        """Per rule (and rule x symbol): the core's lines; for a CSV run cut short, counted
+        here from the signals stored."""
+        if self.stats_lines and all("symbols" in line for line in self.stats_lines):
+            return self.stats_lines
+        if self.core is not None:
+            return list(self.core.stats())
+        tally = Tally(self.run.rules, self.horizons)
+        events = self.run.signals.order_by("seq").values_list("event", flat=True)
+        for event in events.iterator(chunk_size=2000):
+            tally.add(event)
+        return tally.result()
+
     def _end(self, state: str, *, error: str = "") -> None:
         with contextlib.suppress(Exception):
             self.flush()
@@ -371,7 +392,7 @@ class Job:
         services.backtest_finish(
             run_id=self.run.pk,
             state=state,
-            result={"stats": self.tally.result()},
+            result={"stats": self.stats()},
             error=error,
             bars=self.bars,
             symbols=symbols,
