@@ -64,11 +64,13 @@ async def test_download_paced_with_a_refusal_waited_out_and_an_unknown_item():
     gw = FakeTWS()
     gw.enforce_pacing = True
     gw.add_symbol("AAPL", con_id=265598, history={5: rows})
+    gw.add_symbol("MSFT", con_id=272093, history={5: rows})
+    gw.deny_history("MSFT", 162, "No market data permissions for NASDAQ STK")
     await gw.start()
     try:
         gw.refuse_history(1)  # the first history request: 162 pacing violation
         download = HistoryDownload(
-            host="127.0.0.1", port=gw.port, client_id=117, items=["AAPL", "ZZZZ"],
+            host="127.0.0.1", port=gw.port, client_id=117, items=["AAPL", "ZZZZ", "MSFT"],
             bar_seconds=5, start=t0 - 3 * HOUR, end=t0, connect_timeout=5,
         )  # fmt: skip
         chunks, notices = await collect(download)
@@ -81,8 +83,11 @@ async def test_download_paced_with_a_refusal_waited_out_and_an_unknown_item():
     ]  # fmt: skip
     assert any("IB asked us to slow down" in n and "waiting 15 s" in n for n in notices)
     assert any(n.startswith("ZZZZ:") and "other symbols go on" in n for n in notices)
+    assert any(n.startswith("MSFT: No historical data permission") and "other symbols go on" in n
+               for n in notices)  # fmt: skip
     assert download.with_bars == ["AAPL"]
     assert all(r["bar_size"] == "5 secs" and r["duration"] == "3600 S" for r in gw.history_log)
+    assert len(gw.history_log) == 3 + 1 + 1  # AAPL's windows, the refused one, MSFT's first
     assert gw.pacing_violations() == []  # the same request again only after IB's 15 s
 
 
