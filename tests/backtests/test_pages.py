@@ -59,7 +59,7 @@ def test_create_snapshots_rules_and_normalises():
         ({"rule_ids": ["²"]}, "rules", "not a rule id"),
         ({"rule_ids": ["9" * 5000]}, "rules", "not a rule id"),
         ({"symbols": []}, "symbols", "at least one symbol"),
-        ({"symbols": ["AA\x00PL"]}, "symbols", ""),
+        ({"symbols": ["AA\x00PL"]}, "symbols", "is not a valid symbol"),
         ({"symbols": ["A", "B", "C", "D", "E", "F"]}, "symbols", "at most 5"),
         ({"horizons": "²m"}, "horizons", "Horizons:"),
         ({"horizons": "25h"}, "horizons", "Horizons:"),
