@@ -63,6 +63,7 @@ def test_create_snapshots_rules_and_normalises():
         ({"symbols": ["A", "B", "C", "D", "E", "F"]}, "symbols", "at most 5"),
         ({"horizons": "²m"}, "horizons", "Horizons:"),
         ({"horizons": "25h"}, "horizons", "Horizons:"),
+        ({"horizons": "9" * 5000 + "m"}, "horizons", "Horizons:"),
         ({"end": T0}, "period", "ends before it starts"),
         ({"end": T0 + timedelta(days=400)}, "period", "longer than 366 days"),
         ({"start": datetime(1960, 1, 1, tzinfo=UTC)}, "period", "out of range"),
