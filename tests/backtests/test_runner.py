@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -185,3 +186,22 @@ def test_the_runner_task_fails_orphans_and_runs_queued_runs_off_the_loop(setting
     orphan.refresh_from_db()
     assert orphan.state == "failed" and orphan.error == services.WORKER_STOPPED
     assert done.state == "done" and done.bars == len(bars) and ticks > 5
+
+
+@pytest.mark.django_db
+def test_a_worker_stopping_mid_run_fails_it_with_a_sentence(settings, tmp_path, monkeypatch):
+    settings.VAR_DIR = tmp_path
+    bars_store(make_bars(3000))
+    create("stored", rules())
+    monkeypatch.setattr(runner, "CHECK_BARS", 500)
+    stop = threading.Event()
+    progress = services.backtest_progress
+
+    def worker_stops_after_the_first_write(**kwargs):
+        stop.set()
+        return progress(**kwargs)
+
+    monkeypatch.setattr(services, "backtest_progress", worker_stops_after_the_first_write)
+    run = BacktestRun.objects.get(pk=runner.run_next(stop))
+    assert run.state == "failed" and run.error == services.WORKER_STOPPED
+    assert 0 < run.bars < 6000 and run.finished_at is not None
