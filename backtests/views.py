@@ -238,22 +238,35 @@ def run_csv(request: HttpRequest, pk: int) -> StreamingHttpResponse:
     return response
 
 
+def _chart_bars(symbol: str, seconds: int, start: int, end: int) -> list[list[float]]:
+    bars: list[list[float]] = []
+    for bar in bars_between(symbol, seconds, start, end):
+        bars.append([bar.time, bar.open, bar.high, bar.low, bar.close, bar.volume])
+        if len(bars) > CHART_BARS:
+            break
+    return bars
+
+
 @require_GET
 def run_chart(request: HttpRequest, pk: int) -> JsonResponse:
-    """Bars (stored, at most CHART_BARS from the period's start) and the run's signals of
-    one symbol, for the chart with markers. An uploaded file's bars are not kept: its chart
-    shows the signals only."""
+    """Stored bars of one symbol in the run's period (its bar size, or the stored 1-minute
+    bars when there are more than CHART_BARS of them; at most CHART_BARS) and the run's
+    signals of that symbol, for the chart with markers. An uploaded file's bars are not
+    kept: its chart shows the signals only."""
     run = get_object_or_404(BacktestRun, pk=pk)
     symbol = str(request.GET.get("symbol", ""))[:64]
     if symbol not in run.symbols:
         return JsonResponse({"error": "This run has no such symbol."}, status=400)
     bars: list[list[float]] = []
+    seconds = run.bar_seconds
     if run.source != BacktestRun.Source.CSV:
         start, end = int(run.start.timestamp()), int(run.end.timestamp())
-        for bar in bars_between(symbol, run.bar_seconds, start, end):
-            bars.append([bar.time, bar.open, bar.high, bar.low, bar.close, bar.volume])
-            if len(bars) >= CHART_BARS:
-                break
+        bars = _chart_bars(symbol, seconds, start, end)
+        if len(bars) > CHART_BARS and seconds < 60:
+            minutes = _chart_bars(symbol, 60, start, end)
+            if minutes:
+                bars, seconds = minutes, 60
+        bars = bars[:CHART_BARS]
     signals = [
         {"time": t, "price": e.get("price"), "side": e.get("side"), "seq": seq}
         for seq, t, e in run.signals.filter(symbol=symbol)
@@ -261,7 +274,13 @@ def run_chart(request: HttpRequest, pk: int) -> JsonResponse:
         .values_list("seq", "time", "event")[:CHART_BARS]
     ]
     return JsonResponse(
-        {"symbol": symbol, "seconds": run.bar_seconds, "bars": bars, "signals": signals}
+        {
+            "symbol": symbol,
+            "seconds": seconds,  # the candles'
+            "bar_seconds": run.bar_seconds,  # the run's: a signal's bar starts this before its time
+            "bars": bars,
+            "signals": signals,
+        }
     )
 
 

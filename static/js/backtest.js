@@ -37,10 +37,15 @@
           series.setData(data.bars.map(function (b) {
             return { time: b[0], open: b[1], high: b[2], low: b[3], close: b[4] };
           }));
-          // A marker sits on its signal bar (which starts one bar before the close time).
+          // A marker sits on the candle holding its signal bar (which starts one run bar
+          // before the signal's close time; candles may be 1-minute ones of a 5 s run).
+          var first = data.bars[0][0], last = data.bars[data.bars.length - 1][0];
           signals = signals.map(function (s) {
-            var m = Object.assign({}, s); m.time = s.time - data.seconds; return m;
-          });
+            var start = s.time - data.bar_seconds;
+            var m = Object.assign({}, s);
+            m.time = start - (((start % data.seconds) + data.seconds) % data.seconds);
+            return m;
+          }).filter(function (m) { return m.time >= first && m.time <= last; });
         } else {
           series = chart.addSeries(LC.LineSeries, { color: "#38bdf8", lineWidth: 1.5 });
           var points = [];

@@ -11,6 +11,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from backtests import services
 from backtests.models import BacktestRun
+from backtests.views import CHART_BARS
+from bars.services import bars_store
+from engine.core.bars import Bar
 from rules.models import Rule
 from tests.factories import logged_in_client, make_rule
 
@@ -181,3 +184,18 @@ def test_results_csv_chart_compare_and_delete():
     assert client.post(f"/backtest/{run.pk}/delete/").status_code == 302
     assert not BacktestRun.objects.filter(pk=run.pk).exists()
     assert client.get(f"/backtest/{run.pk}/").status_code == 404
+
+
+def test_the_chart_uses_stored_minutes_when_the_period_has_too_many_bars():
+    client = logged_in_client()
+    run = finished_run()
+    t0 = int(T0.timestamp())
+    five = [Bar("AAPL", t0 + 5 * i, 5, 10, 11, 9, 10, 1) for i in range(CHART_BARS + 1)]
+    bars_store(five[:100])
+    few = client.get(f"/backtest/{run.pk}/chart/", {"symbol": "AAPL"}).json()
+    assert few["seconds"] == few["bar_seconds"] == 5 and len(few["bars"]) == 100
+    bars_store(five)
+    bars_store([Bar("AAPL", t0 + 60 * i, 60, 10, 11, 9, 10, 12) for i in range(500)])
+    many = client.get(f"/backtest/{run.pk}/chart/", {"symbol": "AAPL"}).json()
+    assert many["seconds"] == 60 and many["bar_seconds"] == 5 and len(many["bars"]) == 500
+    assert many["bars"][0] == [t0, 10, 11, 9, 10, 12]
