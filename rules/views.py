@@ -318,7 +318,9 @@ def rule_active_view(request, pk: int):
     except ValidationError as err:
         error = " ".join(err.messages)
     if is_htmx(request):
-        context = _list_context(toggle_errors={rule.pk: error} if error else None)
+        context = _list_context(
+            toggle_errors={rule.pk: error} if error else None, period=request.POST.get("period")
+        )
         return render(request, "rules/list.html#rules-table", context)
     if error:
         messages.error(request, error)

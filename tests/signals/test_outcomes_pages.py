@@ -139,6 +139,10 @@ def test_rules_list_and_rule_page_show_hit_rates_over_a_period(client):
     assert hit_rate(period="7d") == "67%"
     assert hit_rate(period="bogus\x00") == "50%"  # anything else reads as the default
     assert 'aria-current="true">7 days' in text(client.get("/rules/", {"period": "7d"}))
+    # An Active toggle (htmx) redraws the table for the period the page shows.
+    toggled = client.post(f"/rules/{rule.pk}/active/", {"active": "1", "period": "7d"},
+                          headers={"HX-Request": "true"})  # fmt: skip
+    assert ">67%<" in text(toggled) and 'name="period" value="7d"' in text(toggled)
     edit = text(client.get(f"/rules/{rule.pk}/edit/", {"period": "all"}))
     stats = edit[edit.index('id="rule-stats"') :]
     assert re.findall(r'data-testid="hit-rate">([^<]*)<', stats)[:2] == ["50%", "—"]
