@@ -332,6 +332,15 @@ def test_fast_reader_symbol_filter_and_check(tmp_path, monkeypatch):
     assert fast == careful == f"{path}, line 42: column symbol: no such symbol"
 
 
+def seen_by(seen: list[tuple[int, int]]):
+    """A progress callback that notes each call in ``seen``."""
+
+    def progress(done: int, total: int) -> None:
+        seen.append((done, total))
+
+    return progress
+
+
 def test_progress_reaches_the_file_size_on_the_fast_and_the_careful_path(tmp_path, monkeypatch):
     import engine.core.bars as bars
 
@@ -342,9 +351,10 @@ def test_progress_reaches_the_file_size_on_the_fast_and_the_careful_path(tmp_pat
     monkeypatch.setattr(bars, "FAST_BLOCK_CHARS", 4096)
     for chars in (4096, 0):
         monkeypatch.setattr(bars, "FAST_BLOCK_CHARS", chars)
-        seen = []
-        got = bars.read_csv_rows(path, symbol=None, bar_seconds=5, min_gap=None,
-                                 progress=lambda done, total: seen.append((done, total)))  # fmt: skip
+        seen: list[tuple[int, int]] = []
+        got = bars.read_csv_rows(
+            path, symbol=None, bar_seconds=5, min_gap=None, progress=seen_by(seen)
+        )
         assert sum(1 for _ in got) == 10_000
         assert len(seen) >= 2 and seen[-1] == (size, size)
         assert [done for done, _ in seen] == sorted(done for done, _ in seen)
