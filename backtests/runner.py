@@ -24,7 +24,7 @@ from django.db import close_old_connections, connection
 
 from backtests import services
 from backtests.models import BacktestRun
-from bars.services import bars_between, bars_store
+from bars.services import bars_between, bars_count, bars_store
 from engine.core.bars import Bar, format_time
 from engine.core.outcomes import horizon_label, parse_horizons
 from engine.core.rules import RuleDef, RuleError, validate_definition
@@ -279,7 +279,7 @@ class Job:
         for symbol in self.run.symbols:
             for a, b in windows:
                 need = (b - a) // seconds
-                have = sum(1 for _ in bars_between(symbol, seconds, a, b))
+                have = bars_count(symbol, seconds, a, b)
                 if need and have >= need * COVERED_SHARE:
                     out.add((symbol, a))
         return out

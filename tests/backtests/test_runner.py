@@ -205,3 +205,15 @@ def test_a_worker_stopping_mid_run_fails_it_with_a_sentence(settings, tmp_path, 
     run = BacktestRun.objects.get(pk=runner.run_next(stop))
     assert run.state == "failed" and run.error == services.WORKER_STOPPED
     assert 0 < run.bars < 6000 and run.finished_at is not None
+
+
+@pytest.mark.django_db
+def test_windows_already_stored_are_not_downloaded_again():
+    run = create("ib", rules())
+    hour = T0 + 1800  # 15:00 UTC
+    bars = make_bars(1800)  # 14:30 to 17:00
+    bars_store([b for b in bars if b.symbol == "AAPL" and hour <= b.time < hour + 3600])
+    bars_store([b for b in bars if b.symbol == "MSFT" and hour + 3600 <= b.time < hour + 5400])
+    windows = [(hour, hour + 3600), (hour + 3600, hour + 7200)]
+    # AAPL's first hour is whole; MSFT's second only half: asked again
+    assert runner.Job(run, threading.Event()).covered(windows) == {("AAPL", hour)}
