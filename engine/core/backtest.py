@@ -20,7 +20,7 @@ from typing import Any
 
 from engine.core.bars import MINUTE, BarFileError, BarRow, SymbolCheck
 from engine.core.machine import Signal, SymbolMachine, SymbolRules
-from engine.core.outcomes import Outcome, OutcomeTracker, horizon_label
+from engine.core.outcomes import Outcome, OutcomeTracker, _Window, horizon_label
 from engine.core.replay import MAX_HELD_SIGNALS, ReplayError, bar_rows
 from engine.core.rules import RuleDef
 from engine.core.stats import RuleStats
@@ -77,7 +77,7 @@ class Backtest:
         self._single = self.rules[0] if len(self.rules) == 1 else None
         self._machines: dict[str, SymbolMachine] = {}
         self._books: dict[str, SymbolRules] = {}
-        self._tracker = OutcomeTracker(self.horizons)
+        self._tracker = OutcomeTracker(self.horizons, together=True)
         self._open: dict[int, _Open] = {}  # by id; insertion order is id order
         self._next_id = 1
         self._stats = {rule.rule_id: RuleStats(self.horizons) for rule in self.rules}
@@ -124,6 +124,9 @@ class Backtest:
         return [self._event(item) for item in self.finish_open()]
 
     def finish_open(self) -> list[_Open]:
+        settled = self._tracker.settled()
+        if settled:
+            self._settle(settled)
         self._tracker.flush()
         rest = list(self._open.values())
         self._open.clear()
@@ -278,9 +281,13 @@ def backtest_events(
 
 def _run(run: Backtest, rows: Iterable[BarRow], span: _Span) -> Iterator[_Open]:
     """:meth:`Backtest.feed_open` over ``rows``, then :meth:`Backtest.finish_open`: the same
-    steps with the lookups hoisted out of the loop (the bulk path)."""
+    steps with the lookups hoisted out of the loop (the bulk path). The tracker's per-bar
+    step (:meth:`OutcomeTracker.on_bar`) is inlined: while a symbol has open signals its
+    window takes the bar, and only a bar that reaches the window's due time calls into it."""
     seconds = run.bar_seconds
-    on_bar = run._tracker.on_bar
+    tracker = run._tracker
+    windows = tracker._windows
+    finals = tracker._finals
     add = run._add
     settle = run._settle
     ready = run._ready
@@ -292,6 +299,7 @@ def _run(run: Backtest, rows: Iterable[BarRow], span: _Span) -> Iterator[_Open]:
     last_symbol: str | None = None
     machine: SymbolMachine | None = None
     book: SymbolRules | None = None
+    window: _Window | None = None  # the row's symbol's tracker window (None: none open)
     try:
         for sym, t, o, h, lo, c, v in rows:
             bars += 1
@@ -299,11 +307,9 @@ def _run(run: Backtest, rows: Iterable[BarRow], span: _Span) -> Iterator[_Open]:
                 last = t
             if t < first:
                 first = t
-            done = on_bar(sym, t + seconds, h, lo, c)
-            if done:
-                settle(done)
             if sym != last_symbol:
                 last_symbol = sym
+                window = windows.get(sym)
                 if single is not None:
                     machine = machines.get(sym)
                     if machine is None:
@@ -312,14 +318,32 @@ def _run(run: Backtest, rows: Iterable[BarRow], span: _Span) -> Iterator[_Open]:
                     book = books.get(sym)
                     if book is None:
                         book = books[sym] = SymbolRules(run.rules, sym)
+            done = None
+            if window is not None:
+                close = t + seconds
+                if close > window.last:
+                    window.last = close
+                    window.closes.append(close)
+                    window.highs.append(h)
+                    window.lows.append(lo)
+                    window.lasts.append(c)
+                    if close >= window.due:
+                        done = finals(sym, window, close)
+                        window = windows.get(sym)
+                        if done:
+                            settle(done)
             if machine is not None:
                 fired = machine.on_values(t, seconds, o, h, lo, c, v)
                 if fired is not None:
                     add(fired)
+                    window = windows.get(sym)
             else:
                 assert book is not None
-                for signal in book.on_values(t, seconds, o, h, lo, c, v):
-                    add(signal)
+                fired_all = book.on_values(t, seconds, o, h, lo, c, v)
+                if fired_all:
+                    for signal in fired_all:
+                        add(signal)
+                    window = windows.get(sym)
             if done:
                 yield from ready()
     finally:

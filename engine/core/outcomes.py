@@ -146,33 +146,52 @@ def outcome_of(
     return Outcome(horizon, *outcome_values(price, side, last, high, low))
 
 
-@dataclass(slots=True)
 class _Open:
-    key: Hashable
-    symbol: str
-    price: float
-    side: str | None
-    close_time: int
+    """An open signal; ``high``/``low``/``stop`` carry the window read for its previous
+    horizon (max high, min low, absolute index past its last bar) so a longer horizon only
+    reads the bars after it."""
+
+    __slots__ = ("key", "price", "side", "close_time", "high", "low", "stop")
+
+    def __init__(self, key: Hashable, price: float, side: str | None, close_time: int) -> None:
+        self.key = key
+        self.price = price
+        self.side = side
+        self.close_time = close_time
+        self.high: float | None = None
+        self.low: float | None = None
+        self.stop = -1  # absolute index; -1: no horizon read yet
 
 
 class _Window:
-    """One symbol's bars since its oldest open signal, as parallel lists."""
+    """One symbol's open signals (per horizon, in order of their end T + H) and its bars
+    since the oldest of them, as parallel lists."""
 
-    __slots__ = ("closes", "highs", "lows", "lasts", "start")
+    __slots__ = ("queues", "closes", "highs", "lows", "lasts", "start", "base", "last", "due")
 
-    def __init__(self) -> None:
+    def __init__(self, horizons: int, last: int) -> None:
+        self.queues: list[deque[_Open]] = [deque() for _ in range(horizons)]
         self.closes: list[int] = []
         self.highs: list[float] = []
         self.lows: list[float] = []
         self.lasts: list[float] = []
         self.start = 0  # index of the first bar still needed
+        self.base = 0  # bars dropped from the front so far (absolute index of index 0)
+        self.last = last  # close time of the symbol's last bar
+        # the earliest end (T + H) among the open signals: a bar before it can finish
+        # nothing, so on_bar only records it (the common case: one comparison).
+        self.due = 2**62
 
     def trim(self) -> None:
         """Drop the bars no open signal needs once they are half the lists."""
         start = self.start
         if start > 64 and start * 2 > len(self.closes):
             del self.closes[:start], self.highs[:start], self.lows[:start], self.lasts[:start]
+            self.base += start
             self.start = 0
+
+
+_NEVER: Final = -(2**62)
 
 
 class OutcomeTracker:
@@ -183,21 +202,26 @@ class OutcomeTracker:
     as ``(key, Outcome)``, shortest horizon first per signal. ``flush`` returns the keys and
     horizons still open (the data ended before T+H). Bars at or before a symbol's last bar
     are ignored (re-delivery).
+
+    ``together=True`` (a backtest, which hands a signal out only once all its horizons are
+    final) gives a signal's outcomes all at once, on the bar that ends its longest horizon:
+    one window read per signal instead of one per horizon. Then call :meth:`settled` before
+    ``flush`` at the end of the data for the shorter horizons already final.
     """
 
-    __slots__ = ("horizons", "_queues", "_windows", "_last", "_due")
+    __slots__ = ("horizons", "together", "_windows", "_last", "_queued")
 
-    def __init__(self, horizons: Sequence[int]) -> None:
+    def __init__(self, horizons: Sequence[int], *, together: bool = False) -> None:
         if not horizons or any(h <= 0 for h in horizons):
             raise ValueError("horizons must be positive seconds")
         self.horizons = tuple(sorted(set(horizons)))
-        # symbol -> per horizon, the open signals in order of their end (T + H)
-        self._queues: dict[str, list[deque[_Open]]] = {}
+        self.together = together
+        # the horizons with a queue each (together: only the longest, holding all)
+        self._queued = self.horizons[-1:] if together else self.horizons
+        # symbol -> its open signals and the bars they need (only while some are open)
         self._windows: dict[str, _Window] = {}
+        # symbol -> its last bar's close time, kept while no signal of it is open
         self._last: dict[str, int] = {}
-        # symbol -> the earliest end (T + H) among its open signals: a bar before it can
-        # finish nothing, so on_bar only records it (the common case: one comparison).
-        self._due: dict[str, int] = {}
 
     def add(
         self, key: Hashable, symbol: str, price: float, side: str | None, close_time: int
@@ -205,85 +229,144 @@ class OutcomeTracker:
         """Track a signal (``key``: its id) stamped with its bar's ``close_time``."""
         if price <= 0:
             raise ValueError(f"a signal's price must be positive, got {price}")
-        queues = self._queues.get(symbol)
-        if queues is None:
-            queues = self._queues[symbol] = [deque() for _ in self.horizons]
-            self._windows[symbol] = _Window()
-        item = _Open(key, symbol, price, side, close_time)
-        for queue in queues:
+        window = self._windows.get(symbol)
+        if window is None:
+            window = self._windows[symbol] = _Window(
+                len(self._queued), self._last.get(symbol, _NEVER)
+            )
+        item = _Open(key, price, side, close_time)
+        for queue in window.queues:
             queue.append(item)
-        end = close_time + self.horizons[0]
-        if end < self._due.get(symbol, end + 1):
-            self._due[symbol] = end
+        end = close_time + self._queued[0]
+        if end < window.due:
+            window.due = end
 
     def open_count(self) -> int:
-        return sum(len(q) for queues in self._queues.values() for q in queues)
+        """Open (signal, horizon) pairs."""
+        if self.together:
+            n = len(self.horizons)
+            return sum(len(window.queues[0]) * n for window in self._windows.values())
+        return sum(len(q) for window in self._windows.values() for q in window.queues)
 
     def on_bar(
         self, symbol: str, close_time: int, high: float, low: float, close: float
     ) -> list[tuple[Hashable, Outcome]]:
-        queues = self._queues.get(symbol)
-        if queues is None:
+        window = self._windows.get(symbol)
+        if window is None or close_time <= window.last:
             return []
-        if close_time <= self._last.get(symbol, -(2**62)):
-            return []
-        self._last[symbol] = close_time
-        window = self._windows[symbol]
+        window.last = close_time
         window.closes.append(close_time)
         window.highs.append(high)
         window.lows.append(low)
         window.lasts.append(close)
-        if close_time < self._due[symbol]:
+        if close_time < window.due:
+            return []
+        return self._finals(symbol, window, close_time)
+
+    def _finals(
+        self, symbol: str, window: _Window, close_time: int
+    ) -> list[tuple[Hashable, Outcome]]:
+        """The outcomes final at ``close_time`` (grouped by horizon, shortest first, so
+        each signal's come shortest first; together: each signal's all at once); then the
+        window's start and due move on. The bulk path inlines :meth:`on_bar` up to here."""
+        done: list[tuple[Hashable, Outcome]] = []
+        due = 2**62
+        if self.together:
+            horizons = self.horizons
+            longest = horizons[-1]
+            queue = window.queues[0]
+            while queue:
+                item = queue[0]
+                end_time = item.close_time + longest
+                if end_time > close_time:
+                    due = end_time
+                    break
+                queue.popleft()
+                key = item.key
+                for horizon in horizons:
+                    done.append((key, _read(window, item, horizon)))
+        else:
+            for horizon, queue in zip(self.horizons, window.queues, strict=True):
+                while queue:
+                    item = queue[0]
+                    end_time = item.close_time + horizon
+                    if end_time > close_time:
+                        if end_time < due:
+                            due = end_time
+                        break
+                    queue.popleft()
+                    done.append((item.key, _read(window, item, horizon)))
+        window.due = due
+        if done:
+            self._forget(symbol, window)
+        return done
+
+    def settled(self) -> list[tuple[Hashable, Outcome]]:
+        """Together: the outcomes of open signals whose shorter horizons are final (a bar at
+        or after their end was seen), shortest first per signal. Otherwise nothing (they
+        were given by ``on_bar``). The signals stay open: ``flush`` next."""
+        if not self.together:
             return []
         done: list[tuple[Hashable, Outcome]] = []
-        for horizon, queue in zip(self.horizons, queues, strict=True):
-            while queue and queue[0].close_time + horizon <= close_time:
-                done.append((queue[0].key, self._final(window, queue.popleft(), horizon)))
-        if done:
-            if len(done) > 1:
-                order = {h: i for i, h in enumerate(self.horizons)}
-                done.sort(key=lambda pair: order[pair[1].horizon])
-            self._forget(symbol, queues, window)
-        if symbol in self._queues:
-            due = 2**62
-            for horizon, queue in zip(self.horizons, queues, strict=True):
-                if queue and queue[0].close_time + horizon < due:
-                    due = queue[0].close_time + horizon
-            self._due[symbol] = due
-        else:
-            self._due.pop(symbol, None)
+        for window in self._windows.values():
+            for item in window.queues[0]:
+                for horizon in self.horizons:
+                    if item.close_time + horizon > window.last:
+                        break
+                    done.append((item.key, _read(window, item, horizon)))
         return done
 
     def flush(self) -> list[tuple[Hashable, int]]:
         """The (key, horizon) pairs still open, and forget them."""
-        out = [
-            (item.key, horizon)
-            for queues in self._queues.values()
-            for horizon, queue in zip(self.horizons, queues, strict=True)
-            for item in queue
-        ]
-        self._queues.clear()
+        out: list[tuple[Hashable, int]] = []
+        for window in self._windows.values():
+            if self.together:
+                for item in window.queues[0]:
+                    out.extend(
+                        (item.key, horizon)
+                        for horizon in self.horizons
+                        if item.close_time + horizon > window.last
+                    )
+            else:
+                for horizon, queue in zip(self.horizons, window.queues, strict=True):
+                    out.extend((item.key, horizon) for item in queue)
+        for symbol, window in self._windows.items():
+            self._last[symbol] = window.last
         self._windows.clear()
-        self._due.clear()
         return out
 
-    @staticmethod
-    def _final(window: _Window, item: _Open, horizon: int) -> Outcome:
-        closes = window.closes
-        first = bisect_right(closes, item.close_time, window.start)
-        end = bisect_right(closes, item.close_time + horizon, first)
-        if first >= end:
-            return Outcome(horizon, None, None, None)
-        high = max(window.highs[first:end]) if end - first > 1 else window.highs[first]
-        low = min(window.lows[first:end]) if end - first > 1 else window.lows[first]
-        values = outcome_values(item.price, item.side, window.lasts[end - 1], high, low)
-        return Outcome(horizon, *values)
-
-    def _forget(self, symbol: str, queues: list[deque[_Open]], window: _Window) -> None:
+    def _forget(self, symbol: str, window: _Window) -> None:
         """Move the window's start to the oldest signal still open; none: drop the bars."""
-        oldest = min((queue[0].close_time for queue in queues if queue), default=None)
+        oldest: int | None = None
+        for queue in window.queues:
+            if queue and (oldest is None or queue[0].close_time < oldest):
+                oldest = queue[0].close_time
         if oldest is None:
-            del self._queues[symbol], self._windows[symbol]
+            self._last[symbol] = window.last
+            del self._windows[symbol]
             return
         window.start = bisect_right(window.closes, oldest, window.start)
         window.trim()
+
+
+def _read(window: _Window, item: _Open, horizon: int) -> Outcome:
+    """``item``'s outcome at ``horizon`` from ``window``: its bars in (T, T + horizon],
+    read on from where its previous (shorter) horizon stopped."""
+    closes = window.closes
+    stop = item.stop
+    first = bisect_right(closes, item.close_time, window.start) if stop < 0 else stop - window.base
+    end = bisect_right(closes, item.close_time + horizon, first)
+    hi, lo = item.high, item.low
+    if end > first:
+        if end - first > 1:
+            top, bottom = max(window.highs[first:end]), min(window.lows[first:end])
+        else:
+            top, bottom = window.highs[first], window.lows[first]
+        if hi is None or top > hi:
+            item.high = hi = top
+        if lo is None or bottom < lo:
+            item.low = lo = bottom
+    item.stop = end + window.base
+    if hi is None or lo is None:
+        return Outcome(horizon, None, None, None)
+    return Outcome(horizon, *outcome_values(item.price, item.side, window.lasts[end - 1], hi, lo))

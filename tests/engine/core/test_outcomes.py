@@ -88,11 +88,15 @@ def test_flush_names_what_the_data_ended_before():
     assert tracker.flush() == [(1, 300)]
 
 
+@pytest.mark.parametrize("together", [False, True])
 @pytest.mark.parametrize("seed", range(6))
-def test_tracker_equals_the_definition_on_random_data(seed):
+def test_tracker_equals_the_definition_on_random_data(seed, together):
+    """Both ways (per horizon, and together: a signal's outcomes all on the bar that ends
+    its longest horizon, as a backtest reads them) agree with outcome_of, including the
+    shorter horizons final when the data ends (settled)."""
     rng = random.Random(seed)
     horizons = (60, 300, 900)
-    tracker = OutcomeTracker(horizons)
+    tracker = OutcomeTracker(horizons, together=together)
     symbols = ["AAPL", "MSFT"]
     bars = {s: [] for s in symbols}
     signals = {}
@@ -116,6 +120,10 @@ def test_tracker_equals_the_definition_on_random_data(seed):
                 side = rng.choice([None, "buy", "sell"])
                 signals[key] = (s, p, side, t)
                 tracker.add(key, s, p, side, t)
+    for key, out in tracker.settled():
+        assert together
+        assert (key, out.horizon) not in finals
+        finals[key, out.horizon] = out
     still_open = set(tracker.flush())
     for key, (s, p, side, close_time) in signals.items():
         for h in horizons:
@@ -135,6 +143,26 @@ def test_tracker_memory_stays_a_horizon_long():
             tracker.add(i, "AAPL", 1.0, None, t)
     window = tracker._windows["AAPL"]
     assert len(window.closes) < 200
+
+
+def test_tracker_together_gives_a_signals_outcomes_at_once_shortest_first():
+    tracker = OutcomeTracker([300, 60], together=True)
+    tracker.add("a", "AAPL", 100.0, "sell", T)
+    tracker.add("b", "AAPL", 100.0, None, T + 5)
+    got = []
+    for i in range(1, 70):
+        got.append((i, tracker.on_bar("AAPL", T + 5 * i, 100.0 + i, 99.0, 100.0 - i / 100)))
+    finals = [(i, [(key, out.horizon) for key, out in done]) for i, done in got if done]
+    assert finals == [(60, [("a", 60), ("a", 300)]), (61, [("b", 60), ("b", 300)])]
+    assert got[59][1][1][1] == outcome_of(
+        100.0, "sell", T, 300, [(T + 5 * i, 100.0 + i, 99.0, 100.0 - i / 100) for i in range(1, 61)]
+    )
+    assert tracker.open_count() == 0
+    tracker.add("c", "AAPL", 100.0, None, T + 5 * 69)
+    tracker.on_bar("AAPL", T + 5 * 69 + 60, 101.0, 99.0, 100.5)  # ends c's 1m, not its 5m
+    assert tracker.open_count() == 2
+    assert tracker.settled() == [("c", Outcome(60, 0.5, 1.0, -1.0))]
+    assert tracker.flush() == [("c", 300)]
 
 
 @pytest.mark.parametrize(
