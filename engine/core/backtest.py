@@ -162,14 +162,19 @@ class Backtest:
 
     def _count(self, item: _Open) -> None:
         signal = item.signal
-        outcomes = [item.outcomes.get(h) for h in self.horizons]
-        self._stats[signal.rule_id].add_signal(outcomes)
+        # RuleStats.add_signal, unrolled: each final outcome to its horizon's figures
+        stats = self._stats[signal.rule_id]
+        stats.signals += 1
+        per_horizon = stats.per_horizon
+        for horizon, outcome in item.outcomes.items():
+            per_horizon[horizon].add(outcome)
         if self.by_symbol:
+            outcomes = [item.outcomes.get(h) for h in self.horizons]
             per = self._symbol_stats[signal.rule_id]
-            stats = per.get(signal.symbol)
-            if stats is None:
-                stats = per[signal.symbol] = RuleStats(self.horizons)
-            stats.add_signal(outcomes)
+            symbol_stats = per.get(signal.symbol)
+            if symbol_stats is None:
+                symbol_stats = per[signal.symbol] = RuleStats(self.horizons)
+            symbol_stats.add_signal(outcomes)
 
     # -- output
 
@@ -235,9 +240,89 @@ def backtest_events(
     given, gets ``bars``, ``signals``, ``bar_seconds``, ``first`` and ``last`` (bar start
     epochs, None without bars) once the stream ends.
     """
+    return _stream(
+        bars_path, rules, _EventOut(), symbol=symbol, bar_seconds=bar_seconds,
+        horizons=horizons, check_symbol=check_symbol, progress=progress, by_symbol=by_symbol,
+        summary=summary,
+    )  # fmt: skip
+
+
+class _EventOut:
+    """:func:`_stream`'s output as event dicts (spilled as JSON lists)."""
+
+    def __init__(self) -> None:
+        self.spill_dumps = json.JSONEncoder(separators=(",", ":")).encode
+
+    def signal(self, run: Backtest, item: _Open, bar_seconds: int, shift: int) -> Any:
+        return run.event_of(item, bar_seconds=bar_seconds, shift=shift)
+
+    def spilled(self, run: Backtest, item: _Open) -> str:
+        return self.spill_dumps(_spilled(run, item))
+
+    def unspilled(self, text: str, bar_seconds: int) -> Any:
+        return _unspilled(json.loads(text), bar_seconds)
+
+    def stats(self, event: BacktestEvent) -> Any:
+        return event
+
+
+class _LineOut(_EventOut):
+    """:func:`_stream`'s output as compact JSON lines: the same text as encoding
+    :class:`_EventOut`'s events, with an encoder made once (not once per line)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dumps = _compact_encoder()
+
+    def signal(self, run: Backtest, item: _Open, bar_seconds: int, shift: int) -> Any:
+        return self.dumps(run.event_of(item, bar_seconds=bar_seconds, shift=shift))
+
+    def unspilled(self, text: str, bar_seconds: int) -> Any:
+        return self.dumps(_unspilled(json.loads(text), bar_seconds))
+
+    def stats(self, event: BacktestEvent) -> Any:
+        return self.dumps(event)
+
+
+def _compact_encoder() -> Callable[[Any], str]:
+    """``json.JSONEncoder(ensure_ascii=False, separators=(", ", ": ")).encode`` with its C
+    encoder built once (``encode`` builds one per call); the plain ``encode`` without it."""
+    plain = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": "))
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:
+        return plain.encode
+    # As JSONEncoder.iterencode(_one_shot=True) builds it, minus the cycle check
+    # (events are trees).
+    encoder = make(
+        None, plain.default, json.encoder.encode_basestring, None, ": ", ", ", False, False, True
+    )
+    join = "".join
+
+    def dumps(obj: Any) -> str:
+        return join(encoder(obj, 0))
+
+    return dumps
+
+
+def _stream(
+    bars_path: str | Path,
+    rules: RuleDef | Sequence[RuleDef],
+    out: _EventOut,
+    *,
+    symbol: str | None = None,
+    bar_seconds: int | None = None,
+    horizons: Sequence[int] = (60, 300, 900),
+    check_symbol: SymbolCheck | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    by_symbol: bool = False,
+    summary: dict[str, Any] | None = None,
+) -> Iterator[Any]:
+    """:func:`backtest_events` (``out`` an :class:`_EventOut`) or :func:`backtest_lines`
+    (a :class:`_LineOut`)."""
     rule_list = [rules] if isinstance(rules, RuleDef) else list(rules)
     if not rule_list:
         raise ReplayError("no rule to backtest")
+    signal_out = out.signal
     try:
         min_gap = [0]
         rows, seconds = bar_rows(
@@ -248,27 +333,26 @@ def backtest_events(
         span = _Span()
         if seconds:
             for item in _run(run, rows, span):
-                yield run.event_of(item, bar_seconds=seconds, shift=0)
+                yield signal_out(run, item, seconds, 0)
             inferred = seconds
         else:
             held: list[_Open] = []
             with tempfile.TemporaryFile("w+", encoding="utf-8") as spill:
                 spilled = 0
-                dumps = json.JSONEncoder(separators=(",", ":")).encode
                 for item in _run(run, rows, span):
                     if len(held) < MAX_HELD_SIGNALS:
                         held.append(item)
                     else:
-                        spill.write(dumps(_spilled(run, item)) + "\n")
+                        spill.write(out.spilled(run, item) + "\n")
                         spilled += 1
                 inferred = min_gap[0] or MINUTE
                 for item in held:
-                    yield run.event_of(item, bar_seconds=inferred, shift=inferred)
+                    yield signal_out(run, item, inferred, inferred)
                 held.clear()
                 if spilled:
                     spill.seek(0)
                     for text in spill:
-                        yield _unspilled(json.loads(text), inferred)
+                        yield out.unspilled(text, inferred)
     except BarFileError as err:
         raise ReplayError(str(err), path=err.path, line=err.line) from None
     if summary is not None:
@@ -276,14 +360,16 @@ def backtest_events(
             bars=run.bars, signals=run._next_id - 1, bar_seconds=inferred,
             first=span.first, last=span.last,
         )  # fmt: skip
-    yield from run.stats()
+    for event in run.stats():
+        yield out.stats(event)
 
 
 def _run(run: Backtest, rows: Iterable[BarRow], span: _Span) -> Iterator[_Open]:
     """:meth:`Backtest.feed_open` over ``rows``, then :meth:`Backtest.finish_open`: the same
     steps with the lookups hoisted out of the loop (the bulk path). The tracker's per-bar
     step (:meth:`OutcomeTracker.on_bar`) is inlined: while a symbol has open signals its
-    window takes the bar, and only a bar that reaches the window's due time calls into it."""
+    window takes the bar (bound appends, its due time in a local), and only a bar that
+    reaches the due time calls into the tracker."""
     seconds = run.bar_seconds
     tracker = run._tracker
     windows = tracker._windows
@@ -300,6 +386,12 @@ def _run(run: Backtest, rows: Iterable[BarRow], span: _Span) -> Iterator[_Open]:
     machine: SymbolMachine | None = None
     book: SymbolRules | None = None
     window: _Window | None = None  # the row's symbol's tracker window (None: none open)
+    # Bound when a window is taken (a declaration here, no code runs).
+    add_close: Callable[[int], None]
+    add_high: Callable[[float], None]
+    add_low: Callable[[float], None]
+    add_last: Callable[[float], None]
+    due = 2**62
     try:
         for sym, t, o, h, lo, c, v in rows:
             bars += 1
@@ -310,6 +402,10 @@ def _run(run: Backtest, rows: Iterable[BarRow], span: _Span) -> Iterator[_Open]:
             if sym != last_symbol:
                 last_symbol = sym
                 window = windows.get(sym)
+                if window is not None:
+                    add_close, add_high = window.closes.append, window.highs.append
+                    add_low, add_last = window.lows.append, window.lasts.append
+                    due = window.due
                 if single is not None:
                     machine = machines.get(sym)
                     if machine is None:
@@ -323,27 +419,36 @@ def _run(run: Backtest, rows: Iterable[BarRow], span: _Span) -> Iterator[_Open]:
                 close = t + seconds
                 if close > window.last:
                     window.last = close
-                    window.closes.append(close)
-                    window.highs.append(h)
-                    window.lows.append(lo)
-                    window.lasts.append(c)
-                    if close >= window.due:
+                    add_close(close)
+                    add_high(h)
+                    add_low(lo)
+                    add_last(c)
+                    if close >= due:
                         done = finals(sym, window, close)
                         window = windows.get(sym)
+                        if window is not None:
+                            due = window.due
                         if done:
                             settle(done)
+            added = False
             if machine is not None:
                 fired = machine.on_values(t, seconds, o, h, lo, c, v)
                 if fired is not None:
                     add(fired)
-                    window = windows.get(sym)
+                    added = True
             else:
                 assert book is not None
                 fired_all = book.on_values(t, seconds, o, h, lo, c, v)
                 if fired_all:
                     for signal in fired_all:
                         add(signal)
-                    window = windows.get(sym)
+                    added = True
+            if added:
+                window = windows.get(sym)
+                if window is not None:
+                    add_close, add_high = window.closes.append, window.highs.append
+                    add_low, add_last = window.lows.append, window.lasts.append
+                    due = window.due
             if done:
                 yield from ready()
     finally:
@@ -387,6 +492,4 @@ def backtest_lines(
     bars_path: str | Path, rules: RuleDef | Sequence[RuleDef], **options: Any
 ) -> Iterator[str]:
     """:func:`backtest_events` as compact JSON lines (no trailing newline)."""
-    dumps = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": ")).encode
-    for event in backtest_events(bars_path, rules, **options):
-        yield dumps(event)
+    return _stream(bars_path, rules, _LineOut(), **options)

@@ -369,4 +369,20 @@ def _read(window: _Window, item: _Open, horizon: int) -> Outcome:
     item.stop = end + window.base
     if hi is None or lo is None:
         return Outcome(horizon, None, None, None)
-    return Outcome(horizon, *outcome_values(item.price, item.side, window.lasts[end - 1], hi, lo))
+    # outcome_values, inlined (the same arithmetic and rounding)
+    price = item.price
+    scale = 100.0 / price
+    last = window.lasts[end - 1]
+    if item.side == "sell":
+        return Outcome(
+            horizon,
+            round((price - last) * scale, DIGITS) + 0.0,
+            round((price - lo) * scale, DIGITS) + 0.0,
+            round((price - hi) * scale, DIGITS) + 0.0,
+        )
+    return Outcome(
+        horizon,
+        round((last - price) * scale, DIGITS) + 0.0,
+        round((hi - price) * scale, DIGITS) + 0.0,
+        round((lo - price) * scale, DIGITS) + 0.0,
+    )
