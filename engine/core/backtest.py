@@ -18,7 +18,7 @@ from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from engine.core.bars import MINUTE, BarFileError, BarRow, SymbolCheck
+from engine.core.bars import MINUTE, BarFileError, BarRow, SymbolCheck, format_time
 from engine.core.machine import Signal, SymbolMachine, SymbolRules
 from engine.core.outcomes import Outcome, OutcomeTracker, _Window, horizon_label
 from engine.core.replay import MAX_HELD_SIGNALS, ReplayError, bar_rows
@@ -277,8 +277,32 @@ class _LineOut(_EventOut):
     def signal(self, run: Backtest, item: _Open, bar_seconds: int, shift: int) -> Any:
         return self.dumps(run.event_of(item, bar_seconds=bar_seconds, shift=shift))
 
+    def spilled(self, run: Backtest, item: _Open) -> str:
+        """The line as three encoded parts split at the keys the bar length restamps
+        (``timestamp`` .. ``bar_seconds``): only that small middle is decoded again."""
+        event = run.event_of(item, bar_seconds=0, shift=0)
+        keys = list(event)
+        try:
+            start, stop = keys.index("timestamp"), keys.index("bar_seconds") + 1
+        except ValueError:
+            start = stop = 0
+        if not 0 < start < stop < len(keys):
+            return "*" + super().spilled(run, item)  # not that shape: the general way
+        dumps = self.dumps
+        head = dumps({key: event[key] for key in keys[:start]})
+        middle = dumps({key: event[key] for key in keys[start:stop]})
+        tail = dumps({key: event[key] for key in keys[stop:]})
+        return f"{item.signal.close_time}\t{head}\t{middle}\t{tail}"
+
     def unspilled(self, text: str, bar_seconds: int) -> Any:
-        return self.dumps(_unspilled(json.loads(text), bar_seconds))
+        if text[0] == "*":
+            return self.dumps(_unspilled(json.loads(text[1:]), bar_seconds))
+        # encoded JSON has no raw tab or newline: the tabs are ours
+        close_time, head, middle_text, tail = text.rstrip("\n").split("\t")
+        middle = json.loads(middle_text)
+        middle["timestamp"] = format_time(int(close_time) + bar_seconds)
+        middle["bar_seconds"] = bar_seconds
+        return f"{head[:-1]}, {self.dumps(middle)[1:-1]}, {tail[1:]}"
 
     def stats(self, event: BacktestEvent) -> Any:
         return self.dumps(event)
@@ -337,7 +361,7 @@ def _stream(
             inferred = seconds
         else:
             held: list[_Open] = []
-            with tempfile.TemporaryFile("w+", encoding="utf-8") as spill:
+            with tempfile.TemporaryFile("w+", encoding="utf-8", errors="surrogatepass") as spill:
                 spilled = 0
                 for item in _run(run, rows, span):
                     if len(held) < MAX_HELD_SIGNALS:

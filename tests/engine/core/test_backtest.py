@@ -204,3 +204,24 @@ def test_progress_and_errors(tmp_path):
         list(backtest_events(bad, RULES[:1]))
     with pytest.raises(ReplayError, match="no rule"):
         list(backtest_events(path, []))
+
+
+def test_lines_are_the_events_encoded_held_or_spilled(tmp_path, monkeypatch):
+    """backtest_lines (its own encoder, its spill split at the restamped keys) is, byte for
+    byte, the events as the command encodes them, for held and spilled signals alike."""
+    import json
+
+    path = random_csv(tmp_path, 400, seed=4, symbols=("AAPL", "MSFT"))
+    rules = [
+        validate_definition({"id": 7, "name": 'näme "quoted" ✓', "cooldown_sec": 0,
+                             "trigger": "level", **parse_text("PRICE > MA5")}),
+        validate_definition({"id": 8, "name": "sell", "side": "sell", "cooldown_sec": 30,
+                             **parse_text("PRICE < MA5")}),
+    ]  # fmt: skip
+    dumps = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": ")).encode
+    wanted = [dumps(event) for event in backtest_events(path, rules, horizons=(60, 300))]
+    assert len(wanted) > 40
+    assert list(backtest_lines(path, rules, horizons=(60, 300))) == wanted
+    monkeypatch.setattr("engine.core.backtest.MAX_HELD_SIGNALS", 5)
+    assert list(backtest_lines(path, rules, horizons=(60, 300))) == wanted
+    assert list(backtest_lines(path, rules, horizons=(60, 300), bar_seconds=5)) == wanted
