@@ -421,9 +421,11 @@ def _run(run: Backtest, rows: Iterable[BarRow], span: _Span) -> Iterator[_Open]:
             bars += 1
             if t > last:
                 last = t
-            if t < first:
-                first = t
             if sym != last_symbol:
+                # a symbol's rows come in time order (the reader checks): its run's first
+                # row is its earliest
+                if t < first:
+                    first = t
                 last_symbol = sym
                 window = windows.get(sym)
                 if window is not None:
@@ -438,7 +440,6 @@ def _run(run: Backtest, rows: Iterable[BarRow], span: _Span) -> Iterator[_Open]:
                     book = books.get(sym)
                     if book is None:
                         book = books[sym] = SymbolRules(run.rules, sym)
-            done = None
             if window is not None:
                 close = t + seconds
                 if close > window.last:
@@ -454,27 +455,27 @@ def _run(run: Backtest, rows: Iterable[BarRow], span: _Span) -> Iterator[_Open]:
                             due = window.due
                         if done:
                             settle(done)
-            added = False
+                            # before this bar's signals are added: they come after the
+                            # ready ones in id order and are not complete, so the same
+                            # signals leave in the same order
+                            yield from ready()
             if machine is not None:
                 fired = machine.on_values(t, seconds, o, h, lo, c, v)
-                if fired is not None:
-                    add(fired)
-                    added = True
+                if fired is None:
+                    continue
+                add(fired)
             else:
                 assert book is not None
                 fired_all = book.on_values(t, seconds, o, h, lo, c, v)
-                if fired_all:
-                    for signal in fired_all:
-                        add(signal)
-                    added = True
-            if added:
-                window = windows.get(sym)
-                if window is not None:
-                    add_close, add_high = window.closes.append, window.highs.append
-                    add_low, add_last = window.lows.append, window.lasts.append
-                    due = window.due
-            if done:
-                yield from ready()
+                if not fired_all:
+                    continue
+                for signal in fired_all:
+                    add(signal)
+            window = windows.get(sym)
+            if window is not None:
+                add_close, add_high = window.closes.append, window.highs.append
+                add_low, add_last = window.lows.append, window.lasts.append
+                due = window.due
     finally:
         run.bars += bars
         if bars:
