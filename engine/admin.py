@@ -52,6 +52,8 @@ class AppSettingsAdmin(admin.ModelAdmin):
         "bar_seconds",
         "use_rth",
         "roll_days",
+        "outcome_horizons",
+        "bar_retention_days",
     ]
     list_display = ["__str__", "feed", "bar_seconds", "ib_host", "ib_port", "ib_client_id"]
 

@@ -128,3 +128,33 @@ def test_admin_refuses_a_bad_restart_time_or_zone_in_one_sentence(admin_client, 
     errors = re.findall(r'<ul class="errorlist"[^>]*>(.*?)</ul>', page, re.S)
     assert len(errors) == 1 and sentence in errors[0], errors
     assert (stored(), settings_get().ib_restart_time, settings_get().ib_restart_zone) == before
+
+
+def test_admin_saves_the_outcome_and_retention_settings_through_the_same_cleaner(admin_client):
+    data = admin_data(ib_restart_time="23:45", ib_restart_zone="America/New_York", roll_days="5",
+                      outcome_horizons=" 15M, 1m ", bar_retention_days="7")  # fmt: skip
+    resp = admin_client.post(url(), data)
+    assert resp.status_code == 302, html.unescape(resp.content.decode())[-2000:]
+    s = settings_get()
+    assert (s.outcome_horizons, s.bar_retention_days) == ("1m,15m", 7)
+
+
+@pytest.mark.parametrize(
+    ("changes", "sentence"),
+    [
+        ({"outcome_horizons": "²m"}, "“²m” is not a horizon"),
+        ({"outcome_horizons": "25h"}, "“25h” is not between 1s and 24h"),
+        ({"outcome_horizons": "1m\x00"}, "is not a horizon"),
+        ({"bar_retention_days": "0"}, "Keep bars for at least 1 day."),
+        ({"bar_retention_days": "99999"}, "Keep bars for at most 3650 days"),
+        ({"bar_retention_days": "３0"}, "Keep bars for a whole number of days"),
+    ],
+)  # fmt: skip
+def test_admin_refuses_bad_outcome_or_retention_settings(admin_client, changes, sentence):
+    before = (settings_get().outcome_horizons, settings_get().bar_retention_days)
+    data = admin_data(ib_restart_time="23:45", ib_restart_zone="America/New_York",
+                      roll_days="5", **changes)  # fmt: skip
+    resp = admin_client.post(url(), data)
+    assert resp.status_code == 200
+    assert sentence in html.unescape(resp.content.decode())
+    assert (settings_get().outcome_horizons, settings_get().bar_retention_days) == before
