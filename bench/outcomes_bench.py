@@ -19,7 +19,6 @@ p50 / p95 / max per item, and the process's peak RSS. Nothing is asserted.
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import resource
 import sqlite3
@@ -33,22 +32,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.pages_bench import setup_django  # noqa: E402  (the same temporary database setup)
+
 START = datetime(2025, 11, 1, 14, 30, tzinfo=UTC)
 SYMBOLS = ("AAPL", "MSFT", "NVDA", "TSLA", "AMD")
 HORIZONS = (60, 300, 900)
-
-
-def setup_django(var_dir: Path) -> None:
-    os.environ["SCALP_VAR_DIR"] = str(var_dir)
-    for name in ("SCALP_DB_PATH", "SCALP_DATABASE_URL", "SCALP_REDIS_URL", "SCALP_DEBUG"):
-        os.environ.pop(name, None)
-    os.environ["DJANGO_SETTINGS_MODULE"] = "scalpsite.settings"
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
 
 
 def fill(db_path: Path, count: int, rule_ids: list[int]) -> int:

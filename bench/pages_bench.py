@@ -110,26 +110,36 @@ def signal_rows(count: int, rules: dict[str, tuple[int, str]]):
                values, recorded, rng.choice(SIDES), "{}")  # fmt: skip
 
 
-def fill(db_path: Path, count: int, rules) -> tuple[float, dict]:
-    """Bulk insert with the indexes dropped, then rebuild them exactly as migrated."""
-    started = time.perf_counter()
+def bulk_insert(db_path: Path, table: str, insert: str, rows) -> sqlite3.Connection:
+    """``rows`` into ``table`` with its indexes dropped, then rebuilt exactly as migrated;
+    the open connection, for the caller's checks."""
     db = sqlite3.connect(db_path)
     indexes = db.execute(
-        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'signals_signal'"
-        " AND sql IS NOT NULL"
+        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ?"
+        " AND sql IS NOT NULL",
+        (table,),
     ).fetchall()
     db.execute("PRAGMA synchronous = OFF")
     with db:
         for name, _ in indexes:
             db.execute(f'DROP INDEX "{name}"')
-        db.executemany(
-            "INSERT INTO signals_signal (time, symbol, price, rule_id, rule_name, bar_seconds, "
-            '"values", recorded_at, side, contract) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
-            signal_rows(count, rules),
-        )
+        db.executemany(insert, rows)
         for _, sql in indexes:
             db.execute(sql)
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return db
+
+
+def fill(db_path: Path, count: int, rules) -> tuple[float, dict]:
+    """Bulk insert with the indexes dropped, then rebuild them exactly as migrated."""
+    started = time.perf_counter()
+    db = bulk_insert(
+        db_path,
+        "signals_signal",
+        "INSERT INTO signals_signal (time, symbol, price, rule_id, rule_name, bar_seconds, "
+        '"values", recorded_at, side, contract) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+        signal_rows(count, rules),
+    )
     facts = {
         "first": db.execute("SELECT id, time FROM signals_signal ORDER BY id LIMIT 1").fetchone(),
         "last": db.execute(
@@ -165,23 +175,13 @@ def fill_bars(db_path: Path, end: int, days: int, hours: float) -> tuple[float, 
                            round(price, 2), rng.randrange(100, 5000))  # fmt: skip
                     t += BAR_SECONDS
 
-    db = sqlite3.connect(db_path)
-    indexes = db.execute(
-        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'bars_storedbar'"
-        " AND sql IS NOT NULL"
-    ).fetchall()
-    db.execute("PRAGMA synchronous = OFF")
-    with db:
-        for name, _ in indexes:
-            db.execute(f'DROP INDEX "{name}"')
-        db.executemany(
-            "INSERT INTO bars_storedbar (symbol, seconds, time, open, high, low, close, volume) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            rows(),
-        )
-        for _, sql in indexes:
-            db.execute(sql)
-    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db = bulk_insert(
+        db_path,
+        "bars_storedbar",
+        "INSERT INTO bars_storedbar (symbol, seconds, time, open, high, low, close, volume) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        rows(),
+    )
     count, first = db.execute("SELECT count(*), min(time) FROM bars_storedbar").fetchone()
     db.close()
     return time.perf_counter() - started, count, first

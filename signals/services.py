@@ -126,10 +126,9 @@ def outcomes_of(signal_ids: Iterable[int]) -> dict[int, dict[str, dict[str, floa
     return out
 
 
-def outcomes_open(*, since: datetime, horizons: Iterable[int]) -> list[tuple[Signal, set[int]]]:
+def outcomes_open(*, since: datetime, horizons: Iterable[int]) -> list[Signal]:
     """Signals stamped at or after ``since`` that still lack an outcome at one of
-    ``horizons``, oldest first, with the horizons they have (a restarted worker tracks the
-    rest from the bar store)."""
+    ``horizons``, oldest first (a restarted worker tracks them again from the bar store)."""
     wanted = set(horizons)
     signals = list(Signal.objects.filter(time__gte=since).order_by("time", "id"))
     have: dict[int, set[int]] = {}
@@ -137,4 +136,4 @@ def outcomes_open(*, since: datetime, horizons: Iterable[int]) -> list[tuple[Sig
         signal_id__in=[s.id for s in signals]
     ).values_list("signal_id", "horizon"):
         have.setdefault(signal_id, set()).add(horizon)
-    return [(s, have.get(s.id, set())) for s in signals if not wanted <= have.get(s.id, set())]
+    return [s for s in signals if not wanted <= have.get(s.id, set())]

@@ -125,7 +125,7 @@ def seed(keeper: Keeper, *, now: float) -> int:
     if not pending:
         return 0
     groups: dict[tuple[str, int], list[StoredSignal]] = {}
-    for row, _have in pending:
+    for row in pending:
         groups.setdefault((row.symbol, row.bar_seconds), []).append(row)
     for (symbol, seconds), rows in groups.items():
         ours = seconds == keeper.bar_seconds

@@ -11,7 +11,7 @@ from engine.core.bars import format_time
 from engine.core.outcomes import DEFAULT_HORIZONS, HorizonError, horizon_label, parse_horizons
 from engine.core.replay import ReplayError, load_rules_file
 from engine.feeds.csvfile import watchlist_symbol
-from engine.management.commands.replay import bar_seconds_arg
+from engine.management.commands.replay import add_bar_arguments, symbol_arg
 
 
 class Command(BaseCommand):
@@ -24,25 +24,7 @@ class Command(BaseCommand):
     requires_migrations_checks = False
 
     def add_arguments(self, parser):
-        parser.add_argument("--bars", required=True, metavar="FILE.csv", help="CSV of bars")
-        parser.add_argument(
-            "--rule",
-            required=True,
-            metavar="FILE.json",
-            help="a rule definition, or a list of up to 10 (each signal names its rule_id)",
-        )
-        parser.add_argument(
-            "--symbol",
-            help="keep only this symbol (file with a symbol column) or name the symbol of a "
-            "file without one (default: the file name up to the first _ or -, upper-cased)",
-        )
-        parser.add_argument(
-            "--bar-seconds",
-            type=bar_seconds_arg,
-            metavar="N",
-            help="bar length in seconds (default: the smallest gap between bars); longer than "
-            "the file's bars (60 on 5-second bars) combines them into UTC-aligned bars",
-        )
+        add_bar_arguments(parser)
         parser.add_argument(
             "--horizons",
             default=DEFAULT_HORIZONS,
@@ -64,11 +46,7 @@ class Command(BaseCommand):
                 horizons = parse_horizons(options["horizons"])
             except HorizonError as err:
                 raise ReplayError(f"--horizons: {err}") from None
-            if symbol is not None:
-                try:
-                    symbol = watchlist_symbol(symbol)  # eur.usd:cash is EURUSD:CASH
-                except ValueError as err:
-                    raise ReplayError(f"--symbol: {err}") from None
+            symbol = symbol_arg(symbol)
             rules = load_rules_file(rule)
             summary: dict = {}
             stream = backtest_events(

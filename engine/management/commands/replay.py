@@ -17,6 +17,39 @@ def bar_seconds_arg(text: str) -> int:
         raise argparse.ArgumentTypeError(str(err)) from None
 
 
+def add_bar_arguments(parser: argparse.ArgumentParser) -> None:
+    """--bars, --rule, --symbol and --bar-seconds, as replay and backtest read them."""
+    parser.add_argument("--bars", required=True, metavar="FILE.csv", help="CSV of bars")
+    parser.add_argument(
+        "--rule",
+        required=True,
+        metavar="FILE.json",
+        help="a rule definition, or a list of up to 10 (each signal names its rule_id)",
+    )
+    parser.add_argument(
+        "--symbol",
+        help="keep only this symbol (file with a symbol column) or name the symbol of a "
+        "file without one (default: the file name up to the first _ or -, upper-cased)",
+    )
+    parser.add_argument(
+        "--bar-seconds",
+        type=bar_seconds_arg,
+        metavar="N",
+        help="bar length in seconds (default: the smallest gap between bars); longer than "
+        "the file's bars (60 on 5-second bars) combines them into UTC-aligned bars",
+    )
+
+
+def symbol_arg(symbol: str | None) -> str | None:
+    """--symbol as a watchlist item (eur.usd:cash is EURUSD:CASH); ReplayError if it isn't."""
+    if symbol is None:
+        return None
+    try:
+        return watchlist_symbol(symbol)
+    except ValueError as err:
+        raise ReplayError(f"--symbol: {err}") from None
+
+
 class Command(BaseCommand):
     help = (
         "Replay bars from a CSV (time,open,high,low,close,volume[,symbol]) through a rule JSON "
@@ -27,34 +60,12 @@ class Command(BaseCommand):
     requires_migrations_checks = False
 
     def add_arguments(self, parser):
-        parser.add_argument("--bars", required=True, metavar="FILE.csv", help="CSV of bars")
-        parser.add_argument(
-            "--rule",
-            required=True,
-            metavar="FILE.json",
-            help="a rule definition, or a list of up to 10 (each signal names its rule_id)",
-        )
-        parser.add_argument(
-            "--symbol",
-            help="keep only this symbol (file with a symbol column) or name the symbol of a "
-            "file without one (default: the file name up to the first _ or -, upper-cased)",
-        )
-        parser.add_argument(
-            "--bar-seconds",
-            type=bar_seconds_arg,
-            metavar="N",
-            help="bar length in seconds (default: the smallest gap between bars); longer than "
-            "the file's bars (60 on 5-second bars) combines them into UTC-aligned bars",
-        )
+        add_bar_arguments(parser)
 
     def handle(self, *args, bars: str, rule: str, symbol=None, bar_seconds=None, **options):
         out = self.stdout
         try:
-            if symbol is not None:
-                try:
-                    symbol = watchlist_symbol(symbol)  # eur.usd:cash is EURUSD:CASH
-                except ValueError as err:
-                    raise ReplayError(f"--symbol: {err}") from None
+            symbol = symbol_arg(symbol)
             rules = load_rules_file(rule)
             lines = replay_lines(
                 bars, rules, symbol=symbol, bar_seconds=bar_seconds,
