@@ -18,6 +18,25 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 FILLED = '[data-horizon="{}"][data-final="1"]'
 
 
+def row_snapshot(page, selector):
+    """The first row matching ``selector``: its signal id and each outcome cell, read in one
+    step in the page."""
+    return page.evaluate(
+        """(selector) => {
+            const row = document.querySelector(selector);
+            const cells = {};
+            for (const cell of row.querySelectorAll('[data-horizon]')) {
+                cells[cell.dataset.horizon] = {
+                    final: cell.dataset.final, text: cell.innerText,
+                    class: cell.getAttribute('class'), title: cell.getAttribute('title'),
+                };
+            }
+            return {id: Number(row.dataset.signalId), cells};
+        }""",
+        selector,
+    )
+
+
 def test_outcomes_fill_in_live_and_the_rules_page_shows_a_hit_rate(
     live_daphne, page, artifacts_dir, tmp_path
 ):
@@ -47,13 +66,15 @@ def test_outcomes_fill_in_live_and_the_rules_page_shows_a_hit_rate(
         assert first.get_by_test_id("outcome").count() == 2
         filled = page.locator(f"#live-signals .signal-row:has({FILLED.format('5m')})")
         filled.first.wait_for(timeout=90_000)
-        row = filled.first
-        signal_id = int(row.get_attribute("data-signal-id"))
+        # One snapshot of that row, read at once: the live panel keeps changing (a newer row
+        # may fill its 5m while this one is read, and ``filled.first`` would then be another).
+        snap = row_snapshot(page, f"#live-signals .signal-row:has({FILLED.format('5m')})")
+        signal_id = snap["id"]
         for label in ("1m", "5m"):
-            cell = row.locator(f'[data-horizon="{label}"]')
-            expect(cell).to_have_attribute("data-final", "1")
+            cell = snap["cells"][label]
+            assert cell["final"] == "1", cell
             stored = Outcome.objects.get(signal_id=signal_id, horizon=60 if label == "1m" else 300)
-            text = cell.inner_text()
+            text = cell["text"]
             if stored.return_pct is None:
                 assert text.endswith("—")
             else:
@@ -61,8 +82,8 @@ def test_outcomes_fill_in_live_and_the_rules_page_shows_a_hit_rate(
                 assert shown == pytest.approx(abs(stored.return_pct), abs=0.006), text
                 colour = "text-emerald-300" if stored.return_pct > 0 else "text-rose-300"
                 if round(stored.return_pct, 2) != 0:
-                    assert colour in cell.get_attribute("class")
-                assert "MFE" in cell.get_attribute("title")
+                    assert colour in cell["class"]
+                assert "MFE" in cell["title"]
         assert page.evaluate("window.__notReloaded") is True, "outcomes must arrive live"
         page.screenshot(path=artifacts_dir / "outcomes-live.png", full_page=True)
 
