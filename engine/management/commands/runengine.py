@@ -15,6 +15,7 @@ from engine.core.inputs import InputError, parse_whole
 from engine.feeds import FEEDS
 from engine.tokens import engine_token
 from engine.worker.bridge import BridgePublisher
+from engine.worker.checkpoint import Checkpointer
 from engine.worker.config import Overrides
 from engine.worker.engine import Engine
 from engine.worker.lock import WorkerLock, WorkerLockHeld, lock_path
@@ -128,4 +129,12 @@ class Command(BaseCommand):
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, engine.request_shutdown)
-        await engine.main()
+        # SQLite: the write-ahead log is checkpointed beside the bar commits, not in them.
+        checkpointer = await sync_to_async(Checkpointer.for_this_process)()
+        if checkpointer is not None:
+            checkpointer.start()
+        try:
+            await engine.main()
+        finally:
+            if checkpointer is not None:
+                await asyncio.to_thread(checkpointer.stop)
