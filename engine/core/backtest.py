@@ -248,7 +248,9 @@ def backtest_events(
 
 
 class _EventOut:
-    """:func:`_stream`'s output as event dicts (spilled as JSON lists)."""
+    """:func:`_stream`'s output as event dicts. When the bar length is known only at the end
+    of the file, signals are made with a guess and kept (in memory, then in a spill file);
+    ``restamp`` fixes one whose guess the end of the file proved wrong."""
 
     def __init__(self) -> None:
         self.spill_dumps = json.JSONEncoder(separators=(",", ":")).encode
@@ -256,11 +258,18 @@ class _EventOut:
     def signal(self, run: Backtest, item: _Open, bar_seconds: int, shift: int) -> Any:
         return run.event_of(item, bar_seconds=bar_seconds, shift=shift)
 
-    def spilled(self, run: Backtest, item: _Open) -> str:
-        return self.spill_dumps(_spilled(run, item))
+    def to_spill(self, made: Any) -> str:
+        """One line of the spill file (no raw newline or tab: encoded JSON)."""
+        return self.spill_dumps(made)
 
-    def unspilled(self, text: str, bar_seconds: int) -> Any:
-        return _unspilled(json.loads(text), bar_seconds)
+    def from_spill(self, text: str) -> Any:
+        return json.loads(text)
+
+    def restamp(self, made: Any, close_time: int, bar_seconds: int) -> Any:
+        """``made`` with the bar length the file proved (close time ``close_time`` + it)."""
+        made["timestamp"] = format_time(close_time + bar_seconds)
+        made["bar_seconds"] = bar_seconds
+        return made
 
     def stats(self, event: BacktestEvent) -> Any:
         return event
@@ -277,32 +286,16 @@ class _LineOut(_EventOut):
     def signal(self, run: Backtest, item: _Open, bar_seconds: int, shift: int) -> Any:
         return self.dumps(run.event_of(item, bar_seconds=bar_seconds, shift=shift))
 
-    def spilled(self, run: Backtest, item: _Open) -> str:
-        """The line as three encoded parts split at the keys the bar length restamps
-        (``timestamp`` .. ``bar_seconds``): only that small middle is decoded again."""
-        event = run.event_of(item, bar_seconds=0, shift=0)
-        keys = list(event)
-        try:
-            start, stop = keys.index("timestamp"), keys.index("bar_seconds") + 1
-        except ValueError:
-            start = stop = 0
-        if not 0 < start < stop < len(keys):
-            return "*" + super().spilled(run, item)  # not that shape: the general way
-        dumps = self.dumps
-        head = dumps({key: event[key] for key in keys[:start]})
-        middle = dumps({key: event[key] for key in keys[start:stop]})
-        tail = dumps({key: event[key] for key in keys[stop:]})
-        return f"{item.signal.close_time}\t{head}\t{middle}\t{tail}"
+    def to_spill(self, made: Any) -> str:
+        return made  # type: ignore[no-any-return]  # a line already
 
-    def unspilled(self, text: str, bar_seconds: int) -> Any:
-        if text[0] == "*":
-            return self.dumps(_unspilled(json.loads(text[1:]), bar_seconds))
-        # encoded JSON has no raw tab or newline: the tabs are ours
-        close_time, head, middle_text, tail = text.rstrip("\n").split("\t")
-        middle = json.loads(middle_text)
-        middle["timestamp"] = format_time(int(close_time) + bar_seconds)
-        middle["bar_seconds"] = bar_seconds
-        return f"{head[:-1]}, {self.dumps(middle)[1:-1]}, {tail[1:]}"
+    def from_spill(self, text: str) -> Any:
+        return text
+
+    def restamp(self, made: Any, close_time: int, bar_seconds: int) -> Any:
+        # decoding and encoding again gives the same text (floats round-trip, keys keep
+        # their order), with the two restamped values
+        return self.dumps(super().restamp(json.loads(made), close_time, bar_seconds))
 
     def stats(self, event: BacktestEvent) -> Any:
         return self.dumps(event)
@@ -360,23 +353,37 @@ def _stream(
                 yield signal_out(run, item, seconds, 0)
             inferred = seconds
         else:
-            held: list[_Open] = []
+            # The bar length is the smallest gap, known at the end of the file. Signals are
+            # made with the one the rows read so far show (the reader reads ahead in blocks,
+            # so that is the first block's: a file almost always confirms it) and kept, in
+            # memory while few, then in a spill file; the end of the file lets them out as
+            # made, or restamped when it proved another length.
+            guess = 0
+            held: list[tuple[int, Any]] = []
             with tempfile.TemporaryFile("w+", encoding="utf-8", errors="surrogatepass") as spill:
                 spilled = 0
                 for item in _run(run, rows, span):
+                    if not guess:
+                        guess = min_gap[0] or MINUTE
+                    made = signal_out(run, item, guess, guess)
                     if len(held) < MAX_HELD_SIGNALS:
-                        held.append(item)
+                        held.append((item.signal.close_time, made))
                     else:
-                        spill.write(out.spilled(run, item) + "\n")
+                        spill.write(f"{item.signal.close_time}\t{out.to_spill(made)}\n")
                         spilled += 1
                 inferred = min_gap[0] or MINUTE
-                for item in held:
-                    yield signal_out(run, item, inferred, inferred)
+                restamp = out.restamp if guess and inferred != guess else None
+                for close_time, made in held:
+                    yield made if restamp is None else restamp(made, close_time, inferred)
                 held.clear()
                 if spilled:
                     spill.seek(0)
                     for text in spill:
-                        yield out.unspilled(text, inferred)
+                        close_text, _, made_text = text.rstrip("\n").partition("\t")
+                        made = out.from_spill(made_text)
+                        if restamp is not None:
+                            made = restamp(made, int(close_text), inferred)
+                        yield made
     except BarFileError as err:
         raise ReplayError(str(err), path=err.path, line=err.line) from None
     if summary is not None:
@@ -491,26 +498,6 @@ class _Span:
     def __init__(self) -> None:
         self.first: int | None = None
         self.last: int | None = None
-
-
-def _spilled(run: Backtest, item: _Open) -> list[object]:
-    s = item.signal
-    return [
-        item.id, s.symbol, s.close_time, s.price, s.values, s.rule_id, s.side,
-        run._names.get(s.rule_id, ""), run.outcomes_json(item),
-    ]  # fmt: skip
-
-
-def _unspilled(data: list[Any], bar_seconds: int) -> BacktestEvent:
-    number, sym, close_time, price, values, rule_id, side, name, outcomes = data
-    signal = Signal(sym, close_time, price, rule_id, values, side)
-    event: BacktestEvent = dict(
-        events.signal_from(
-            signal, id=number, rule_name=name, bar_seconds=bar_seconds, shift=bar_seconds
-        )
-    )
-    event["outcomes"] = outcomes
-    return event
 
 
 def backtest_lines(

@@ -27,8 +27,7 @@ import re
 from bisect import bisect_right
 from collections import deque
 from collections.abc import Hashable, Iterable, Sequence
-from dataclasses import dataclass
-from typing import Final
+from typing import Final, NamedTuple
 
 from engine.core.inputs import shown
 
@@ -87,10 +86,12 @@ def format_horizons(horizons: Iterable[int]) -> str:
     return ",".join(horizon_label(h) for h in horizons)
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
+class Outcome(NamedTuple):
     """A signal's final outcome at one horizon (seconds). The three values are None when no
-    bar closed inside the window (the market was closed for the whole horizon)."""
+    bar closed inside the window (the market was closed for the whole horizon).
+
+    A named tuple: cheap to make, and once the garbage collector has seen one (numbers
+    only) it stops tracking it, so a backtest holding many signals costs it little."""
 
     horizon: int
     return_pct: float | None
@@ -282,9 +283,7 @@ class OutcomeTracker:
                     due = end_time
                     break
                 queue.popleft()
-                key = item.key
-                for horizon in horizons:
-                    done.append((key, _read(window, item, horizon)))
+                _read_all(window, item, horizons, done)
         else:
             for horizon, queue in zip(self.horizons, window.queues, strict=True):
                 while queue:
@@ -386,3 +385,51 @@ def _read(window: _Window, item: _Open, horizon: int) -> Outcome:
         round((hi - price) * scale, DIGITS) + 0.0,
         round((lo - price) * scale, DIGITS) + 0.0,
     )
+
+
+def _read_all(
+    window: _Window, item: _Open, horizons: tuple[int, ...], done: list[tuple[Hashable, Outcome]]
+) -> None:
+    """:func:`_read` for every horizon of ``item`` at once, appended to ``done`` shortest
+    first (together mode: a bar at or after its longest horizon's end was seen). The same
+    arithmetic and rounding in one call: each horizon reads on from where the shorter one
+    stopped."""
+    key = item.key
+    closes, highs, lows, lasts = window.closes, window.highs, window.lows, window.lasts
+    close_time = item.close_time
+    first = bisect_right(closes, close_time, window.start)
+    price = item.price
+    scale = 100.0 / price
+    sell = item.side == "sell"
+    hi = lo = None
+    for horizon in horizons:
+        end = bisect_right(closes, close_time + horizon, first)
+        if end > first:
+            if end - first > 1:
+                top, bottom = max(highs[first:end]), min(lows[first:end])
+            else:
+                top, bottom = highs[first], lows[first]
+            if hi is None or top > hi:
+                hi = top
+            if lo is None or bottom < lo:
+                lo = bottom
+            first = end
+        if hi is None or lo is None:
+            done.append((key, Outcome(horizon, None, None, None)))
+            continue
+        last = lasts[end - 1]
+        if sell:
+            outcome = Outcome(
+                horizon,
+                round((price - last) * scale, DIGITS) + 0.0,
+                round((price - lo) * scale, DIGITS) + 0.0,
+                round((price - hi) * scale, DIGITS) + 0.0,
+            )
+        else:
+            outcome = Outcome(
+                horizon,
+                round((last - price) * scale, DIGITS) + 0.0,
+                round((hi - price) * scale, DIGITS) + 0.0,
+                round((lo - price) * scale, DIGITS) + 0.0,
+            )
+        done.append((key, outcome))

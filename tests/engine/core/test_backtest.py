@@ -225,3 +225,34 @@ def test_lines_are_the_events_encoded_held_or_spilled(tmp_path, monkeypatch):
     monkeypatch.setattr("engine.core.backtest.MAX_HELD_SIGNALS", 5)
     assert list(backtest_lines(path, rules, horizons=(60, 300))) == wanted
     assert list(backtest_lines(path, rules, horizons=(60, 300), bar_seconds=5)) == wanted
+
+
+@pytest.mark.parametrize("held", [10_000, 3])
+def test_signals_made_before_the_file_shows_its_bar_length_are_restamped(
+    tmp_path, monkeypatch, held
+):
+    """Without --bar-seconds, signals are made with the length the rows read so far show
+    and restamped when the end of the file proves a shorter one: here 10-second bars, then
+    5-second bars, read in small blocks. Lines and events, held or spilled, come out as with
+    --bar-seconds 5."""
+    import json
+
+    first = random_csv(tmp_path, 120, seed=5, seconds=10).read_text().splitlines()
+    last_start = int(first[-1].split(",")[1])
+    rest = random_csv(tmp_path, 120, seed=6, seconds=5).read_text().splitlines()[1:]
+    shift = last_start + 10 - int(rest[0].split(",")[1])
+    moved = [",".join([r.split(",")[0], str(int(r.split(",")[1]) + shift), *r.split(",")[2:]])
+             for r in rest]  # fmt: skip
+    path = tmp_path / "mixed.csv"
+    path.write_text("\n".join(first + moved) + "\n")
+    rule = validate_definition({"cooldown_sec": 0, "trigger": "level", **parse_text("PRICE > MA5")})
+    dumps = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": ")).encode
+    wanted = list(backtest_events(path, [rule], horizons=(60,), bar_seconds=5))
+    assert wanted[0]["bar_seconds"] == 5 and len(wanted) > 20
+    monkeypatch.setattr("engine.core.bars.FAST_BLOCK_CHARS", 2000)  # a guess of 10 first
+    monkeypatch.setattr("engine.core.backtest.MAX_HELD_SIGNALS", held)
+    summary = {}
+    got = list(backtest_events(path, [rule], horizons=(60,), summary=summary))
+    assert summary["bar_seconds"] == 5
+    assert got == wanted
+    assert list(backtest_lines(path, [rule], horizons=(60,))) == [dumps(e) for e in wanted]
