@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,15 +37,16 @@ OutcomesJson = dict[str, dict[str, float | None] | None]
 
 
 class _Open:
-    """A signal waiting for its outcomes."""
+    """A signal waiting for its outcomes (``outcomes``: shortest horizon first; ``done``
+    once all are final). The tracker's key for it is the object itself."""
 
-    __slots__ = ("id", "signal", "outcomes", "left")
+    __slots__ = ("id", "signal", "outcomes", "done")
 
-    def __init__(self, number: int, signal: Signal, horizons: int) -> None:
+    def __init__(self, number: int, signal: Signal) -> None:
         self.id = number
         self.signal = signal
-        self.outcomes: dict[int, Outcome] = {}
-        self.left = horizons
+        self.outcomes: tuple[Outcome, ...] = ()
+        self.done = False
 
 
 class Backtest:
@@ -78,9 +80,14 @@ class Backtest:
         self._machines: dict[str, SymbolMachine] = {}
         self._books: dict[str, SymbolRules] = {}
         self._tracker = OutcomeTracker(self.horizons, together=True)
-        self._open: dict[int, _Open] = {}  # by id; insertion order is id order
+        self._open: deque[_Open] = deque()  # in id order
         self._next_id = 1
         self._stats = {rule.rule_id: RuleStats(self.horizons) for rule in self.rules}
+        # each rule's figures per horizon, in horizon order (as a signal's outcomes come)
+        self._per = {
+            rule_id: [stats.per_horizon[h] for h in self.horizons]
+            for rule_id, stats in self._stats.items()
+        }
         self._symbol_stats: dict[int | None, dict[str, RuleStats]] = {
             rule.rule_id: {} for rule in self.rules
         }
@@ -124,38 +131,33 @@ class Backtest:
         return [self._event(item) for item in self.finish_open()]
 
     def finish_open(self) -> list[_Open]:
-        settled = self._tracker.settled()
-        if settled:
-            self._settle(settled)
+        for item, outcomes in self._tracker.settled():
+            item.outcomes = outcomes  # type: ignore[attr-defined]  # keys are _Open items
         self._tracker.flush()
-        rest = list(self._open.values())
+        rest = list(self._open)
         self._open.clear()
         for item in rest:
             self._count(item)
         return rest
 
     def _add(self, signal: Signal) -> None:
-        number = self._next_id
+        item = _Open(self._next_id, signal)
         self._next_id += 1
-        self._open[number] = _Open(number, signal, len(self.horizons))
-        self._tracker.add(number, signal.symbol, signal.price, signal.side, signal.close_time)
+        self._open.append(item)
+        self._tracker.add(item, signal.symbol, signal.price, signal.side, signal.close_time)
 
-    def _settle(self, done: list[tuple[Hashable, Outcome]]) -> None:
-        opened = self._open
-        for key, outcome in done:
-            item = opened[key]  # type: ignore[index]  # keys are the ids we gave
-            item.outcomes[outcome.horizon] = outcome
-            item.left -= 1
+    @staticmethod
+    def _settle(done: list[tuple[Any, tuple[Outcome, ...]]]) -> None:
+        for item, outcomes in done:
+            item.outcomes = outcomes
+            item.done = True
 
     def _ready(self) -> list[_Open]:
+        """The signals now complete at the front (id order), counted."""
         out: list[_Open] = []
         opened = self._open
-        while opened:
-            number = next(iter(opened))
-            item = opened[number]
-            if item.left:
-                break
-            del opened[number]
+        while opened and opened[0].done:
+            item = opened.popleft()
             self._count(item)
             out.append(item)
         return out
@@ -163,26 +165,28 @@ class Backtest:
     def _count(self, item: _Open) -> None:
         signal = item.signal
         # RuleStats.add_signal, unrolled: each final outcome to its horizon's figures
-        stats = self._stats[signal.rule_id]
-        stats.signals += 1
-        per_horizon = stats.per_horizon
-        for horizon, outcome in item.outcomes.items():
-            per_horizon[horizon].add(outcome)
+        self._stats[signal.rule_id].signals += 1
+        for figures, outcome in zip(self._per[signal.rule_id], item.outcomes, strict=False):
+            figures.add(outcome)
         if self.by_symbol:
-            outcomes = [item.outcomes.get(h) for h in self.horizons]
             per = self._symbol_stats[signal.rule_id]
             symbol_stats = per.get(signal.symbol)
             if symbol_stats is None:
                 symbol_stats = per[signal.symbol] = RuleStats(self.horizons)
-            symbol_stats.add_signal(outcomes)
+            symbol_stats.add_signal(item.outcomes)
 
     # -- output
 
     def outcomes_json(self, item: _Open) -> OutcomesJson:
         found = item.outcomes
-        return {
-            label: (found[h].to_json() if h in found else None) for h, label in self._labels.items()
-        }
+        out: OutcomesJson = {}
+        for index, label in enumerate(self._labels.values()):
+            if index < len(found):
+                o = found[index]
+                out[label] = {"return_pct": o[1], "mfe_pct": o[2], "mae_pct": o[3]}
+            else:
+                out[label] = None
+        return out
 
     def event_of(self, item: _Open, *, bar_seconds: int, shift: int) -> BacktestEvent:
         """The signal event of ``item`` (``shift`` added to its close time)."""

@@ -27,7 +27,7 @@ import re
 from bisect import bisect_right
 from collections import deque
 from collections.abc import Hashable, Iterable, Sequence
-from typing import Final, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from engine.core.inputs import shown
 
@@ -205,9 +205,10 @@ class OutcomeTracker:
     are ignored (re-delivery).
 
     ``together=True`` (a backtest, which hands a signal out only once all its horizons are
-    final) gives a signal's outcomes all at once, on the bar that ends its longest horizon:
-    one window read per signal instead of one per horizon. Then call :meth:`settled` before
-    ``flush`` at the end of the data for the shorter horizons already final.
+    final) gives a signal's outcomes all at once, on the bar that ends its longest horizon,
+    as ``(key, (Outcome, ...))`` (shortest first): one window read and one pair per signal
+    instead of one per horizon. Then call :meth:`settled` before ``flush`` at the end of the
+    data for the shorter horizons already final.
     """
 
     __slots__ = ("horizons", "together", "_windows", "_last", "_queued")
@@ -251,7 +252,9 @@ class OutcomeTracker:
 
     def on_bar(
         self, symbol: str, close_time: int, high: float, low: float, close: float
-    ) -> list[tuple[Hashable, Outcome]]:
+    ) -> list[tuple[Hashable, Any]]:
+        """The outcomes final on this bar: ``(key, Outcome)``; together, ``(key, (Outcome,
+        ...))``."""
         window = self._windows.get(symbol)
         if window is None or close_time <= window.last:
             return []
@@ -264,13 +267,11 @@ class OutcomeTracker:
             return []
         return self._finals(symbol, window, close_time)
 
-    def _finals(
-        self, symbol: str, window: _Window, close_time: int
-    ) -> list[tuple[Hashable, Outcome]]:
+    def _finals(self, symbol: str, window: _Window, close_time: int) -> list[tuple[Hashable, Any]]:
         """The outcomes final at ``close_time`` (grouped by horizon, shortest first, so
         each signal's come shortest first; together: each signal's all at once); then the
         window's start and due move on. The bulk path inlines :meth:`on_bar` up to here."""
-        done: list[tuple[Hashable, Outcome]] = []
+        done: list[tuple[Hashable, Any]] = []
         due = 2**62
         if self.together:
             horizons = self.horizons
@@ -283,7 +284,7 @@ class OutcomeTracker:
                     due = end_time
                     break
                 queue.popleft()
-                _read_all(window, item, horizons, done)
+                done.append((item.key, _read_all(window, item, horizons)))
         else:
             for horizon, queue in zip(self.horizons, window.queues, strict=True):
                 while queue:
@@ -300,19 +301,19 @@ class OutcomeTracker:
             self._forget(symbol, window)
         return done
 
-    def settled(self) -> list[tuple[Hashable, Outcome]]:
-        """Together: the outcomes of open signals whose shorter horizons are final (a bar at
-        or after their end was seen), shortest first per signal. Otherwise nothing (they
-        were given by ``on_bar``). The signals stay open: ``flush`` next."""
+    def settled(self) -> list[tuple[Hashable, tuple[Outcome, ...]]]:
+        """Together: ``(key, (Outcome, ...))`` for the open signals whose shorter horizons are
+        final (a bar at or after their end was seen), those horizons shortest first.
+        Otherwise nothing (they were given by ``on_bar``). The signals stay open: ``flush``
+        next."""
         if not self.together:
             return []
-        done: list[tuple[Hashable, Outcome]] = []
+        done: list[tuple[Hashable, tuple[Outcome, ...]]] = []
         for window in self._windows.values():
             for item in window.queues[0]:
-                for horizon in self.horizons:
-                    if item.close_time + horizon > window.last:
-                        break
-                    done.append((item.key, _read(window, item, horizon)))
+                final = [h for h in self.horizons if item.close_time + h <= window.last]
+                if final:
+                    done.append((item.key, _read_all(window, item, tuple(final))))
         return done
 
     def flush(self) -> list[tuple[Hashable, int]]:
@@ -387,14 +388,10 @@ def _read(window: _Window, item: _Open, horizon: int) -> Outcome:
     )
 
 
-def _read_all(
-    window: _Window, item: _Open, horizons: tuple[int, ...], done: list[tuple[Hashable, Outcome]]
-) -> None:
-    """:func:`_read` for every horizon of ``item`` at once, appended to ``done`` shortest
-    first (together mode: a bar at or after its longest horizon's end was seen). The same
-    arithmetic and rounding in one call: each horizon reads on from where the shorter one
-    stopped."""
-    key = item.key
+def _read_all(window: _Window, item: _Open, horizons: tuple[int, ...]) -> tuple[Outcome, ...]:
+    """:func:`_read` for each of ``horizons`` (ascending) of ``item`` at once, shortest first
+    (together mode). The same arithmetic and rounding in one call: each horizon reads on from
+    where the shorter one stopped."""
     closes, highs, lows, lasts = window.closes, window.highs, window.lows, window.lasts
     close_time = item.close_time
     first = bisect_right(closes, close_time, window.start)
@@ -402,6 +399,7 @@ def _read_all(
     scale = 100.0 / price
     sell = item.side == "sell"
     hi = lo = None
+    out: list[Outcome] = []
     for horizon in horizons:
         end = bisect_right(closes, close_time + horizon, first)
         if end > first:
@@ -415,21 +413,25 @@ def _read_all(
                 lo = bottom
             first = end
         if hi is None or lo is None:
-            done.append((key, Outcome(horizon, None, None, None)))
+            out.append(Outcome(horizon, None, None, None))
             continue
         last = lasts[end - 1]
         if sell:
-            outcome = Outcome(
-                horizon,
-                round((price - last) * scale, DIGITS) + 0.0,
-                round((price - lo) * scale, DIGITS) + 0.0,
-                round((price - hi) * scale, DIGITS) + 0.0,
+            out.append(
+                Outcome(
+                    horizon,
+                    round((price - last) * scale, DIGITS) + 0.0,
+                    round((price - lo) * scale, DIGITS) + 0.0,
+                    round((price - hi) * scale, DIGITS) + 0.0,
+                )
             )
         else:
-            outcome = Outcome(
-                horizon,
-                round((last - price) * scale, DIGITS) + 0.0,
-                round((hi - price) * scale, DIGITS) + 0.0,
-                round((lo - price) * scale, DIGITS) + 0.0,
+            out.append(
+                Outcome(
+                    horizon,
+                    round((last - price) * scale, DIGITS) + 0.0,
+                    round((hi - price) * scale, DIGITS) + 0.0,
+                    round((lo - price) * scale, DIGITS) + 0.0,
+                )
             )
-        done.append((key, outcome))
+    return tuple(out)

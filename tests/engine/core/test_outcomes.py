@@ -88,6 +88,19 @@ def test_flush_names_what_the_data_ended_before():
     assert tracker.flush() == [(1, 300)]
 
 
+def pairs(done, together):
+    """``(key, Outcome)`` pairs of what the tracker gave (together: ``(key, (Outcome, ...))``,
+    one per signal, shortest horizon first)."""
+    if not together:
+        return done
+    out = []
+    for key, outcomes in done:
+        assert isinstance(outcomes, tuple)
+        assert [o.horizon for o in outcomes] == sorted(o.horizon for o in outcomes)
+        out.extend((key, o) for o in outcomes)
+    return out
+
+
 @pytest.mark.parametrize("together", [False, True])
 @pytest.mark.parametrize("seed", range(6))
 def test_tracker_equals_the_definition_on_random_data(seed, together):
@@ -111,7 +124,7 @@ def test_tracker_equals_the_definition_on_random_data(seed, together):
             p = max(1.0, price[s] + rng.choice([-0.05, 0, 0.05]))
             hi, lo = p + rng.choice([0, 0.01, 0.1]), p - rng.choice([0, 0.01, 0.1])
             price[s] = p
-            for key, out in tracker.on_bar(s, t, hi, lo, p):
+            for key, out in pairs(tracker.on_bar(s, t, hi, lo, p), together):
                 assert (key, out.horizon) not in finals
                 finals[key, out.horizon] = out
             bars[s].append(bar(t, hi, lo, p))
@@ -120,7 +133,7 @@ def test_tracker_equals_the_definition_on_random_data(seed, together):
                 side = rng.choice([None, "buy", "sell"])
                 signals[key] = (s, p, side, t)
                 tracker.add(key, s, p, side, t)
-    for key, out in tracker.settled():
+    for key, out in pairs(tracker.settled(), True):
         assert together
         assert (key, out.horizon) not in finals
         finals[key, out.horizon] = out
@@ -152,16 +165,18 @@ def test_tracker_together_gives_a_signals_outcomes_at_once_shortest_first():
     got = []
     for i in range(1, 70):
         got.append((i, tracker.on_bar("AAPL", T + 5 * i, 100.0 + i, 99.0, 100.0 - i / 100)))
-    finals = [(i, [(key, out.horizon) for key, out in done]) for i, done in got if done]
-    assert finals == [(60, [("a", 60), ("a", 300)]), (61, [("b", 60), ("b", 300)])]
-    assert got[59][1][1][1] == outcome_of(
+    finals = [
+        (i, [(key, [o.horizon for o in outs]) for key, outs in done]) for i, done in got if done
+    ]
+    assert finals == [(60, [("a", [60, 300])]), (61, [("b", [60, 300])])]
+    assert got[59][1][0][1][1] == outcome_of(
         100.0, "sell", T, 300, [(T + 5 * i, 100.0 + i, 99.0, 100.0 - i / 100) for i in range(1, 61)]
     )
     assert tracker.open_count() == 0
     tracker.add("c", "AAPL", 100.0, None, T + 5 * 69)
     tracker.on_bar("AAPL", T + 5 * 69 + 60, 101.0, 99.0, 100.5)  # ends c's 1m, not its 5m
     assert tracker.open_count() == 2
-    assert tracker.settled() == [("c", Outcome(60, 0.5, 1.0, -1.0))]
+    assert tracker.settled() == [("c", (Outcome(60, 0.5, 1.0, -1.0),))]
     assert tracker.flush() == [("c", 300)]
 
 
