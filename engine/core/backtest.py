@@ -75,6 +75,7 @@ class Backtest:
         self.by_symbol = by_symbol
         self.bars = 0
         self._labels = {h: horizon_label(h) for h in self.horizons}
+        self._label_list = list(self._labels.values())
         self._names = {rule.rule_id: rule.name for rule in self.rules}
         self._single = self.rules[0] if len(self.rules) == 1 else None
         self._machines: dict[str, SymbolMachine] = {}
@@ -167,7 +168,16 @@ class Backtest:
         # RuleStats.add_signal, unrolled: each final outcome to its horizon's figures
         self._stats[signal.rule_id].signals += 1
         for figures, outcome in zip(self._per[signal.rule_id], item.outcomes, strict=False):
-            figures.add(outcome)
+            # HorizonStats.add, inlined
+            _, value, mfe, mae = outcome
+            if value is None or mfe is None or mae is None:
+                figures.empty += 1
+                continue
+            figures.returns.append(value)
+            if value > 0:
+                figures.hits += 1
+            figures.mfe_sum += mfe
+            figures.mae_sum += mae
         if self.by_symbol:
             per = self._symbol_stats[signal.rule_id]
             symbol_stats = per.get(signal.symbol)
@@ -179,12 +189,12 @@ class Backtest:
 
     def outcomes_json(self, item: _Open) -> OutcomesJson:
         found = item.outcomes
-        out: OutcomesJson = {}
-        for index, label in enumerate(self._labels.values()):
-            if index < len(found):
-                o = found[index]
-                out[label] = {"return_pct": o[1], "mfe_pct": o[2], "mae_pct": o[3]}
-            else:
+        out: OutcomesJson = {
+            label: {"return_pct": o[1], "mfe_pct": o[2], "mae_pct": o[3]}
+            for label, o in zip(self._label_list, found, strict=False)
+        }
+        if len(found) < len(self._label_list):
+            for label in self._label_list[len(found) :]:
                 out[label] = None
         return out
 

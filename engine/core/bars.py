@@ -526,6 +526,24 @@ def _read_csv(
     as_tuples: bool,
     progress: Progress | None = None,
 ) -> Iterator[Bar | BarRow]:
+    # The rows of each block come straight from its iterator (a zip of columns on the fast
+    # path), not through a generator frame resumed per row.
+    return chain.from_iterable(
+        _read_blocks(path, symbol, bar_seconds, min_gap, check_symbol, as_tuples, progress)
+    )
+
+
+def _read_blocks(
+    path: str | Path,
+    symbol: str | None,
+    bar_seconds: int,
+    min_gap: list[int] | None,
+    check_symbol: SymbolCheck | None,
+    as_tuples: bool,
+    progress: Progress | None,
+) -> Iterator[Iterable[Bar | BarRow]]:
+    """:func:`_read_csv`'s rows as blocks, each read (and checked) when the one before it
+    has been taken."""
     reader, cols, handle = _open_csv(path)
     if progress is not None:
         total = _file_size(handle)
@@ -550,17 +568,14 @@ def _read_csv(
             text = "".join(lines)
             if '"' in text:
                 # A quoted field may span lines (and blocks): csv.reader for the rest.
-                yield from _careful(state, _reporting(chain(lines, handle), report), line)
+                yield _careful(state, _reporting(chain(lines, handle), report), line)
                 report()
                 return
             block = fast.block(lines, text)
-            if block is None:
-                yield from _careful(state, lines, line)
-            else:
-                yield from block
+            yield _careful(state, lines, line) if block is None else block
             line += len(lines)
             report()
-        yield from _careful(state, _reporting(handle, report), line)
+        yield _careful(state, _reporting(handle, report), line)
         report()
     finally:
         handle.close()

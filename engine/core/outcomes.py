@@ -388,6 +388,9 @@ def _read(window: _Window, item: _Open, horizon: int) -> Outcome:
     )
 
 
+_new = tuple.__new__  # Outcome(...) without the named tuple's Python-level __new__
+
+
 def _read_all(window: _Window, item: _Open, horizons: tuple[int, ...]) -> tuple[Outcome, ...]:
     """:func:`_read` for each of ``horizons`` (ascending) of ``item`` at once, shortest first
     (together mode). The same arithmetic and rounding in one call: each horizon reads on from
@@ -413,25 +416,22 @@ def _read_all(window: _Window, item: _Open, horizons: tuple[int, ...]) -> tuple[
                 lo = bottom
             first = end
         if hi is None or lo is None:
-            out.append(Outcome(horizon, None, None, None))
+            out.append(_new(Outcome, (horizon, None, None, None)))
             continue
         last = lasts[end - 1]
         if sell:
-            out.append(
-                Outcome(
-                    horizon,
-                    round((price - last) * scale, DIGITS) + 0.0,
-                    round((price - lo) * scale, DIGITS) + 0.0,
-                    round((price - hi) * scale, DIGITS) + 0.0,
-                )
+            values = (
+                horizon,
+                round((price - last) * scale, DIGITS) + 0.0,
+                round((price - lo) * scale, DIGITS) + 0.0,
+                round((price - hi) * scale, DIGITS) + 0.0,
             )
         else:
-            out.append(
-                Outcome(
-                    horizon,
-                    round((last - price) * scale, DIGITS) + 0.0,
-                    round((hi - price) * scale, DIGITS) + 0.0,
-                    round((lo - price) * scale, DIGITS) + 0.0,
-                )
+            values = (
+                horizon,
+                round((last - price) * scale, DIGITS) + 0.0,
+                round((hi - price) * scale, DIGITS) + 0.0,
+                round((lo - price) * scale, DIGITS) + 0.0,
             )
+        out.append(_new(Outcome, values))
     return tuple(out)
