@@ -19,10 +19,10 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from engine.core.bars import MINUTE, BarFileError, BarRow, SymbolCheck, format_time
+from engine.core.bars import MINUTE, BarFileError, BarRow, Columns, SymbolCheck, format_time
 from engine.core.machine import Signal, SymbolMachine, SymbolRules
 from engine.core.outcomes import Outcome, OutcomeTracker, _Window, horizon_label
-from engine.core.replay import MAX_HELD_SIGNALS, ReplayError, bar_rows
+from engine.core.replay import MAX_HELD_SIGNALS, ReplayError, bar_blocks
 from engine.core.rules import RuleDef
 from engine.core.stats import RuleStats
 from signals import events
@@ -356,14 +356,14 @@ def _stream(
     signal_out = out.signal
     try:
         min_gap = [0]
-        rows, seconds = bar_rows(
+        blocks, seconds = bar_blocks(
             bars_path, rule_list, symbol=symbol, bar_seconds=bar_seconds,
             check_symbol=check_symbol, min_gap=min_gap, progress=progress,
         )  # fmt: skip
         run = Backtest(rule_list, bar_seconds=seconds, horizons=horizons, by_symbol=by_symbol)
         span = _Span()
         if seconds:
-            for item in _run(run, rows, span):
+            for item in _run(run, blocks, span):
                 yield signal_out(run, item, seconds, 0)
             inferred = seconds
         else:
@@ -376,7 +376,7 @@ def _stream(
             held: list[tuple[int, Any]] = []
             with tempfile.TemporaryFile("w+", encoding="utf-8", errors="surrogatepass") as spill:
                 spilled = 0
-                for item in _run(run, rows, span):
+                for item in _run(run, blocks, span):
                     if not guess:
                         guess = min_gap[0] or MINUTE
                     made = signal_out(run, item, guess, guess)
@@ -409,9 +409,76 @@ def _stream(
         yield out.stats(event)
 
 
-def _run(run: Backtest, rows: Iterable[BarRow], span: _Span) -> Iterator[_Open]:
-    """:meth:`Backtest.feed_open` over ``rows``, then :meth:`Backtest.finish_open`: the same
-    steps with the lookups hoisted out of the loop (the bulk path). The tracker's per-bar
+def _run(run: Backtest, blocks: Iterable[Iterable[BarRow]], span: _Span) -> Iterator[_Open]:
+    """:meth:`Backtest.feed_open` over the rows of ``blocks``, then
+    :meth:`Backtest.finish_open`: the bulk path. A :class:`Columns` block (the fast reader's)
+    goes to the tracker whole (:meth:`OutcomeTracker.extend`: four list extends instead of
+    four appends per bar), so a signal whose horizons end inside the block is complete as
+    soon as it fires; its rows then only go through the machine. Other blocks row by row
+    (:func:`_run_rows`). The same signals, outcomes and order either way."""
+    seconds = run.bar_seconds
+    tracker = run._tracker
+    finals = tracker._finals
+    extend = tracker.extend
+    drop_idle = tracker.drop_idle
+    add = run._add
+    settle = run._settle
+    ready = run._ready
+    single = run._single
+    machines = run._machines
+    books = run._books
+    longest = run.horizons[-1]
+    for block in blocks:
+        if type(block) is not Columns:
+            yield from _run_rows(run, block, span)
+            continue
+        sym = block.symbol
+        times = block.times
+        run.bars += len(times)
+        span.take(times[0], times[-1])
+        closes = times if not seconds else [t + seconds for t in times]
+        window = extend(sym, closes, block.highs, block.lows, block.closes)
+        known = window.last  # the block's last close: horizons ending by it are complete
+        if window.due <= known:
+            done = finals(sym, window, known, True)
+            if done:
+                settle(done)
+                yield from ready()
+        if single is not None:
+            machine = machines.get(sym)
+            if machine is None:
+                machine = machines[sym] = SymbolMachine(single, sym)
+            on_values = machine.on_values
+            for _, t, o, h, lo, c, v in block:
+                fired = on_values(t, seconds, o, h, lo, c, v)
+                if fired is None:
+                    continue
+                add(fired)
+                if fired.close_time + longest <= known:
+                    settle(finals(sym, window, known, True))
+                    yield from ready()
+        else:
+            book = books.get(sym)
+            if book is None:
+                book = books[sym] = SymbolRules(run.rules, sym)
+            book_values = book.on_values
+            for _, t, o, h, lo, c, v in block:
+                fired_all = book_values(t, seconds, o, h, lo, c, v)
+                if not fired_all:
+                    continue
+                for signal in fired_all:
+                    add(signal)
+                if window.due <= known:
+                    settle(finals(sym, window, known, True))
+                    yield from ready()
+        drop_idle(sym)
+    yield from run.finish_open()
+
+
+def _run_rows(run: Backtest, rows: Iterable[BarRow], span: _Span) -> Iterator[_Open]:
+    """:meth:`Backtest.feed_open` over ``rows`` (a block the careful reader read, or bars
+    combined into longer ones): the same steps with the lookups hoisted out of the loop. The
+    tracker's per-bar
     step (:meth:`OutcomeTracker.on_bar`) is inlined: while a symbol has open signals its
     window takes the bar (bound appends, its due time in a local), and only a bar that
     reaches the due time calls into the tracker."""
@@ -500,8 +567,7 @@ def _run(run: Backtest, rows: Iterable[BarRow], span: _Span) -> Iterator[_Open]:
     finally:
         run.bars += bars
         if bars:
-            span.first, span.last = first, last
-    yield from run.finish_open()
+            span.take(first, last)
 
 
 class _Span:
@@ -512,6 +578,13 @@ class _Span:
     def __init__(self) -> None:
         self.first: int | None = None
         self.last: int | None = None
+
+    def take(self, first: int, last: int) -> None:
+        """Rows whose starts span ``first`` .. ``last`` were taken."""
+        if self.first is None or first < self.first:
+            self.first = first
+        if self.last is None or last > self.last:
+            self.last = last
 
 
 def backtest_lines(

@@ -490,6 +490,49 @@ def read_csv_rows(
     )
 
 
+class Columns:
+    """A block of one symbol's rows from the fast reader, as columns (lists of equal
+    length, times in order). Iterating it gives the rows, as ``read_csv_rows`` does; a bulk
+    consumer may take the columns whole (the backtest's outcome windows)."""
+
+    __slots__ = ("symbol", "times", "opens", "highs", "lows", "closes", "volumes")
+
+    def __init__(
+        self, symbol: str, times: list[int], opens: list[float], highs: list[float],
+        lows: list[float], closes: list[float], volumes: list[float],
+    ) -> None:  # fmt: skip
+        self.symbol = symbol
+        self.times = times
+        self.opens = opens
+        self.highs = highs
+        self.lows = lows
+        self.closes = closes
+        self.volumes = volumes
+
+    def __iter__(self) -> Iterator[BarRow]:
+        return zip(
+            repeat(self.symbol), self.times, self.opens, self.highs, self.lows, self.closes,
+            self.volumes,
+        )  # fmt: skip
+
+
+def read_csv_blocks(
+    path: str | Path,
+    *,
+    symbol: str | None,
+    bar_seconds: int,
+    min_gap: list[int] | None,
+    check_symbol: SymbolCheck | None = None,
+    progress: Progress | None = None,
+) -> Iterator[Iterable[BarRow]]:
+    """:func:`read_csv_rows` as blocks of rows, in file order: :class:`Columns` where the
+    fast path read the block, other iterables of rows where the careful one did. Each block
+    is read when the one before it has been taken (iterated to its end)."""
+    return _read_blocks(  # type: ignore[return-value]  # as_tuples: rows, not Bars
+        path, symbol, bar_seconds, min_gap, check_symbol, True, progress
+    )
+
+
 @overload
 def _read_csv(
     path: str | Path,
@@ -666,7 +709,7 @@ class _FastBlocks:
         self.date_part = itemgetter(slice(0, 10))
         self.sod_part = itemgetter(slice(11, 19))
 
-    def block(self, lines: list[str], text: str) -> Iterator[Bar | BarRow] | None:
+    def block(self, lines: list[str], text: str) -> Iterable[Bar | BarRow] | None:
         """The block's bars (``text``: its lines joined), or None to read it row by row."""
         state = self.state
         cols = state.cols
@@ -745,7 +788,7 @@ class _FastBlocks:
                     state.min_gap[0] = smallest
         state.last[sym] = times[-1]
         if state.as_tuples:
-            return zip(repeat(name), times, opens, highs, lows, closes, volumes)
+            return Columns(name, times, opens, highs, lows, closes, volumes)
         return map(
             state.make_bar, repeat(name), times, repeat(state.bar_seconds), opens, highs, lows,
             closes, volumes,

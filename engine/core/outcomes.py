@@ -267,7 +267,9 @@ class OutcomeTracker:
             return []
         return self._finals(symbol, window, close_time)
 
-    def _finals(self, symbol: str, window: _Window, close_time: int) -> list[tuple[Hashable, Any]]:
+    def _finals(
+        self, symbol: str, window: _Window, close_time: int, keep: bool = False
+    ) -> list[tuple[Hashable, Any]]:
         """The outcomes final at ``close_time`` (grouped by horizon, shortest first, so
         each signal's come shortest first; together: each signal's all at once); then the
         window's start and due move on. The bulk path inlines :meth:`on_bar` up to here."""
@@ -298,7 +300,7 @@ class OutcomeTracker:
                     done.append((item.key, _read(window, item, horizon)))
         window.due = due
         if done:
-            self._forget(symbol, window)
+            self._forget(symbol, window, keep)
         return done
 
     def settled(self) -> list[tuple[Hashable, tuple[Outcome, ...]]]:
@@ -335,18 +337,54 @@ class OutcomeTracker:
         self._windows.clear()
         return out
 
-    def _forget(self, symbol: str, window: _Window) -> None:
-        """Move the window's start to the oldest signal still open; none: drop the bars."""
+    def _forget(self, symbol: str, window: _Window, keep: bool = False) -> None:
+        """Move the window's start to the oldest signal still open; none: drop the bars
+        (``keep``: keep them, for the signals still to come on a block :meth:`extend` gave)."""
         oldest: int | None = None
         for queue in window.queues:
             if queue and (oldest is None or queue[0].close_time < oldest):
                 oldest = queue[0].close_time
         if oldest is None:
-            self._last[symbol] = window.last
-            del self._windows[symbol]
+            if not keep:
+                self._last[symbol] = window.last
+                del self._windows[symbol]
             return
         window.start = bisect_right(window.closes, oldest, window.start)
         window.trim()
+
+    # -- bulk (a backtest over blocks of one symbol's bars)
+
+    def extend(
+        self,
+        symbol: str,
+        closes: list[int],
+        highs: list[float],
+        lows: list[float],
+        lasts: list[float],
+    ) -> _Window:
+        """A block of ``symbol``'s bars at once, close times in order and after its last bar
+        (the reader checks both). The symbol gets a window even with no signal open: signals
+        fired on these bars read them; call :meth:`drop_idle` after the block (so a window
+        holds only bars some open signal needs, plus one block). The caller asks
+        ``_finals(symbol, window, window.last, keep=True)`` for what became final."""
+        window = self._windows.get(symbol)
+        if window is None:
+            window = self._windows[symbol] = _Window(
+                len(self._queued), self._last.get(symbol, _NEVER)
+            )
+        window.closes += closes
+        window.highs += highs
+        window.lows += lows
+        window.lasts += lasts
+        window.last = closes[-1]
+        return window
+
+    def drop_idle(self, symbol: str) -> None:
+        """Forget ``symbol``'s window if no signal of it is open (after a block)."""
+        window = self._windows.get(symbol)
+        if window is not None and not any(window.queues):
+            self._last[symbol] = window.last
+            del self._windows[symbol]
 
 
 def _read(window: _Window, item: _Open, horizon: int) -> Outcome:

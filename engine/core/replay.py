@@ -6,7 +6,7 @@ import json
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
-from itertools import islice
+from itertools import chain, islice
 from pathlib import Path
 
 from engine.core.bars import (
@@ -20,6 +20,7 @@ from engine.core.bars import (
     infer_bar_seconds,
     iter_csv_bars,
     read_csv_bars,
+    read_csv_blocks,
     read_csv_rows,
 )
 from engine.core.inputs import InputError, load_json
@@ -204,7 +205,7 @@ def replay_events(
         raise ReplayError(str(err), path=err.path, line=err.line) from None
 
 
-def bar_rows(
+def bar_blocks(
     bars_path: str | Path,
     rules: Sequence[RuleDef],
     *,
@@ -213,8 +214,9 @@ def bar_rows(
     check_symbol: SymbolCheck | None,
     min_gap: list[int],
     progress: Progress | None = None,
-) -> tuple[Iterator[BarRow], int]:
-    """The rows a run of ``rules`` takes from ``bars_path`` and their bar length, as
+) -> tuple[Iterator[Iterable[BarRow]], int]:
+    """The rows a run of ``rules`` takes from ``bars_path`` (in blocks: see
+    :func:`~engine.core.bars.read_csv_blocks`) and their bar length, as
     :func:`replay_events` describes: with ``bar_seconds`` (or a timeframe operand, then it is
     inferred by a first pass) the rows (combined when the file is finer) and that length;
     otherwise the file's rows to be stamped with length 0 and 0: the caller shifts close times
@@ -226,11 +228,11 @@ def bar_rows(
         bar_seconds = infer_bar_seconds(bars_path, symbol=symbol) or MINUTE
     if bar_seconds is None:
         # Bars stamped with length 0 (close = start) until the real length is known.
-        rows = read_csv_rows(
+        blocks = read_csv_blocks(
             bars_path, symbol=symbol, bar_seconds=0, min_gap=min_gap, check_symbol=check_symbol,
             progress=progress,
         )  # fmt: skip
-        return rows, 0
+        return blocks, 0
     if bar_seconds <= 0:
         raise ReplayError(f"--bar-seconds must be positive, got {bar_seconds}")
     for rule in rules:
@@ -244,12 +246,30 @@ def bar_rows(
             bars_path, symbol=symbol, bar_seconds=finer, min_gap=[0], check_symbol=check_symbol,
             progress=progress,
         )  # fmt: skip
-        return _combined(bars, bar_seconds), bar_seconds
-    rows = read_csv_rows(
+        return iter((_combined(bars, bar_seconds),)), bar_seconds
+    blocks = read_csv_blocks(
         bars_path, symbol=symbol, bar_seconds=bar_seconds, min_gap=None,
         check_symbol=check_symbol, progress=progress,
     )  # fmt: skip
-    return rows, bar_seconds
+    return blocks, bar_seconds
+
+
+def bar_rows(
+    bars_path: str | Path,
+    rules: Sequence[RuleDef],
+    *,
+    symbol: str | None,
+    bar_seconds: int | None,
+    check_symbol: SymbolCheck | None,
+    min_gap: list[int],
+    progress: Progress | None = None,
+) -> tuple[Iterator[BarRow], int]:
+    """:func:`bar_blocks`' rows one by one."""
+    blocks, seconds = bar_blocks(
+        bars_path, rules, symbol=symbol, bar_seconds=bar_seconds, check_symbol=check_symbol,
+        min_gap=min_gap, progress=progress,
+    )  # fmt: skip
+    return chain.from_iterable(blocks), seconds
 
 
 def _finer_bars(path: str | Path, symbol: str | None, bar_seconds: int) -> int | None:

@@ -130,6 +130,41 @@ def test_backtest_is_replay_plus_the_outcome_definition(
     assert got[len(signals) :] == stats_of(want, rules)
 
 
+@pytest.mark.parametrize(
+    ("seed", "bar_seconds", "rules", "block_chars", "quote_at"),
+    [
+        (11, None, 2, 3000, None),  # small blocks: signals wait across block ends
+        (12, 5, 3, 3000, None),  # a known length: close = start + 5 in the blocks
+        (13, None, 3, 1 << 18, None),  # both symbols in one block: read row by row
+        (14, None, 2, 3000, 1700),  # a quoted field: the rest of the file row by row
+        (15, 5, 2, 500, None),  # tiny blocks (a few rows each)
+    ],
+)
+def test_the_bulk_path_over_column_blocks_is_replay_plus_the_definition(
+    tmp_path, monkeypatch, seed, bar_seconds, rules, block_chars, quote_at
+):
+    """A file sorted by symbol: the fast reader gives column blocks, which the tracker
+    takes whole (a signal completes as it fires when its horizons end inside the block);
+    the same signals, outcomes, order and stats as the definition."""
+    rules = RULES[:rules]
+    interleaved = random_csv(tmp_path, 1200, seed=seed, symbols=("AAPL", "MSFT"), gap_at=500)
+    header, *rows = interleaved.read_text().splitlines()
+    rows.sort(key=lambda line: line.split(",")[0])  # stable: each symbol keeps its order
+    if quote_at is not None:
+        sym, t, *rest = rows[quote_at].split(",")
+        rows[quote_at] = ",".join([f'"{sym}"', t, *rest])
+    path = tmp_path / "sorted.csv"
+    path.write_text("\n".join([header, *rows]) + "\n")
+    want = expected(path, rules, bar_seconds=bar_seconds)
+    monkeypatch.setattr("engine.core.bars.FAST_BLOCK_CHARS", block_chars)
+    got = list(backtest_events(path, rules, bar_seconds=bar_seconds, horizons=HORIZONS))
+    signals = [e for e in got if e["event"] == "signal"]
+    assert len(signals) > 30 and {e["symbol"] for e in signals} == {"AAPL", "MSFT"}
+    assert signals == want
+    assert [e["id"] for e in signals] == list(range(1, len(signals) + 1))
+    assert got[len(signals) :] == stats_of(want, rules)
+
+
 def test_outcomes_are_null_where_the_data_ends_and_empty_across_a_long_gap(tmp_path):
     path = random_csv(tmp_path, 400, seed=5, gap_at=200)
     rule = validate_definition({"cooldown_sec": 0, "trigger": "level", **parse_text("PRICE > 1")})

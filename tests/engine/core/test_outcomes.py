@@ -253,3 +253,43 @@ def test_rule_stats_with_nothing():
     assert out["signals"] == 1
     assert out["horizons"]["5m"]["count"] == 0
     assert out["horizons"]["5m"]["hit_rate"] is None
+
+
+def test_blocks_taken_whole_keep_the_window_small_and_agree_with_the_definition():
+    """The bulk path (a backtest over the reader's column blocks): ``extend`` a block, add
+    the signals fired on it, take what is final by the block's last bar; memory stays about
+    a block plus the longest horizon, and the outcomes are the definition's."""
+    horizons = (60, 300)
+    tracker = OutcomeTracker(horizons, together=True)
+    rng = random.Random(3)
+    bars, finals, signals, longest_window = [], {}, {}, 0
+    t = T
+    for block in range(200):
+        rows = []
+        for _ in range(50):
+            t += 5 if rng.random() > 0.02 else 900
+            p = 100.0 + rng.choice([-0.1, 0, 0.1]) * (block % 7)
+            rows.append((t, p + 0.05, p - 0.05, p))
+        bars.extend(rows)
+        window = tracker.extend("AAPL", *map(list, zip(*rows, strict=True)))
+        longest_window = max(longest_window, len(window.closes))
+        for key, outs in tracker._finals("AAPL", window, window.last, True):
+            finals[key] = outs
+        for close_time, _, _, price in rows:
+            if block % 3 == 0 and rng.random() < 0.1:  # signals in some blocks only
+                key = len(signals)
+                signals[key] = (price, close_time)
+                tracker.add(key, "AAPL", price, None, close_time)
+                for key, outs in tracker._finals("AAPL", window, window.last, True):
+                    finals[key] = outs
+        tracker.drop_idle("AAPL")
+    for key, outs in tracker.settled():
+        finals.setdefault(key, outs)
+    assert longest_window < 2 * 50 + 300 // 5 + 70  # never the whole history (10,000 bars)
+    assert len(signals) > 50
+    for key, (price, close_time) in signals.items():
+        for index, h in enumerate(horizons):
+            if bars[-1][0] < close_time + h:
+                assert len(finals.get(key, ())) <= index
+                continue
+            assert finals[key][index] == outcome_of(price, None, close_time, h, bars)
