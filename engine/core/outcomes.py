@@ -275,6 +275,7 @@ class OutcomeTracker:
         window's start and due move on. The bulk path inlines :meth:`on_bar` up to here."""
         done: list[tuple[Hashable, Any]] = []
         due = 2**62
+        newest = _NEVER  # the close time of the newest signal final now
         if self.together:
             horizons = self.horizons
             longest = horizons[-1]
@@ -286,6 +287,7 @@ class OutcomeTracker:
                     due = end_time
                     break
                 queue.popleft()
+                newest = item.close_time
                 done.append((item.key, _read_all(window, item, horizons)))
         else:
             for horizon, queue in zip(self.horizons, window.queues, strict=True):
@@ -300,7 +302,7 @@ class OutcomeTracker:
                     done.append((item.key, _read(window, item, horizon)))
         window.due = due
         if done:
-            self._forget(symbol, window, keep)
+            self._forget(symbol, window, keep, newest)
         return done
 
     def settled(self) -> list[tuple[Hashable, tuple[Outcome, ...]]]:
@@ -337,9 +339,12 @@ class OutcomeTracker:
         self._windows.clear()
         return out
 
-    def _forget(self, symbol: str, window: _Window, keep: bool = False) -> None:
+    def _forget(
+        self, symbol: str, window: _Window, keep: bool = False, newest: int = _NEVER
+    ) -> None:
         """Move the window's start to the oldest signal still open; none: drop the bars
-        (``keep``: keep them, for the signals still to come on a block :meth:`extend` gave)."""
+        (``keep``: only those up to ``newest``, the close of the newest signal just final:
+        the signals still to come on a block :meth:`extend` gave fire after it)."""
         oldest: int | None = None
         for queue in window.queues:
             if queue and (oldest is None or queue[0].close_time < oldest):
@@ -348,7 +353,8 @@ class OutcomeTracker:
             if not keep:
                 self._last[symbol] = window.last
                 del self._windows[symbol]
-            return
+                return
+            oldest = newest
         window.start = bisect_right(window.closes, oldest, window.start)
         window.trim()
 

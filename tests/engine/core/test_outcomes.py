@@ -276,7 +276,7 @@ def test_blocks_taken_whole_keep_the_window_small_and_agree_with_the_definition(
         for key, outs in tracker._finals("AAPL", window, window.last, True):
             finals[key] = outs
         for close_time, _, _, price in rows:
-            if block % 3 == 0 and rng.random() < 0.1:  # signals in some blocks only
+            if block % 50 < 40 and rng.random() < 0.1:  # signals in most blocks
                 key = len(signals)
                 signals[key] = (price, close_time)
                 tracker.add(key, "AAPL", price, None, close_time)
