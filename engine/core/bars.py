@@ -653,8 +653,35 @@ FAST_BLOCK_CHARS: int = 1 << 18
 # A block's time column, joined by newlines: all ISO (2025-12-16T09:30:00, T or space, an
 # optional Z) or all ASCII epoch seconds (at most 10 digits). ASCII digits only: "²" is not 2.
 _ISO_COLUMN = re.compile(r"(?:[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}Z?\n)*")
-_EPOCH_COLUMN = re.compile(r"(?:[0-9]{1,10}\n)*")
-_PRICE_COLUMN = re.compile(r"(?:[0-9.]{1,9}\n)*")
+# The checks without a regular expression (the ISO one decides when a column has several
+# shapes): every ASCII digit (and, for prices, the point) becomes "0", so the text's shape
+# can be compared or counted by C string methods.
+_ZERO_DIGITS = str.maketrans("123456789", "000000000")
+_ZERO_PRICE = str.maketrans("123456789.", "0000000000")
+_ISO_SHAPES = frozenset(f"0000-00-00{sep}00:00:00{zone}\n" for sep in "T " for zone in ("", "Z"))
+
+
+def _all_iso(joined: str, column: list[str]) -> bool:
+    """Whether every line of ``joined`` (``column`` joined by newlines, one more at the
+    end) is ``YYYY-MM-DD[T ]HH:MM:SS[Z]`` in ASCII digits: :data:`_ISO_COLUMN`."""
+    shape = joined.translate(_ZERO_DIGITS)
+    line = shape[: len(column[0]) + 1]
+    if line in _ISO_SHAPES and shape == line * len(column):
+        return True
+    return _ISO_COLUMN.fullmatch(joined) is not None  # mixed shapes (or not ISO)
+
+
+def _all_digits(joined: str, column: list[str], longest: int, table: dict[int, int]) -> bool:
+    """Whether every line of ``joined`` (``column`` joined by newlines, one more at the
+    end) is 1 to ``longest`` characters that ``table`` turns into "0": ASCII digits (epoch
+    seconds, at most 10), or ASCII digits and points (prices, at most 9 characters)."""
+    shape = joined.translate(table)
+    if shape.count("0") + len(column) != len(shape):
+        return False  # another character than those and the newlines
+    # no empty line, none longer than ``longest``
+    return shape[0] != "\n" and "\n\n" not in shape and "0" * (longest + 1) not in shape
+
+
 _MAX_FAST_LINE = 1000  # longer lines take the careful path (csv's field size limit et al.)
 
 
@@ -757,7 +784,8 @@ class _FastBlocks:
         # at most 8 decimals and are finite; float() still reads them (or refuses "1.2.3").
         po, ph = fields[cols.open :: width], fields[cols.high :: width]
         pl, pc = fields[cols.low :: width], fields[cols.close :: width]
-        if not _PRICE_COLUMN.fullmatch("\n".join(po + ph + pl + pc) + "\n"):
+        prices = po + ph + pl + pc
+        if not _all_digits("\n".join(prices) + "\n", prices, 9, _ZERO_PRICE):
             return None
         try:
             opens = list(map(float, po))
@@ -798,7 +826,7 @@ class _FastBlocks:
         """Bar starts of a block's time column when all are ISO ``YYYY-MM-DDTHH:MM:SS[Z]``
         (T or space) or all ASCII epoch seconds, in range; otherwise None."""
         joined = "\n".join(column) + "\n"
-        if _ISO_COLUMN.fullmatch(joined):
+        if _all_iso(joined, column):
             days = self.day_cache
             dates = list(map(self.date_part, column))
             for text in set(dates).difference(days):
@@ -820,7 +848,7 @@ class _FastBlocks:
                 times = list(map(add, map(days.__getitem__, dates), map(sods.__getitem__, parts)))
             except KeyError:  # the day cache was cleared while filling it
                 return None
-        elif _EPOCH_COLUMN.fullmatch(joined):
+        elif _all_digits(joined, column, 10, _ZERO_DIGITS):
             times = list(map(int, column))
         else:
             return None
