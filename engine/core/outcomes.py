@@ -102,8 +102,22 @@ class Outcome(NamedTuple):
         return {"return_pct": self.return_pct, "mfe_pct": self.mfe_pct, "mae_pct": self.mae_pct}
 
 
+_SCALE: Final = 10.0**DIGITS
+
+
 def _pct(value: float) -> float:
-    return round(value, DIGITS) + 0.0  # + 0.0: never "-0.0"
+    """``round(value, DIGITS) + 0.0`` (+ 0.0: never "-0.0"), the same float, about twice as
+    fast: R = ``round(value * 1e6)`` is the correctly rounded integer whenever the product
+    is further than its own error from a half (error ≤ half an ulp, < 2.5e-4 below 1e12),
+    and then the correctly rounded division R / 1e6 is exactly the float ``round`` parses
+    from R's decimal digits. Near a half (or out of range) ``round`` itself decides."""
+    scaled = value * _SCALE
+    if -1e12 < scaled < 1e12:
+        whole = round(scaled)
+        off = scaled - whole
+        if -0.4997 < off < 0.4997:
+            return whole / _SCALE
+    return round(value, DIGITS) + 0.0
 
 
 def outcome_values(
@@ -420,15 +434,15 @@ def _read(window: _Window, item: _Open, horizon: int) -> Outcome:
     if item.side == "sell":
         return Outcome(
             horizon,
-            round((price - last) * scale, DIGITS) + 0.0,
-            round((price - lo) * scale, DIGITS) + 0.0,
-            round((price - hi) * scale, DIGITS) + 0.0,
+            _pct((price - last) * scale),
+            _pct((price - lo) * scale),
+            _pct((price - hi) * scale),
         )
     return Outcome(
         horizon,
-        round((last - price) * scale, DIGITS) + 0.0,
-        round((hi - price) * scale, DIGITS) + 0.0,
-        round((lo - price) * scale, DIGITS) + 0.0,
+        _pct((last - price) * scale),
+        _pct((hi - price) * scale),
+        _pct((lo - price) * scale),
     )
 
 
@@ -466,16 +480,16 @@ def _read_all(window: _Window, item: _Open, horizons: tuple[int, ...]) -> tuple[
         if sell:
             values = (
                 horizon,
-                round((price - last) * scale, DIGITS) + 0.0,
-                round((price - lo) * scale, DIGITS) + 0.0,
-                round((price - hi) * scale, DIGITS) + 0.0,
+                _pct((price - last) * scale),
+                _pct((price - lo) * scale),
+                _pct((price - hi) * scale),
             )
         else:
             values = (
                 horizon,
-                round((last - price) * scale, DIGITS) + 0.0,
-                round((hi - price) * scale, DIGITS) + 0.0,
-                round((lo - price) * scale, DIGITS) + 0.0,
+                _pct((last - price) * scale),
+                _pct((hi - price) * scale),
+                _pct((lo - price) * scale),
             )
         out.append(_new(Outcome, values))
     return tuple(out)

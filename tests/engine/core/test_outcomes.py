@@ -1,6 +1,7 @@
 """Signal outcomes (DESIGN §7.3): the formulas, finality, sides, gaps, the tracker agreeing
 with the straightforward definition, horizons parsing, and the statistics."""
 
+import math
 import random
 import statistics
 
@@ -293,3 +294,23 @@ def test_blocks_taken_whole_keep_the_window_small_and_agree_with_the_definition(
                 assert len(finals.get(key, ())) <= index
                 continue
             assert finals[key][index] == outcome_of(price, None, close_time, h, bars)
+
+
+def test_the_fast_percentage_rounding_is_round_itself():
+    """``_pct`` takes a shortcut past ``round(x, 6)``: the same float (compared by repr, so
+    -0.0 and 0.0 differ) on random values of every size, exact halves and their neighbours,
+    and returns as the outcome formula makes them."""
+    from engine.core.outcomes import _pct
+
+    rng = random.Random(13)
+    values = [(rng.random() - 0.5) * 10.0 ** rng.randint(-9, 14) for _ in range(100_000)]
+    for k in range(0, 2_000_000, 29):
+        half = (k + 0.5) / 1e6
+        values += [half, -half, math.nextafter(half, 0), math.nextafter(half, 1)]
+    for _ in range(100_000):
+        price = round(rng.uniform(0.0001, 5000), 4)
+        other = round(price * rng.uniform(0.9, 1.1), 4)
+        values.append((other - price) * (100.0 / price))
+    values += [0.0, -0.0, -1e-9, 5e-7, -5e-7, 1e13, -1e13]
+    wrong = [v for v in values if repr(_pct(v)) != repr(round(v, 6) + 0.0)]
+    assert not wrong, wrong[:5]
