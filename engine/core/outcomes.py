@@ -178,11 +178,19 @@ class _Open:
         self.stop = -1  # absolute index; -1: no horizon read yet
 
 
+CHUNK: Final = 16  # bars per chunk whose max high and min low a window keeps
+
+
 class _Window:
     """One symbol's open signals (per horizon, in order of their end T + H) and its bars
-    since the oldest of them, as parallel lists."""
+    since the oldest of them, as parallel lists; and, for the bars in whole chunks of
+    :data:`CHUNK` from the lists' start, each chunk's max high and min low (made when a read
+    needs them), so a long window is read as its chunks plus its two ragged ends."""
 
-    __slots__ = ("queues", "closes", "highs", "lows", "lasts", "start", "base", "last", "due")
+    __slots__ = (
+        "queues", "closes", "highs", "lows", "lasts", "start", "base", "last", "due",
+        "chunk_highs", "chunk_lows",
+    )  # fmt: skip
 
     def __init__(self, horizons: int, last: int) -> None:
         self.queues: list[deque[_Open]] = [deque() for _ in range(horizons)]
@@ -190,6 +198,8 @@ class _Window:
         self.highs: list[float] = []
         self.lows: list[float] = []
         self.lasts: list[float] = []
+        self.chunk_highs: list[float] = []  # chunk k: bars k * CHUNK .. (k + 1) * CHUNK - 1
+        self.chunk_lows: list[float] = []
         self.start = 0  # index of the first bar still needed
         self.base = 0  # bars dropped from the front so far (absolute index of index 0)
         self.last = last  # close time of the symbol's last bar
@@ -198,12 +208,37 @@ class _Window:
         self.due = 2**62
 
     def trim(self) -> None:
-        """Drop the bars no open signal needs once they are half the lists."""
+        """Drop the bars no open signal needs once they are half the lists (whole chunks of
+        them, with their chunks' figures)."""
         start = self.start
         if start > 64 and start * 2 > len(self.closes):
-            del self.closes[:start], self.highs[:start], self.lows[:start], self.lasts[:start]
-            self.base += start
-            self.start = 0
+            cut = start - start % CHUNK
+            del self.closes[:cut], self.highs[:cut], self.lows[:cut], self.lasts[:cut]
+            del self.chunk_highs[: cut // CHUNK], self.chunk_lows[: cut // CHUNK]
+            self.base += cut
+            self.start -= cut
+
+    def extremes(self, first: int, end: int) -> tuple[float, float]:
+        """Max high and min low of the bars ``first`` .. ``end - 1`` (at least one)."""
+        highs, lows = self.highs, self.lows
+        if end - first < 3 * CHUNK:
+            if end - first == 1:
+                return highs[first], lows[first]
+            return max(highs[first:end]), min(lows[first:end])
+        a = -(-first // CHUNK)  # the first whole chunk
+        b = end // CHUNK  # past the last one
+        chunk_highs = self.chunk_highs
+        made = len(chunk_highs)
+        if made < b:  # make the figures of the whole chunks not made yet (all of them)
+            upto = len(highs) - len(highs) % CHUNK
+            part = highs[made * CHUNK : upto]
+            chunk_highs += map(max, *[part[i::CHUNK] for i in range(CHUNK)])
+            part = lows[made * CHUNK : upto]
+            self.chunk_lows += map(min, *[part[i::CHUNK] for i in range(CHUNK)])
+        head, tail = a * CHUNK, b * CHUNK
+        top = max(chunk_highs[a:b] + highs[first:head] + highs[tail:end])
+        bottom = min(self.chunk_lows[a:b] + lows[first:head] + lows[tail:end])
+        return top, bottom
 
 
 _NEVER: Final = -(2**62)
@@ -416,10 +451,7 @@ def _read(window: _Window, item: _Open, horizon: int) -> Outcome:
     end = bisect_right(closes, item.close_time + horizon, first)
     hi, lo = item.high, item.low
     if end > first:
-        if end - first > 1:
-            top, bottom = max(window.highs[first:end]), min(window.lows[first:end])
-        else:
-            top, bottom = window.highs[first], window.lows[first]
+        top, bottom = window.extremes(first, end)
         if hi is None or top > hi:
             item.high = hi = top
         if lo is None or bottom < lo:
@@ -453,7 +485,7 @@ def _read_all(window: _Window, item: _Open, horizons: tuple[int, ...]) -> tuple[
     """:func:`_read` for each of ``horizons`` (ascending) of ``item`` at once, shortest first
     (together mode). The same arithmetic and rounding in one call: each horizon reads on from
     where the shorter one stopped."""
-    closes, highs, lows, lasts = window.closes, window.highs, window.lows, window.lasts
+    closes, lasts, extremes = window.closes, window.lasts, window.extremes
     close_time = item.close_time
     first = bisect_right(closes, close_time, window.start)
     price = item.price
@@ -464,10 +496,7 @@ def _read_all(window: _Window, item: _Open, horizons: tuple[int, ...]) -> tuple[
     for horizon in horizons:
         end = bisect_right(closes, close_time + horizon, first)
         if end > first:
-            if end - first > 1:
-                top, bottom = max(highs[first:end]), min(lows[first:end])
-            else:
-                top, bottom = highs[first], lows[first]
+            top, bottom = extremes(first, end)
             if hi is None or top > hi:
                 hi = top
             if lo is None or bottom < lo:
