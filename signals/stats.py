@@ -138,15 +138,7 @@ def outcome_stats(signals: QuerySet[Signal], horizons: tuple[int, ...]) -> Stats
                     counts[key] += 1
                 if horizon not in wanted:
                     continue
-                stats = pairs[key][horizon]
-                if ret is None or mfe is None or mae is None:
-                    stats.empty += 1
-                    continue
-                stats.returns.append(ret)
-                if ret > 0:
-                    stats.hits += 1
-                stats.mfe_sum += mfe
-                stats.mae_sum += mae
+                pairs[key][horizon].add_values(ret, mfe, mae)
     total = table.total
     assert total is not None
     for key in sorted(pairs):

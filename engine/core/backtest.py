@@ -168,16 +168,7 @@ class Backtest:
         # RuleStats.add_signal, unrolled: each final outcome to its horizon's figures
         self._stats[signal.rule_id].signals += 1
         for figures, outcome in zip(self._per[signal.rule_id], item.outcomes, strict=False):
-            # HorizonStats.add, inlined
-            _, value, mfe, mae = outcome
-            if value is None or mfe is None or mae is None:
-                figures.empty += 1
-                continue
-            figures.returns.append(value)
-            if value > 0:
-                figures.hits += 1
-            figures.mfe_sum += mfe
-            figures.mae_sum += mae
+            figures.add_values(outcome[1], outcome[2], outcome[3])
         if self.by_symbol:
             per = self._symbol_stats[signal.rule_id]
             symbol_stats = per.get(signal.symbol)

@@ -46,21 +46,21 @@ class HorizonStats:
     empty: int = 0  # final with no bar in the window (a closed market)
 
     def add(self, outcome: Outcome | None) -> None:
-        if outcome is None:
-            return
-        if outcome.return_pct is None or outcome.mfe_pct is None or outcome.mae_pct is None:
-            self.empty += 1
-            return
-        self.returns.append(outcome.return_pct)
-        if outcome.return_pct > 0:
-            self.hits += 1
-        self.mfe_sum += outcome.mfe_pct
-        self.mae_sum += outcome.mae_pct
+        if outcome is not None:
+            self.add_values(outcome.return_pct, outcome.mfe_pct, outcome.mae_pct)
 
     def add_values(
         self, return_pct: float | None, mfe_pct: float | None, mae_pct: float | None
     ) -> None:
-        self.add(Outcome(self.horizon, return_pct, mfe_pct, mae_pct))
+        """One final outcome's values (all None: no bar in its window, counted apart)."""
+        if return_pct is None or mfe_pct is None or mae_pct is None:
+            self.empty += 1
+            return
+        self.returns.append(return_pct)
+        if return_pct > 0:
+            self.hits += 1
+        self.mfe_sum += mfe_pct
+        self.mae_sum += mae_pct
 
     @property
     def count(self) -> int:
