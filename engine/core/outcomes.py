@@ -15,8 +15,9 @@ bar at all (a gap that spans the whole horizon: the market closed) is final with
 :class:`OutcomeTracker` is the one place both the live worker and ``backtest`` compute them:
 per symbol it keeps the bars after its oldest open signal (flat memory: a horizon's worth),
 and when a horizon's end is reached it reads the window with ``bisect`` and the builtins
-``max``/``min`` over list slices, so a bar costs a few list appends and one comparison per
-horizon however many signals are open.
+``max``/``min`` over list slices (and over the max/min of whole 16-bar chunks for long
+windows), so a bar costs a few list appends and one comparison per horizon however many
+signals are open. A backtest hands it the reader's blocks whole (:meth:`OutcomeTracker.extend`).
 
 Pure: no Django, no IB.
 """
