@@ -418,7 +418,6 @@ def _run(run: Backtest, blocks: Iterable[Iterable[BarRow]], span: _Span) -> Iter
     single = run._single
     machines = run._machines
     books = run._books
-    longest = run.horizons[-1]
     for block in blocks:
         if type(block) is not Columns:
             yield from _run_rows(run, block, span)
@@ -445,7 +444,7 @@ def _run(run: Backtest, blocks: Iterable[Iterable[BarRow]], span: _Span) -> Iter
                 if fired is None:
                     continue
                 add(fired)
-                if fired.close_time + longest <= known:
+                if window.due <= known:
                     settle(finals(sym, window, known, True))
                     yield from ready()
         else:
@@ -469,10 +468,9 @@ def _run(run: Backtest, blocks: Iterable[Iterable[BarRow]], span: _Span) -> Iter
 def _run_rows(run: Backtest, rows: Iterable[BarRow], span: _Span) -> Iterator[_Open]:
     """:meth:`Backtest.feed_open` over ``rows`` (a block the careful reader read, or bars
     combined into longer ones): the same steps with the lookups hoisted out of the loop. The
-    tracker's per-bar
-    step (:meth:`OutcomeTracker.on_bar`) is inlined: while a symbol has open signals its
-    window takes the bar (bound appends, its due time in a local), and only a bar that
-    reaches the due time calls into the tracker."""
+    tracker's per-bar step (:meth:`OutcomeTracker.on_bar`) is inlined: while a symbol has
+    open signals its window takes the bar (bound appends, its due time in a local), and only
+    a bar that reaches the due time calls into the tracker."""
     seconds = run.bar_seconds
     tracker = run._tracker
     windows = tracker._windows

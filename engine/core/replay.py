@@ -163,10 +163,11 @@ def replay_events(
     names = {rule.rule_id: rule.name for rule in rule_list}
     try:
         min_gap = [0]
-        rows, bar_seconds = bar_rows(
+        blocks, bar_seconds = bar_blocks(
             bars_path, rule_list, symbol=symbol, bar_seconds=bar_seconds,
             check_symbol=check_symbol, min_gap=min_gap,
         )  # fmt: skip
+        rows = chain.from_iterable(blocks)
         if bar_seconds:
             yield from _events(_run(rows, rule_list, bar_seconds), names, bar_seconds, shift=0)
             return
@@ -252,24 +253,6 @@ def bar_blocks(
         check_symbol=check_symbol, progress=progress,
     )  # fmt: skip
     return blocks, bar_seconds
-
-
-def bar_rows(
-    bars_path: str | Path,
-    rules: Sequence[RuleDef],
-    *,
-    symbol: str | None,
-    bar_seconds: int | None,
-    check_symbol: SymbolCheck | None,
-    min_gap: list[int],
-    progress: Progress | None = None,
-) -> tuple[Iterator[BarRow], int]:
-    """:func:`bar_blocks`' rows one by one."""
-    blocks, seconds = bar_blocks(
-        bars_path, rules, symbol=symbol, bar_seconds=bar_seconds, check_symbol=check_symbol,
-        min_gap=min_gap, progress=progress,
-    )  # fmt: skip
-    return chain.from_iterable(blocks), seconds
 
 
 def _finer_bars(path: str | Path, symbol: str | None, bar_seconds: int) -> int | None:
